@@ -1,0 +1,1 @@
+"""Resource models (pure layer): the one definition of every dataworks resource."""

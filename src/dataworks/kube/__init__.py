@@ -1,0 +1,1 @@
+"""The Kubernetes edge: the one place that builds API clients (I/O layer)."""

@@ -1,0 +1,154 @@
+"""Builds lightkube clients for every part of dataworks (I/O layer).
+
+The operator, the CLI and the tests all get their clients here, so that
+kubeconfig handling, impersonation and request accounting are done once.
+Impersonation and accounting ride on an httpx transport that wraps the
+one lightkube would use, so the TLS setup stays lightkube's own.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass, field
+
+import httpx2
+from lightkube import AsyncClient, Client, KubeConfig
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import SingleConfig
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class RequestCounter:
+    """Counts API requests by (HTTP method, resource path kind); thread-safe."""
+
+    counts: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.counts[(method, resource_of(path))] += 1
+
+    def writes(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return {k: v for k, v in self.counts.items() if k[0] in WRITE_VERBS}
+
+
+def resource_of(path: str) -> str:
+    """The resource (and subresource) a request path names.
+
+    >>> resource_of("/apis/batch/v1/namespaces/ns/jobs/j1/status")
+    'jobs/status'
+    >>> resource_of("/api/v1/namespaces/ns/pods")
+    'pods'
+    """
+    parts = [p for p in path.split("?", maxsplit=1)[0].split("/") if p]
+    if parts and parts[0] == "api":
+        parts = parts[2:]
+    elif parts and parts[0] == "apis":
+        parts = parts[3:]
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        parts = parts[2:] if len(parts) > 2 else ["namespaces"]
+    if not parts:
+        return ""
+    if len(parts) >= 3:
+        return f"{parts[0]}/{parts[2]}"
+    return parts[0]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An identity to impersonate, such as system:serviceaccount:NS:NAME."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def service_account(cls, namespace: str, name: str) -> Identity:
+        return cls(
+            user=f"system:serviceaccount:{namespace}:{name}",
+            groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+        )
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Impersonate-User", self.user)] + [("Impersonate-Group", g) for g in self.groups]
+
+
+class _Transport(httpx2.HTTPTransport):
+    def __init__(self, verify: object, identity: Identity | None, counter: RequestCounter | None) -> None:
+        super().__init__(verify=verify)  # type: ignore[arg-type]
+        self._identity, self._counter = identity, counter
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        _prepare(request, self._identity, self._counter)
+        return super().handle_request(request)
+
+
+class _AsyncTransport(httpx2.AsyncHTTPTransport):
+    def __init__(self, verify: object, identity: Identity | None, counter: RequestCounter | None) -> None:
+        super().__init__(verify=verify)  # type: ignore[arg-type]
+        self._identity, self._counter = identity, counter
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        _prepare(request, self._identity, self._counter)
+        return await super().handle_async_request(request)
+
+
+def _prepare(request: httpx2.Request, identity: Identity | None, counter: RequestCounter | None) -> None:
+    if identity is not None:
+        # Impersonate-Group may repeat, so the headers are rebuilt from raw pairs.
+        raw = [(k, v) for k, v in request.headers.raw if not k.lower().startswith(b"impersonate-")]
+        raw += [(k.encode(), v.encode()) for k, v in identity.headers()]
+        request.headers = httpx2.Headers(raw)
+    if counter is not None:
+        counter.record(request.method, request.url.path)
+
+
+def load_config(kubeconfig: str | None = None, context: str | None = None) -> SingleConfig:
+    """The selected context of a kubeconfig file, or of $KUBECONFIG / in-cluster."""
+    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    single = config.get(context_name=context)
+    if single is None:
+        raise ValueError(f"kubeconfig {kubeconfig or '$KUBECONFIG'} has no current context; pass --context")
+    return single
+
+
+def _verify(config: SingleConfig) -> object:
+    assert config.user is not None, "kubeconfig context has no user"
+    return client_adapter.verify_cluster(config.cluster, config.user, config.abs_file)
+
+
+def sync_client(
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    namespace: str | None = None,
+    impersonate: Identity | None = None,
+    counter: RequestCounter | None = None,
+    field_manager: str = "dataworks",
+) -> Client:
+    """A synchronous client (the CLI and tests)."""
+    config = load_config(kubeconfig, context)
+    transport = None
+    if impersonate is not None or counter is not None:
+        transport = _Transport(_verify(config), impersonate, counter)
+    return Client(config, namespace=namespace, field_manager=field_manager, transport=transport)
+
+
+def async_client(
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    namespace: str | None = None,
+    impersonate: Identity | None = None,
+    counter: RequestCounter | None = None,
+    field_manager: str = "dataworks",
+) -> AsyncClient:
+    """An asynchronous client (the operator)."""
+    config = load_config(kubeconfig, context)
+    transport = None
+    if impersonate is not None or counter is not None:
+        transport = _AsyncTransport(_verify(config), impersonate, counter)
+    return AsyncClient(config, namespace=namespace, field_manager=field_manager, transport=transport)

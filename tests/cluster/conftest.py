@@ -1,0 +1,141 @@
+"""Fixtures for tests against a real Kubernetes control plane.
+
+By default the session starts the in-process control plane from test/cluster
+(building it with `make testcluster` when it is missing or stale). Setting
+DATAWORKS_TEST_KUBECONFIG runs the same tests against that cluster instead,
+for example kind. Tests reach the cluster only through the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace, ServiceAccount
+
+from dataworks.kube import clients
+from tests.cluster import helpers
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = REPO / "bin" / "testcluster"
+SOURCES = REPO / "test" / "cluster"
+
+
+def _stale() -> bool:
+    if not BINARY.exists():
+        return True
+    built = BINARY.stat().st_mtime
+    return any(
+        p.stat().st_mtime > built
+        for p in SOURCES.rglob("*")
+        if p.is_file() and p.suffix in {".go", ".mod", ".sum", ".yaml"}
+    )
+
+
+class Cluster:
+    """A running cluster: its kubeconfig and an admin client."""
+
+    def __init__(
+        self, kubeconfig: str, proc: subprocess.Popen[str] | None = None, log: IO[str] | None = None
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.proc = proc
+        self.log = log
+        self.client = clients.sync_client(kubeconfig)
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+        if self.log is not None:
+            self.log.close()
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        kubectl = REPO / "bin" / "kubectl"
+        cmd = [str(kubectl) if kubectl.exists() else "kubectl", "--kubeconfig", self.kubeconfig, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
+
+
+def _start(tmp: Path) -> Cluster:
+    if _stale():
+        subprocess.run(["make", "-C", str(REPO), "testcluster"], check=True)
+    kubeconfig = tmp / "kubeconfig"
+    log = (tmp / "testcluster.out").open("w")
+    proc = subprocess.Popen(
+        [str(BINARY), "--data-dir", str(tmp / "data"), "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 180
+    ready = False
+    for line in proc.stdout:
+        if line.startswith("ready") or time.monotonic() > deadline:
+            ready = line.startswith("ready")
+            break
+    if not ready or proc.poll() is not None:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        log.close()
+        raise RuntimeError(
+            f"test cluster did not become ready; see {tmp}/testcluster.out and {tmp}/data/cluster.log"
+        )
+    return Cluster(str(kubeconfig), proc, log)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    external = os.environ.get("DATAWORKS_TEST_KUBECONFIG")
+    c = Cluster(external, None) if external else _start(tmp_path_factory.mktemp("testcluster"))
+    os.environ["KUBECONFIG"] = c.kubeconfig
+    try:
+        helpers.install_crds(c.client, REPO / "deploy" / "crds")
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace enforcing the restricted Pod Security Standard."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.client.create(
+        Namespace(
+            metadata=ObjectMeta(
+                name=name,
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                    "dataworks.io/test": "true",
+                },
+            )
+        )
+    )
+    # Pods are refused until the ServiceAccount controller creates "default".
+    helpers.wait_for(cluster.client, ServiceAccount, "default", name, lambda sa: True, timeout=30)
+    try:
+        yield name
+    finally:
+        cluster.client.delete(Namespace, name)
+
+
+@pytest.fixture
+def client(cluster: Cluster) -> Client:
+    return cluster.client
