@@ -16,7 +16,7 @@ GO_LDFLAGS := -s -w \
 GO_BUILD := cd test/cluster && CGO_ENABLED=0 go build -trimpath -ldflags "$(GO_LDFLAGS)"
 PYTEST_ARGS ?=
 
-.PHONY: install testcluster lint typecheck contracts gotest test bench clean
+.PHONY: install testcluster crds lint typecheck contracts gotest test bench clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ testcluster:
 	@mkdir -p bin
 	$(GO_BUILD) -o ../../bin/testcluster .
 	$(GO_BUILD) -o ../../bin/kubectl k8s.io/kubernetes/cmd/kubectl
+
+# CRD YAML is generated from the pydantic models; a unit test fails on drift.
+crds: install
+	$(BIN)/python -m dataworks.api.crdgen deploy/crds
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,173 @@
+"""Renders CustomResourceDefinitions from the api models (pure layer).
+
+The CRD schema must be structural: every $ref inlined, `nullable` instead of
+anyOf-with-null, no titles or defaults the API server would reject, and
+free-form objects marked x-kubernetes-preserve-unknown-fields. CEL rules
+(`crd_rules`) and printer columns come from class-level metadata.
+
+Run `python -m dataworks.api.crdgen deploy/crds` (or `make crds`) to write
+the YAML; a unit test fails when the committed files differ.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from dataworks.api import pipeline
+
+_DROP = {"title", "default"}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = _resolve(defs[node["$ref"].split("/")[-1]], defs)
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return {**target, **_resolve(extra, defs)}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP or key == "$defs":
+            continue
+        out[key] = _resolve(value, defs)
+    any_of = out.pop("anyOf", None)
+    if any_of is not None:
+        non_null = [s for s in any_of if s.get("type") != "null"]
+        if len(non_null) != 1:
+            raise ValueError(f"cannot render a union of {len(non_null)} types structurally: {any_of}")
+        merged = {**non_null[0], **out}
+        if len(non_null) < len(any_of):
+            merged["nullable"] = True
+        out = merged
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if out.get("type") == "object" and "properties" not in out:
+        extra = out.pop("additionalProperties", None)
+        if isinstance(extra, dict) and extra:
+            out["additionalProperties"] = extra
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    elif "additionalProperties" in out and out["additionalProperties"] is False:
+        out.pop("additionalProperties")
+    if out.get("type") == "array" and isinstance(out.get("items"), dict) and not out["items"]:
+        out["items"] = {"x-kubernetes-preserve-unknown-fields": True}
+    return out
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of a model, with CEL rules attached."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    schema: dict[str, Any] = _resolve(raw, raw.get("$defs", {}))
+    _attach_rules(model, schema)
+    return schema
+
+
+def _attach_rules(model: type[BaseModel], schema: dict[str, Any]) -> None:
+    rules = model.__dict__.get("crd_rules")
+    if rules:
+        schema["x-kubernetes-validations"] = list(rules)
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        sub = schema.get("properties", {}).get(alias)
+        if sub is None:
+            continue
+        target = _model_in(field.annotation)
+        if target is None:
+            continue
+        if sub.get("type") == "array":
+            _attach_rules(target, sub["items"])
+        else:
+            _attach_rules(target, sub)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _step_cost_bounds(spec: dict[str, Any]) -> None:
+    """Unique step names (a list-map keyed by name) and bounded strings for CEL cost."""
+    steps = spec["properties"]["steps"]
+    steps["x-kubernetes-list-type"] = "map"
+    steps["x-kubernetes-list-map-keys"] = ["name"]
+    steps["items"]["properties"]["dependsOn"]["items"]["maxLength"] = pipeline.MAX_STEP_NAME
+
+
+def pipeline_crd() -> dict[str, Any]:
+    spec = schema_of(pipeline.PipelineSpec)
+    _step_cost_bounds(spec)
+    status = schema_of(pipeline.PipelineStatus)
+    root = {
+        "type": "object",
+        "description": pipeline.Pipeline.__doc__,
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+        "required": ["spec"],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{pipeline.PLURAL}.{pipeline.GROUP}"},
+        "spec": {
+            "group": pipeline.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": pipeline.KIND,
+                "listKind": f"{pipeline.KIND}List",
+                "plural": pipeline.PLURAL,
+                "singular": pipeline.KIND.lower(),
+                "shortNames": ["pl"],
+                "categories": ["dataworks"],
+            },
+            "versions": [
+                {
+                    "name": pipeline.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": list(pipeline.Pipeline.printer_columns),
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def render_all() -> dict[str, str]:
+    """File name -> YAML text of every CRD."""
+    crd = pipeline_crd()
+    name = f"{crd['spec']['group']}_{crd['spec']['names']['plural']}.yaml"
+    return {
+        name: "# Generated by `make crds` from src/dataworks/api; do not edit.\n"
+        + yaml.safe_dump(crd, sort_keys=False)
+    }
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[1] if len(argv) > 1 else "deploy/crds")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_all().items():
+        (out / name).write_text(text)
+        print(f"wrote {out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

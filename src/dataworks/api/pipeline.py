@@ -1,0 +1,263 @@
+"""The Pipeline resource, dataworks.io/v1 (pure layer).
+
+These pydantic models are the one definition of the resource: the operator
+and the local executor parse with them, and `dataworks.api.crdgen` renders
+the CRD (schema, descriptions, CEL rules, printer columns) from them.
+Field names are the Kubernetes camelCase spellings; Python code uses the
+snake_case attribute names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "dataworks.io"
+VERSION = "v1"
+KIND = "Pipeline"
+PLURAL = "pipelines"
+
+STEP_TYPES = ("fetch", "transform", "load", "fan-out", "quality-check", "container")
+StepType = Literal["fetch", "transform", "load", "fan-out", "quality-check", "container"]
+OnFailure = Literal["fail", "skip-dependents", "continue"]
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# A Kubernetes quantity: an integer or decimal, with an optional suffix.
+QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
+MAX_STEP_NAME = 50  # leaves room for a Job-name suffix within 63 characters
+MAX_STEPS = 500
+MAX_DEPENDS_ON = 100
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Resources(Model):
+    """Compute resources of a step's pods.
+
+    Either the shorthand `{cpu, memory}` (requests and limits alike), or full
+    `requests`/`limits` maps as in a container spec. `parallelism` here is the
+    seed manifests' spelling of a fan-out's worker count.
+    """
+
+    cpu: str | None = Field(None, description='CPU for requests and limits, e.g. "500m" or "2".')
+    memory: str | None = Field(None, description='Memory for requests and limits, e.g. "512Mi".')
+    parallelism: int | None = Field(None, ge=1, description="Fan-out worker count (shorthand).")
+    requests: dict[str, str] | None = Field(None, description="Resource requests, as in a container spec.")
+    limits: dict[str, str] | None = Field(None, description="Resource limits, as in a container spec.")
+
+
+class RetryPolicy(Model):
+    """How often a failed step is retried, and which failures are worth it."""
+
+    limit: int | None = Field(
+        None, ge=0, le=100, description="Retries after the first attempt (default from the operator config)."
+    )
+    retry_on_exit_codes: list[int] | None = Field(
+        None, description="Retry only when the container exits with one of these codes."
+    )
+    no_retry_exit_codes: list[int] | None = Field(
+        None, description="Never retry when the container exits with one of these codes; fail the step."
+    )
+    no_retry_reasons: list[str] | None = Field(
+        None, description="Never retry pods that end with one of these reasons, e.g. OOMKilled."
+    )
+
+
+class EnvVarSource(Model):
+    """A value taken from a Secret or ConfigMap key; never a literal credential."""
+
+    secret_key_ref: dict[str, Any] | None = Field(None, description="Select a key of a Secret.")
+    config_map_key_ref: dict[str, Any] | None = Field(None, description="Select a key of a ConfigMap.")
+    field_ref: dict[str, Any] | None = Field(None, description="Select a field of the pod.")
+
+
+class EnvVar(Model):
+    """An environment variable of a container step."""
+
+    name: str = Field(description="Variable name.")
+    value: str | None = Field(None, description="Literal value (not for credentials: use valueFrom).")
+    value_from: EnvVarSource | None = Field(None, description="Take the value from a Secret or ConfigMap.")
+
+
+class Step(Model):
+    """One node of the pipeline DAG; it runs as one Kubernetes Job."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_STEP_NAME,
+        pattern=DNS1123_LABEL,
+        description="Unique step name: lowercase letters, digits and '-', at most 50 characters.",
+    )
+    type: StepType = Field(
+        description="Step type: fetch, transform, load, fan-out, quality-check or container."
+    )
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DEPENDS_ON,
+        description="Names of the steps that must complete before this one starts.",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Step configuration; its fields depend on the step type."
+    )
+    resources: Resources | None = Field(
+        None, description="Resources of the step's pods; defaults come from the step's workload class."
+    )
+    parallelism: int | None = Field(None, ge=1, description="Fan-out worker count (also accepted in config).")
+    retry: RetryPolicy | None = Field(
+        None, description="Retry policy; defaults come from the operator config."
+    )
+    on_failure: OnFailure = Field(
+        "fail",
+        description="When the step fails: fail (the pipeline fails once running steps end), "
+        "skip-dependents (skip its dependents, let other branches finish) or continue (dependents run).",
+    )
+    timeout: str | None = Field(
+        None, pattern=DURATION, description='Deadline of one step attempt, e.g. "30m" or "1h30m".'
+    )
+    workload_class: str | None = Field(None, description="Workload class whose defaults this step uses.")
+    image: str | None = Field(None, description="Container image; required for container steps.")
+    command: list[str] | None = Field(None, description="Container command (entrypoint).")
+    args: list[str] | None = Field(None, description="Container arguments.")
+    env: list[EnvVar] | None = Field(None, description="Environment of the step's container.")
+    env_from: list[dict[str, Any]] | None = Field(None, description="ConfigMaps or Secrets to load as env.")
+
+    crd_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+            "message": "a step cannot depend on itself",
+            "fieldPath": ".dependsOn",
+        },
+        {
+            "rule": "self.type != 'container' || has(self.image)",
+            "message": "a container step needs an image",
+            "fieldPath": ".image",
+        },
+    ]
+
+
+class PodDefaults(Model):
+    """Pod settings applied to every step's pods."""
+
+    node_selector: dict[str, str] | None = Field(None, description="Node selector for all step pods.")
+    tolerations: list[dict[str, Any]] | None = Field(None, description="Tolerations for all step pods.")
+    image_pull_secrets: list[dict[str, str]] | None = Field(None, description="Image pull secrets.")
+    labels: dict[str, str] | None = Field(None, description="Extra labels on step pods.")
+    annotations: dict[str, str] | None = Field(None, description="Extra annotations on step pods.")
+
+
+class RetryRequest(Model):
+    """A declarative request to re-run steps, applied exactly once per id."""
+
+    id: str = Field(
+        min_length=1, max_length=63, description="Unique id of this request; change it to retry again."
+    )
+    step: str | None = Field(
+        None, description="Re-run only this step (default: every failed, skipped or cancelled step)."
+    )
+
+
+class PipelineSpec(Model):
+    """The desired pipeline: its steps and how to run them."""
+
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS, description="The steps of the DAG.")
+    max_parallel: int | None = Field(None, ge=1, description="At most this many steps run at once.")
+    active_deadline_seconds: int | None = Field(None, ge=1, description="Deadline of the whole pipeline.")
+    ttl_seconds_after_finished: int | None = Field(
+        None, ge=0, description="Delete the pipeline this long after it finishes."
+    )
+    service_account_name: str | None = Field(None, description="ServiceAccount of the step pods.")
+    pod_defaults: PodDefaults | None = Field(None, description="Pod settings for all steps.")
+    shutdown: Literal["Terminate"] | None = Field(
+        None,
+        description="Set to Terminate to cancel: running Jobs are deleted and the pipeline ends Cancelled.",
+    )
+    suspend: bool = Field(False, description="Pause: no new steps start and running Jobs are suspended.")
+    retry: RetryRequest | None = Field(None, description="Re-run failed steps (applied once per retry id).")
+
+    # Unique step names are enforced by the API server itself: steps is a
+    # list-map keyed by name (see crdgen). That dependsOn names existing steps
+    # is checked by core.validation (InvalidSpec): as a CEL rule it is O(n^2)
+    # and exceeds the API server's cost budget at 200+ steps.
+
+
+class Condition(Model):
+    """A standard Kubernetes condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class WorkerCounts(Model):
+    """Fan-out workers by state."""
+
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    failed_indexes: str | None = None
+
+
+StepPhase = Literal["Waiting", "Running", "Completed", "Failed", "Skipped", "Cancelled"]
+PipelinePhase = Literal["Pending", "Running", "Completed", "Failed", "Cancelled", "Suspended"]
+
+
+class StepStatus(Model):
+    """Observed state of one step."""
+
+    name: str
+    type: str = ""
+    phase: StepPhase = "Waiting"
+    job_name: str | None = None
+    attempt: int = 0
+    start_time: str | None = None
+    completion_time: str | None = None
+    message: str | None = None
+    reason: str | None = None
+    workers: WorkerCounts | None = None
+
+
+class PipelineStatus(Model):
+    """Observed state of the pipeline."""
+
+    phase: PipelinePhase = "Pending"
+    observed_generation: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    step_statuses: list[StepStatus] = Field(default_factory=list)
+    total_steps: int = 0
+    completed_steps: int = 0
+    failed_steps: int = 0
+    progress: str | None = Field(None, description="Completed of total steps, e.g. 3/5 (printer column).")
+    duration: str | None = Field(
+        None, description="Run time of a finished pipeline, e.g. 4m12s (printer column)."
+    )
+    message: str | None = None
+    last_retry_id: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class Pipeline(Model):
+    """A DAG of steps, each run as a Kubernetes Job."""
+
+    api_version: str = f"{GROUP}/{VERSION}"
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: PipelineSpec
+    status: PipelineStatus | None = None
+
+    printer_columns: ClassVar[list[dict[str, str]]] = [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Steps", "type": "string", "jsonPath": ".status.progress"},
+        {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]

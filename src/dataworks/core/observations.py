@@ -1,0 +1,77 @@
+"""What the planner needs to know of a step's Job, read from the Job object (pure layer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+LABEL_PIPELINE = "dataworks.io/pipeline"
+LABEL_STEP = "dataworks.io/step"
+LABEL_STEP_TYPE = "dataworks.io/step-type"
+LABEL_ATTEMPT = "dataworks.io/attempt"
+
+JobState = Literal["Active", "Succeeded", "Failed", "Suspended"]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One step Job as observed."""
+
+    name: str
+    step: str
+    attempt: int
+    state: JobState
+    reason: str | None = None
+    message: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    failed_indexes: str | None = None
+    deleting: bool = False
+
+
+def _condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for c in status.get("conditions") or []:
+        if c.get("type") == type_ and c.get("status") == "True":
+            return dict(c)
+    return None
+
+
+def job_view(job: dict[str, Any]) -> JobView | None:
+    """The JobView of a Job dict, or None if it is not a dataworks step Job."""
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    step = labels.get(LABEL_STEP)
+    if not step:
+        return None
+    try:
+        attempt = int(labels.get(LABEL_ATTEMPT, "1"))
+    except ValueError:
+        attempt = 1
+    status = job.get("status") or {}
+    spec = job.get("spec") or {}
+    state: JobState = "Active"
+    reason = message = None
+    if (c := _condition(status, "Complete")) or (c := _condition(status, "SuccessCriteriaMet")):
+        state = "Succeeded"
+    elif (c := _condition(status, "Failed")) or (c := _condition(status, "FailureTarget")):
+        state, reason, message = "Failed", c.get("reason"), c.get("message")
+    elif spec.get("suspend"):
+        state = "Suspended"
+    return JobView(
+        name=meta.get("name", ""),
+        step=step,
+        attempt=attempt,
+        state=state,
+        reason=reason,
+        message=message,
+        start_time=status.get("startTime"),
+        completion_time=status.get("completionTime"),
+        active=int(status.get("active") or 0),
+        succeeded=int(status.get("succeeded") or 0),
+        failed=int(status.get("failed") or 0),
+        failed_indexes=status.get("failedIndexes"),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )

@@ -1,0 +1,185 @@
+"""One internal model of a step, whatever spelling the manifest used (pure layer).
+
+The seed manifests put a fan-out's `parallelism`, `chunk_strategy` and
+`resources` under `config`; others put them on the step. `normalize` resolves
+every spelling into a `StepDef`, and `check_config` holds the per-type rules
+that the worker enforces too, so bad input is reported before any Job exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataworks.api import pipeline as api
+from dataworks.core import quantities
+
+# Destinations the load step can write; anything else is rejected up front.
+LOAD_DESTINATIONS = ("postgres", "file", "duckdb", "sqlite")
+LOAD_URL_SCHEMES = ("postgresql", "file", "s3", "duckdb", "sqlite")
+CHUNK_STRATEGIES = ("hash-based", "count-based", "size-based")
+DEFAULT_MAX_PARALLELISM = 1000
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """A problem with the pipeline spec, naming the step and field."""
+
+    step: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"step {self.step!r}: " if self.step else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A step as the planners see it: every default resolved."""
+
+    name: str
+    type: str
+    depends_on: tuple[str, ...]
+    config: dict[str, Any]
+    on_failure: str = "fail"
+    parallelism: int = 1
+    requests: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)
+    retry_limit: int | None = None
+    timeout_seconds: int | None = None
+    no_retry_exit_codes: tuple[int, ...] = ()
+    retry_on_exit_codes: tuple[int, ...] = ()
+    workload_class: str | None = None
+
+    @property
+    def is_fan_out(self) -> bool:
+        return self.type == "fan-out"
+
+
+def _resources(step: api.Step) -> tuple[dict[str, str], dict[str, str], list[SpecError]]:
+    errors: list[SpecError] = []
+    sources: list[tuple[str, dict[str, Any]]] = []
+    if step.resources is not None:
+        sources.append(("resources", step.resources.model_dump(exclude_none=True)))
+    raw = step.config.get("resources")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            errors.append(
+                SpecError(step.name, "config.resources", "must be an object such as {cpu: 2, memory: 4Gi}")
+            )
+        else:
+            sources.append(("config.resources", raw))
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    for where, res in sources:
+        for key in ("cpu", "memory"):
+            if key in res:
+                requests[key] = limits[key] = str(res[key])
+        for name, target in (("requests", requests), ("limits", limits)):
+            part = res.get(name)
+            if part is None:
+                continue
+            if not isinstance(part, dict):
+                errors.append(SpecError(step.name, f"{where}.{name}", "must be a map such as {cpu: 2}"))
+                continue
+            target.update({str(k): str(v) for k, v in part.items()})
+    for name, target in (("requests", requests), ("limits", limits)):
+        for key, value in target.items():
+            try:
+                quantities.parse_quantity(value)
+            except ValueError as e:
+                errors.append(SpecError(step.name, f"resources.{name}.{key}", str(e)))
+    return requests, limits, errors
+
+
+def _parallelism(step: api.Step, max_parallelism: int) -> tuple[int, list[SpecError]]:
+    candidates = [
+        ("parallelism", step.parallelism),
+        ("config.parallelism", step.config.get("parallelism")),
+        ("resources.parallelism", step.resources.parallelism if step.resources else None),
+    ]
+    for where, value in candidates:
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            return 1, [SpecError(step.name, where, f"must be a whole number, got {value!r}")]
+        if not 1 <= value <= max_parallelism:
+            return 1, [SpecError(step.name, where, f"must be between 1 and {max_parallelism}, got {value}")]
+        if step.type != "fan-out" and value > 1:
+            return 1, [SpecError(step.name, where, "only fan-out steps run more than one worker")]
+        return value, []
+    return 1, []
+
+
+def check_config(name: str, type_: str, config: dict[str, Any]) -> list[SpecError]:
+    """Per-type configuration rules, shared with the worker."""
+    errors: list[SpecError] = []
+
+    def need(key: str, hint: str) -> None:
+        if not config.get(key):
+            errors.append(SpecError(name, f"config.{key}", f"is required for a {type_} step ({hint})"))
+
+    if type_ == "transform":
+        need("sql", "DuckDB SQL, inline or a .sql file")
+    elif type_ == "fetch":
+        if not any(config.get(k) for k in ("source", "url", "path", "query")):
+            errors.append(
+                SpecError(name, "config.source", "a fetch step needs a source connection, url or path")
+            )
+    elif type_ == "load":
+        dest = config.get("destination")
+        if not dest:
+            need("destination", f"one of {', '.join(LOAD_DESTINATIONS)}")
+        elif str(dest) not in LOAD_DESTINATIONS and str(dest).split("://")[0] not in LOAD_URL_SCHEMES:
+            errors.append(
+                SpecError(
+                    name,
+                    "config.destination",
+                    f"{dest!r} is not supported; supported destinations: {', '.join(LOAD_DESTINATIONS)}, "
+                    f"or a URL with scheme {', '.join(LOAD_URL_SCHEMES)} "
+                    "(name a connection with `connection:`)",
+                )
+            )
+    elif type_ == "fan-out":
+        strategy = config.get("chunk_strategy", config.get("chunkStrategy"))
+        if strategy is not None and strategy not in CHUNK_STRATEGIES:
+            errors.append(
+                SpecError(
+                    name, "config.chunk_strategy", f"{strategy!r} is not one of {', '.join(CHUNK_STRATEGIES)}"
+                )
+            )
+    return errors
+
+
+def normalize(
+    step: api.Step, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM
+) -> tuple[StepDef, list[SpecError]]:
+    """The StepDef of an api Step, and every problem found in it."""
+    requests, limits, errors = _resources(step)
+    parallelism, perr = _parallelism(step, max_parallelism)
+    errors += perr
+    errors += check_config(step.name, step.type, step.config)
+    timeout = None
+    if step.timeout:
+        timeout = max(1, int(quantities.parse_duration(step.timeout)))
+    retry = step.retry
+    config = {k: v for k, v in step.config.items() if k not in {"resources", "parallelism"}}
+    return (
+        StepDef(
+            name=step.name,
+            type=step.type,
+            depends_on=tuple(step.depends_on),
+            config=config,
+            on_failure=step.on_failure,
+            parallelism=parallelism,
+            requests=requests,
+            limits=limits,
+            retry_limit=retry.limit if retry else None,
+            timeout_seconds=timeout,
+            no_retry_exit_codes=tuple(retry.no_retry_exit_codes or ()) if retry else (),
+            retry_on_exit_codes=tuple(retry.retry_on_exit_codes or ()) if retry else (),
+            workload_class=step.workload_class,
+        ),
+        errors,
+    )

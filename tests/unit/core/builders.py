@@ -1,0 +1,97 @@
+"""Fluent builders and a Job simulator for planner tests (no cluster, no mocks:
+the simulator plays the Job controller by turning Launches into JobViews)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dataworks.api import pipeline as api
+from dataworks.core import planning
+from dataworks.core.observations import JobView
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class PipelineBuilder:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spec: dict[str, Any] = {"steps": []}
+
+    def step(
+        self, name: str, type_: str = "container", depends_on: list[str] | None = None, **kw: Any
+    ) -> PipelineBuilder:
+        s: dict[str, Any] = {"name": name, "type": type_, "dependsOn": depends_on or []}
+        if type_ == "container":
+            s["image"] = "busybox"
+        s.update(kw)
+        self.spec["steps"].append(s)
+        return self
+
+    def set(self, **kw: Any) -> PipelineBuilder:
+        self.spec.update(kw)
+        return self
+
+
+def make_pipeline(name: str = "p") -> PipelineBuilder:
+    return PipelineBuilder(name)
+
+
+@dataclass
+class Sim:
+    """Runs the planner to a fixed point; `fail` maps step -> attempts that fail."""
+
+    builder: PipelineBuilder
+    fail: dict[str, set[int]] = field(default_factory=dict)
+    status: api.PipelineStatus | None = None
+    jobs: dict[str, JobView] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    events: list[planning.Event] = field(default_factory=list)
+    now: datetime = T0
+
+    def reconcile(self) -> planning.Plan:
+        self.now += timedelta(seconds=1)
+        p = planning.plan(
+            planning.Meta(self.builder.name, "ns"),
+            self.builder.spec,
+            self.status,
+            list(self.jobs.values()),
+            now=self.now,
+        )
+        for launch in p.create:
+            if launch.job_name not in self.jobs:
+                self.created.append(launch.step.name)
+                self.jobs[launch.job_name] = JobView(
+                    launch.job_name, launch.step.name, launch.attempt, "Active"
+                )
+        for name in p.delete:
+            self.jobs.pop(name, None)
+        self.status = p.status
+        self.events += p.events
+        return p
+
+    def finish_running(self) -> None:
+        """The Job controller ends every active Job, failing those listed in `fail`."""
+        for name, j in list(self.jobs.items()):
+            if j.state == "Active":
+                failed = j.attempt in self.fail.get(j.step, set())
+                self.jobs[name] = JobView(
+                    j.name,
+                    j.step,
+                    j.attempt,
+                    "Failed" if failed else "Succeeded",
+                    reason="BackoffLimitExceeded" if failed else None,
+                )
+
+    def run(self, rounds: int = 50) -> api.PipelineStatus:
+        for _ in range(rounds):
+            p = self.reconcile()
+            if p.finished:
+                return p.status
+            self.finish_running()
+        raise AssertionError(f"did not finish: {self.status}")
+
+    def phase(self, step: str) -> str:
+        assert self.status is not None
+        return next(s.phase for s in self.status.step_statuses if s.name == step)

@@ -1,0 +1,175 @@
+"""Table-driven tests of the Pipeline planner."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataworks.core import planning
+from tests.unit.core.builders import Sim, make_pipeline
+
+
+def diamond(**on_failure: str):  # type: ignore[no-untyped-def]
+    b = make_pipeline("d")
+    b.step("a", onFailure=on_failure.get("a", "fail"))
+    b.step("b", depends_on=["a"], onFailure=on_failure.get("b", "fail"))
+    b.step("c", depends_on=["a"], onFailure=on_failure.get("c", "fail"))
+    b.step("d", depends_on=["b", "c"])
+    return b
+
+
+def test_diamond_runs_in_dependency_order() -> None:
+    sim = Sim(diamond())
+    status = sim.run()
+    assert status.phase == "Completed"
+    assert sim.created[0] == "a"
+    assert set(sim.created[1:3]) == {"b", "c"}
+    assert sim.created[3] == "d"
+    assert status.progress == "4/4"
+    assert [e.reason for e in sim.events].count("StepCompleted") == 4
+    assert sim.events[-1].reason == "PipelineCompleted"
+
+
+def test_independent_branches_start_together() -> None:
+    sim = Sim(diamond())
+    sim.reconcile()
+    sim.finish_running()
+    plan = sim.reconcile()
+    assert sorted(launch.step.name for launch in plan.create) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "phases", "pipeline_phase"),
+    [
+        ("fail", {"b": "Failed", "c": "Completed", "d": "Skipped"}, "Failed"),
+        ("skip-dependents", {"b": "Failed", "c": "Completed", "d": "Skipped"}, "Completed"),
+        ("continue", {"b": "Failed", "c": "Completed", "d": "Completed"}, "Completed"),
+    ],
+)
+def test_on_failure(on_failure: str, phases: dict[str, str], pipeline_phase: str) -> None:
+    sim = Sim(diamond(b=on_failure), fail={"b": {1}})
+    status = sim.run()
+    assert {s: sim.phase(s) for s in phases} == phases
+    assert status.phase == pipeline_phase
+    if pipeline_phase == "Failed":
+        assert status.message == "step b failed: BackoffLimitExceeded"
+        failed = next(c for c in status.conditions if c.type == "Failed")
+        assert (failed.status, failed.reason) == ("True", "BackoffLimitExceeded")
+
+
+def test_reconcile_twice_creates_nothing_twice() -> None:
+    sim = Sim(diamond())
+    first = sim.reconcile()
+    again = planning.plan(
+        planning.Meta("d", "ns"), sim.builder.spec, sim.status, list(sim.jobs.values()), now=sim.now
+    )
+    assert [launch.job_name for launch in first.create] == ["d-a"]
+    assert again.create == []
+    assert again.events == []
+
+
+def test_unobserved_running_step_is_relaunched_with_the_same_name() -> None:
+    sim = Sim(diamond())
+    sim.reconcile()
+    lost = planning.plan(planning.Meta("d", "ns"), sim.builder.spec, sim.status, [], now=sim.now)
+    assert [launch.job_name for launch in lost.create] == ["d-a"]  # AlreadyExists adopts
+
+
+def test_max_parallel_limits_running_steps() -> None:
+    b = make_pipeline("w").set(maxParallel=2)
+    for i in range(5):
+        b.step(f"s{i}")
+    sim = Sim(b)
+    assert len(sim.reconcile().create) == 2
+    sim.finish_running()
+    assert len(sim.reconcile().create) == 2
+    assert sim.run().phase == "Completed"
+
+
+def test_shutdown_deletes_running_jobs_and_cancels() -> None:
+    sim = Sim(diamond())
+    sim.reconcile()
+    sim.builder.set(shutdown="Terminate")
+    plan = sim.reconcile()
+    assert plan.delete == ["d-a"]
+    assert plan.status.phase == "Cancelled"
+    assert {s.phase for s in plan.status.step_statuses} == {"Cancelled"}
+    assert plan.events[-1].reason == "PipelineCancelled"
+
+
+def test_suspend_then_resume() -> None:
+    sim = Sim(diamond())
+    sim.reconcile()
+    sim.builder.set(suspend=True)
+    plan = sim.reconcile()
+    assert plan.suspend == ["d-a"]
+    assert plan.status.phase == "Suspended"
+    sim.finish_running()
+    assert sim.reconcile().create == []  # nothing new starts while suspended
+    sim.builder.set(suspend=False)
+    assert sim.run().phase == "Completed"
+
+
+def test_retry_reruns_failed_and_skipped_steps_once() -> None:
+    sim = Sim(diamond(), fail={"b": {1}})
+    assert sim.run().phase == "Failed"
+    created_before = list(sim.created)
+    sim.builder.set(retry={"id": "r1"})
+    status = sim.run()
+    assert status.phase == "Completed"
+    assert sim.created[len(created_before) :] == ["b", "d"]
+    assert "d-b-a2" in sim.jobs  # a new Job for the new attempt
+    again = sim.reconcile()
+    assert again.create == []
+    assert again.status.phase == "Completed"
+
+
+def test_retry_of_one_named_step() -> None:
+    sim = Sim(diamond(), fail={"b": {1}, "c": {1}})
+    sim.run()
+    sim.builder.set(retry={"id": "only-c", "step": "c"})
+    sim.reconcile()
+    assert sim.phase("c") == "Running"
+    assert sim.phase("b") == "Failed"
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        (
+            [
+                {"name": "a", "type": "fetch", "config": {"source": "x"}, "dependsOn": ["b"]},
+                {"name": "b", "type": "fetch", "config": {"source": "x"}, "dependsOn": ["a"]},
+            ],
+            "forms a cycle: a -> b -> a",
+        ),
+        (
+            [{"name": "a", "type": "fetch", "config": {"source": "x"}, "dependsOn": ["ghost"]}],
+            "names 'ghost'",
+        ),
+        ([{"name": "t", "type": "transform"}], "step 't': config.sql: is required for a transform step"),
+        (
+            [{"name": "f", "type": "fan-out", "config": {"parallelism": 0}}],
+            "config.parallelism: must be between 1 and 1000, got 0",
+        ),
+        ([{"name": "f", "type": "fan-out", "config": {"parallelism": 100000}}], "got 100000"),
+        (
+            [{"name": "l", "type": "load", "config": {"destination": "bigquery"}}],
+            "'bigquery' is not supported; supported destinations: postgres, file, duckdb, sqlite",
+        ),
+        (
+            [{"name": "c", "type": "container", "image": "x", "resources": {"cpu": "abc"}}],
+            'resources.requests.cpu: "abc" is not a Kubernetes quantity',
+        ),
+        ([{"name": "c", "type": "container", "image": "x", "config": "text"}], "step 'c': steps.0.config"),
+    ],
+)
+def test_invalid_spec_is_failed_with_the_step_and_field(steps: list[dict[str, object]], message: str) -> None:
+    plan = planning.plan(
+        planning.Meta("bad", "ns"), {"steps": steps}, None, [], now=planning.parse_ts("2026-01-01T00:00:00Z")
+    )
+    assert plan.create == []
+    assert plan.status.phase == "Failed"
+    valid = next(c for c in plan.status.conditions if c.type == "Valid")
+    assert (valid.status, valid.reason) == ("False", "InvalidSpec")
+    assert message in valid.message, valid.message
+    assert [e.reason for e in plan.events] == ["InvalidSpec"]
