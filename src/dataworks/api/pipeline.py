@@ -122,6 +122,7 @@ class Step(Model):
         None, pattern=DURATION, description='Deadline of one step attempt, e.g. "30m" or "1h30m".'
     )
     workload_class: str | None = Field(None, description="Workload class whose defaults this step uses.")
+    annotations: dict[str, str] | None = Field(None, description="Extra annotations on this step's pods.")
     image: str | None = Field(None, description="Container image; required for container steps.")
     command: list[str] | None = Field(None, description="Container command (entrypoint).")
     args: list[str] | None = Field(None, description="Container arguments.")

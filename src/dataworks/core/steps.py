@@ -51,6 +51,12 @@ class StepDef:
     no_retry_exit_codes: tuple[int, ...] = ()
     retry_on_exit_codes: tuple[int, ...] = ()
     workload_class: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[dict[str, Any], ...] = ()
+    env_from: tuple[dict[str, Any], ...] = ()
 
     @property
     def is_fan_out(self) -> bool:
@@ -180,6 +186,12 @@ def normalize(
             no_retry_exit_codes=tuple(retry.no_retry_exit_codes or ()) if retry else (),
             retry_on_exit_codes=tuple(retry.retry_on_exit_codes or ()) if retry else (),
             workload_class=step.workload_class,
+            annotations=dict(step.annotations or {}),
+            image=step.image,
+            command=tuple(step.command or ()),
+            args=tuple(step.args or ()),
+            env=tuple(e.model_dump(by_alias=True, exclude_none=True) for e in step.env or ()),
+            env_from=tuple(step.env_from or ()),
         ),
         errors,
     )

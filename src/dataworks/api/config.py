@@ -1,0 +1,63 @@
+"""The operator's configuration file (pure layer): images, defaults, workload classes.
+
+Loaded from YAML (a ConfigMap in a cluster install). Nothing here is in code:
+workload classes, their resources, node selectors and tolerations, and the
+mapping from step type to class all come from this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from dataworks.api.pipeline import Model
+
+
+class WorkloadClass(Model):
+    """Defaults for the pods of steps in one class (seed Day 13)."""
+
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _default_classes() -> dict[str, WorkloadClass]:
+    return {
+        "network": WorkloadClass(
+            requests={"cpu": "250m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
+        ),
+        "compute": WorkloadClass(
+            requests={"cpu": "1", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}
+        ),
+        "memory": WorkloadClass(
+            requests={"cpu": "500m", "memory": "4Gi"}, limits={"cpu": "2", "memory": "8Gi"}
+        ),
+        "storage": WorkloadClass(
+            requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "1", "memory": "2Gi"}
+        ),
+    }
+
+
+def _default_step_classes() -> dict[str, str]:
+    return {
+        "fetch": "network",
+        "transform": "compute",
+        "fan-out": "compute",
+        "quality-check": "compute",
+        "load": "storage",
+        "container": "compute",
+    }
+
+
+class OperatorConfig(Model):
+    """Everything the operator reads from its configuration file."""
+
+    worker_image: str = "ghcr.io/dataworks/worker:0.1.0"
+    default_retry_limit: int = Field(1, ge=0)
+    max_parallelism: int = Field(1000, ge=1)
+    resync_seconds: float = Field(60.0, gt=0)
+    workload_classes: dict[str, WorkloadClass] = Field(default_factory=_default_classes)
+    step_classes: dict[str, str] = Field(default_factory=_default_step_classes)
+    pod_security_restricted: bool = True

@@ -1,0 +1,1 @@
+"""Pure builders (pure layer): planned launches -> Kubernetes manifests as dicts."""

@@ -1,0 +1,246 @@
+"""Pure builders: a planned step launch -> the Job and ConfigMap dicts to create.
+
+The operator applies these; `pipeline-ctl run --dry-run` prints them. Every
+pod is restricted-compliant (non-root, no privilege escalation, all
+capabilities dropped, RuntimeDefault seccomp). Retries use the Job
+controller's own machinery: backoffLimit, backoffLimitPerIndex for fan-outs,
+podFailurePolicy for "never retry this exit code" and for disruptions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dataworks.api import pipeline as api
+from dataworks.api.config import OperatorConfig
+from dataworks.core import naming
+from dataworks.core.observations import LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_STEP, LABEL_STEP_TYPE
+from dataworks.core.planning import Launch
+from dataworks.core.steps import StepDef
+
+STEPS_MOUNT = "/etc/dataworks/steps"
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The Pipeline that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{api.GROUP}/{api.VERSION}",
+            "kind": api.KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def _security() -> tuple[dict[str, Any], dict[str, Any]]:
+    pod = {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return pod, container
+
+
+def _resources(step: StepDef, config: OperatorConfig) -> dict[str, Any]:
+    cls = config.workload_classes.get(step.workload_class or config.step_classes.get(step.type, ""))
+    requests = {**(cls.requests if cls else {}), **step.requests}
+    limits = {**(cls.limits if cls else {}), **step.limits}
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _container(step: StepDef, owner: Owner, attempt: int, config: OperatorConfig) -> dict[str, Any]:
+    _, security = _security()
+    env: list[dict[str, Any]] = [
+        {"name": "DATAWORKS_PIPELINE", "value": owner.name},
+        {"name": "DATAWORKS_NAMESPACE", "value": owner.namespace},
+        {"name": "DATAWORKS_STEP", "value": step.name},
+        {"name": "DATAWORKS_ATTEMPT", "value": str(attempt)},
+    ]
+    if step.is_fan_out:
+        env += [
+            {"name": "WORKER_INDEX", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+            {"name": "TOTAL_WORKERS", "value": str(step.parallelism)},
+        ]
+    container: dict[str, Any] = {"name": "step", "securityContext": security}
+    if step.type == "container":
+        container["image"] = step.image
+        if step.command:
+            container["command"] = list(step.command)
+        if step.args:
+            container["args"] = list(step.args)
+        env += [dict(e) for e in step.env]
+        if step.env_from:
+            container["envFrom"] = [dict(e) for e in step.env_from]
+    else:
+        container["image"] = step.image or config.worker_image
+        container["command"] = ["dataworks-worker"]
+        container["args"] = ["--step-file", f"{STEPS_MOUNT}/{step.name}.json"]
+        container["volumeMounts"] = [{"name": "steps", "mountPath": STEPS_MOUNT, "readOnly": True}]
+    container["env"] = env
+    resources = _resources(step, config)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def _failure_policy(step: StepDef) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = [
+        # Evictions and preemptions are not the step's fault: do not count them.
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+    if step.no_retry_exit_codes:
+        action = "FailIndex" if step.is_fan_out else "FailJob"
+        rules.append(
+            {
+                "action": action,
+                "onExitCodes": {
+                    "containerName": "step",
+                    "operator": "In",
+                    "values": sorted(step.no_retry_exit_codes),
+                },
+            }
+        )
+    if step.retry_on_exit_codes:
+        action = "FailIndex" if step.is_fan_out else "FailJob"
+        rules.append(
+            {
+                "action": action,
+                "onExitCodes": {
+                    "containerName": "step",
+                    "operator": "NotIn",
+                    "values": sorted({0, *step.retry_on_exit_codes}),
+                },
+            }
+        )
+    return {"rules": rules}
+
+
+def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: OperatorConfig) -> dict[str, Any]:
+    """The Job of one attempt of one step."""
+    step = launch.step
+    labels = {
+        LABEL_PIPELINE: owner.name,
+        LABEL_STEP: step.name,
+        LABEL_STEP_TYPE: step.type,
+        LABEL_ATTEMPT: str(launch.attempt),
+    }
+    defaults = spec.pod_defaults or api.PodDefaults()
+    cls = config.workload_classes.get(step.workload_class or config.step_classes.get(step.type, ""))
+    pod_security, _ = _security()
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": pod_security,
+        "containers": [_container(step, owner, launch.attempt, config)],
+    }
+    node_selector = {**(cls.node_selector if cls else {}), **(defaults.node_selector or {})}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [*(cls.tolerations if cls else []), *(defaults.tolerations or [])]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if defaults.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = defaults.image_pull_secrets
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    if step.type != "container":
+        pod_spec["volumes"] = [{"name": "steps", "configMap": {"name": naming.config_map_name(owner.name)}}]
+    retries = step.retry_limit if step.retry_limit is not None else config.default_retry_limit
+    job_spec: dict[str, Any] = {
+        "podFailurePolicy": _failure_policy(step),
+        "template": {
+            "metadata": {
+                "labels": {**(defaults.labels or {}), **labels},
+                "annotations": {**(defaults.annotations or {}), **step.annotations},
+            },
+            "spec": pod_spec,
+        },
+    }
+    if step.is_fan_out:
+        job_spec.update(
+            completionMode="Indexed",
+            completions=step.parallelism,
+            parallelism=step.parallelism,
+            backoffLimitPerIndex=retries,
+        )
+        pod_spec["affinity"] = {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {
+                                "matchLabels": {"batch.kubernetes.io/job-name": launch.job_name}
+                            },
+                        },
+                    }
+                ]
+            }
+        }
+    else:
+        job_spec["backoffLimit"] = retries
+    if step.timeout_seconds:
+        job_spec["activeDeadlineSeconds"] = step.timeout_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": launch.job_name,
+            "namespace": owner.namespace,
+            "labels": labels,
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": job_spec,
+    }
+
+
+def steps_config_map(owner: Owner, steps: tuple[StepDef, ...]) -> dict[str, Any]:
+    """The step definitions the worker reads, one JSON document per built-in step."""
+    data = {
+        f"{s.name}.json": json.dumps(
+            {
+                "name": s.name,
+                "type": s.type,
+                "dependsOn": list(s.depends_on),
+                "config": s.config,
+                "parallelism": s.parallelism,
+            },
+            sort_keys=True,
+        )
+        for s in steps
+        if s.type != "container"
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": naming.config_map_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": {LABEL_PIPELINE: owner.name},
+            "ownerReferences": [owner.reference()],
+        },
+        "data": data,
+    }

@@ -1,0 +1,1 @@
+"""The kopf operator (I/O layer): observes Pipelines and Jobs, applies core plans."""

@@ -1,0 +1,148 @@
+"""The `dataworks-operator` command: kopf wiring for the Pipeline controller (I/O layer).
+
+Handlers are registered on an explicit registry here, not at import time.
+Every Pipeline event and every event of a Job labelled with a pipeline
+triggers a reconcile of that pipeline; a periodic resync is only a safety net.
+No finalizers are used, so deleting a Pipeline never waits for the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import kopf
+import yaml
+
+from dataworks.api import pipeline as api
+from dataworks.api.config import OperatorConfig
+from dataworks.core import observations
+from dataworks.kube import clients
+from dataworks.operator import reconciling
+
+log = logging.getLogger("dataworks.operator")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with kopf's object context when present."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        k8s = getattr(record, "k8s_ref", None)
+        if isinstance(k8s, dict):
+            out.update({k: v for k, v in k8s.items() if k in {"namespace", "name"}})
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def load_config(path: str | None) -> OperatorConfig:
+    if not path:
+        return OperatorConfig()
+    return OperatorConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def build_registry(config: OperatorConfig, kubeconfig: str | None) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    state: dict[str, Any] = {}
+
+    kopf.on.login(registry=registry)(kopf.login_with_service_account)
+    kopf.on.login(registry=registry)(kopf.login_with_kubeconfig)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # we post our own events, once per transition
+        settings.watching.server_timeout = 300
+        settings.persistence.finalizer = "dataworks.io/unused-finalizer"
+        client = clients.async_client(kubeconfig)
+        state["reconciler"] = reconciling.Reconciler(client, config)
+        state["resync"] = asyncio.create_task(_resync(state["reconciler"], client, config.resync_seconds))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        task = state.get("resync")
+        if task is not None:
+            task.cancel()
+        reconciler = state.get("reconciler")
+        if reconciler is not None:
+            await reconciler.client.close()
+
+    @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, registry=registry)
+    async def pipeline_event(*, name: str, namespace: str | None, type: str, **_: Any) -> None:
+        if type != "DELETED" and namespace:
+            await state["reconciler"].trigger(namespace, name)
+
+    @kopf.on.event(
+        "batch", "v1", "jobs", labels={observations.LABEL_PIPELINE: kopf.PRESENT}, registry=registry
+    )
+    async def job_event(*, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+        if namespace:
+            await state["reconciler"].trigger(namespace, labels[observations.LABEL_PIPELINE])
+
+    return registry
+
+
+async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float) -> None:
+    while True:
+        await asyncio.sleep(period)
+        try:
+            async for p in client.list(reconciling.Pipeline, namespace="*"):
+                phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
+                if phase not in {"Completed", "Failed", "Cancelled"}:
+                    await reconciler.trigger(p.metadata.namespace, p.metadata.name)
+        except Exception:
+            log.exception("resync failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dataworks-operator", description="Runs the dataworks Pipeline operator."
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
+    parser.add_argument("--config", help="operator configuration YAML (workload classes, images, defaults)")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    scope.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
+    parser.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables it)")
+    parser.add_argument(
+        "--log-format", choices=["json", "text"], default="json" if not sys.stderr.isatty() else "text"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler], force=True)
+    if not args.verbose:  # one line per HTTP request or handler call is noise in production
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    config = load_config(args.config)
+    registry = build_registry(config, args.kubeconfig)
+    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""The Pipeline controller (I/O layer): observe, call core.planning, apply the Plan.
+
+One reconcile reads the Pipeline and its Jobs, asks the planner for a Plan,
+creates/deletes/suspends Jobs, writes the status once, and only after that
+write succeeds sends the Plan's events. Reconciles of one pipeline never run
+concurrently; a trigger that arrives during a reconcile runs one more pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from lightkube import ApiError, AsyncClient, codecs
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import EventSource, ObjectReference
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import ConfigMap, Event
+from lightkube.types import CascadeType, PatchType
+
+from dataworks.api import pipeline as api
+from dataworks.api.config import OperatorConfig
+from dataworks.core import observations, planning
+from dataworks.manifests import jobs as manifests
+
+log = logging.getLogger("dataworks.operator")
+
+Pipeline = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
+COMPONENT = "dataworks-operator"
+
+
+@dataclass
+class _Slot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    again: bool = False
+
+
+class Reconciler:
+    """Reconciles pipelines; safe to trigger from any number of events."""
+
+    def __init__(self, client: AsyncClient, config: OperatorConfig) -> None:
+        self.client, self.config = client, config
+        self.settings = planning.Settings(
+            default_retry_limit=config.default_retry_limit, max_parallelism=config.max_parallelism
+        )
+        self._slots: dict[tuple[str, str], _Slot] = {}
+
+    async def trigger(self, namespace: str, name: str) -> None:
+        """Reconcile now, or once more after the reconcile in progress."""
+        slot = self._slots.setdefault((namespace, name), _Slot())
+        if slot.lock.locked():
+            slot.again = True
+            return
+        async with slot.lock:
+            slot.again = True
+            while slot.again:
+                slot.again = False
+                try:
+                    await self.reconcile(namespace, name)
+                except ApiError as e:
+                    if e.status.code == 404:
+                        self._slots.pop((namespace, name), None)
+                        return
+                    log.warning("reconcile of %s/%s failed: %s", namespace, name, e.status.message)
+                except Exception:
+                    log.exception("reconcile of %s/%s failed", namespace, name)
+
+    async def reconcile(self, namespace: str, name: str) -> planning.Plan | None:
+        obj = await self.client.get(Pipeline, name, namespace=namespace)
+        raw: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
+        meta = raw.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return None  # ownerReferences let the garbage collector remove the children
+        old_raw = raw.get("status") or None
+        old = _parse_status(old_raw)
+        views = []
+        async for job in self.client.list(
+            Job, namespace=namespace, labels={observations.LABEL_PIPELINE: name}
+        ):
+            view = observations.job_view(job.to_dict())
+            if view is not None:
+                views.append(view)
+        p = planning.plan(
+            planning.Meta(name=name, namespace=namespace, generation=int(meta.get("generation") or 1)),
+            raw.get("spec") or {},
+            old,
+            views,
+            now=datetime.now(UTC),
+            settings=self.settings,
+        )
+        owner = manifests.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
+        await self._apply_children(owner, p)
+        new_status = p.status.model_dump(by_alias=True, mode="json")
+        if _strip_none(new_status) != _strip_none(old_raw or {}):
+            await self.client.patch(
+                Pipeline.Status, name, {"status": new_status}, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        for event in p.events:
+            await self._event(owner, event)
+        return p
+
+    async def _apply_children(self, owner: manifests.Owner, p: planning.Plan) -> None:
+        assert p.validated is not None or not p.create
+        if (
+            p.create
+            and p.validated is not None
+            and any(launch.step.type != "container" for launch in p.create)
+        ):
+            cm = manifests.steps_config_map(owner, p.validated.steps)
+            await self._create(cm)
+        for launch in p.create:
+            assert p.validated is not None
+            await self._create(manifests.step_job(owner, launch, p.validated.spec, self.config))
+        for job_name in p.delete:
+            try:
+                await self.client.delete(
+                    Job, job_name, namespace=owner.namespace, cascade=CascadeType.BACKGROUND
+                )
+            except ApiError as e:
+                if e.status.code != 404:
+                    raise
+        for job_name, suspend in [(n, True) for n in p.suspend] + [(n, False) for n in p.resume]:
+            await self.client.patch(
+                Job,
+                job_name,
+                {"spec": {"suspend": suspend}},
+                namespace=owner.namespace,
+                patch_type=PatchType.MERGE,
+            )
+
+    async def _create(self, manifest: dict[str, Any]) -> None:
+        try:
+            await self.client.create(codecs.from_dict(manifest))
+        except ApiError as e:
+            if e.status.code != 409:
+                raise
+            # AlreadyExists: adopt it, unless it belongs to someone else.
+            md = manifest["metadata"]
+            existing: Job | ConfigMap
+            if manifest["kind"] == "Job":
+                existing = await self.client.get(Job, md["name"], namespace=md["namespace"])
+            else:
+                existing = await self.client.get(ConfigMap, md["name"], namespace=md["namespace"])
+            refs = (existing.metadata.ownerReferences if existing.metadata else None) or []
+            mine = md["ownerReferences"][0]["uid"]
+            if not any(r.uid == mine for r in refs):
+                raise RuntimeError(
+                    f"{manifest['kind']} {md['name']} exists but is not owned by this pipeline"
+                ) from e
+
+    async def _event(self, owner: manifests.Owner, event: planning.Event) -> None:
+        now = datetime.now(UTC)
+        await self.client.create(
+            Event(
+                metadata=ObjectMeta(name=f"{owner.name}.{uuid.uuid4().hex[:12]}", namespace=owner.namespace),
+                involvedObject=ObjectReference(
+                    apiVersion=f"{api.GROUP}/{api.VERSION}",
+                    kind=api.KIND,
+                    name=owner.name,
+                    namespace=owner.namespace,
+                    uid=owner.uid,
+                ),
+                reason=event.reason,
+                message=event.message[:1024],
+                type=event.type,
+                source=EventSource(component=COMPONENT),
+                reportingComponent=COMPONENT,
+                reportingInstance=COMPONENT,
+                firstTimestamp=now,
+                lastTimestamp=now,
+                count=1,
+            )
+        )
+
+
+def _parse_status(raw: dict[str, Any] | None) -> api.PipelineStatus | None:
+    if not raw:
+        return None
+    try:
+        return api.PipelineStatus.model_validate(raw)
+    except ValueError:
+        log.warning("ignoring an unreadable status")
+        return None
+
+
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
