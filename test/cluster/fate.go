@@ -57,6 +57,10 @@ func decideFate(pod *corev1.Pod, attempt int) fate {
 	if n, err := strconv.Atoi(a[fatePrefix+"fail-attempts"]); err == nil {
 		failing = attempt <= n
 	}
+	if sel, ok := a[fatePrefix+"fail-if-label"]; ok {
+		k, v, _ := strings.Cut(sel, "=")
+		failing = pod.Labels[k] == v
+	}
 	if idx := a[fatePrefix+"fail-indexes"]; idx != "" {
 		listed := false
 		for _, s := range strings.Split(idx, ",") {

@@ -22,6 +22,11 @@ func jobPod(index string, annotations map[string]string) *corev1.Pod {
 	}}
 }
 
+func labelled(p *corev1.Pod, k, v string) *corev1.Pod {
+	p.Labels = map[string]string{k: v}
+	return p
+}
+
 func TestDecideFate(t *testing.T) {
 	bare := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
 	cases := []struct {
@@ -40,6 +45,8 @@ func TestDecideFate(t *testing.T) {
 		{"listed index recovers", jobPod("1", map[string]string{"fail-indexes": "1", "fail-attempts": "1"}), 2, "succeed"},
 		{"listed index first attempt", jobPod("1", map[string]string{"fail-indexes": "1", "fail-attempts": "1"}), 1, "fail"},
 		{"explicit run", jobPod("", map[string]string{"outcome": "run"}), 1, "run"},
+		{"label selects failure", labelled(jobPod("", map[string]string{"fail-if-label": "try=1"}), "try", "1"), 1, "fail"},
+		{"other label value succeeds", labelled(jobPod("", map[string]string{"fail-if-label": "try=1"}), "try", "2"), 1, "succeed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -139,3 +140,47 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 @pytest.fixture
 def client(cluster: Cluster) -> Client:
     return cluster.client
+
+
+class Operator:
+    """The dataworks-operator process, run out of cluster with the test kubeconfig."""
+
+    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+        self.kubeconfig, self.log_path = kubeconfig, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = self.log_path.open("ab")
+        exe = Path(sys.executable).parent / "dataworks-operator"
+        self.proc = subprocess.Popen(
+            [str(exe), "--kubeconfig", self.kubeconfig, "--health-port", "0", "--log-format", "json"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()

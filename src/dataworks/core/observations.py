@@ -30,6 +30,19 @@ class JobView:
     failed: int = 0
     failed_indexes: str | None = None
     deleting: bool = False
+    pod_reason: str | None = None  # e.g. OOMKilled, from the failed pods' containers
+
+
+def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
+    """The most telling termination reason among failed pods (OOMKilled over Error)."""
+    reasons = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated") or {}
+            if term.get("exitCode") not in (None, 0) and term.get("reason"):
+                reasons.append(str(term["reason"]))
+    specific = [r for r in reasons if r not in {"Error", "Completed"}]
+    return specific[-1] if specific else None
 
 
 def _condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -72,6 +85,6 @@ def job_view(job: dict[str, Any]) -> JobView | None:
         active=int(status.get("active") or 0),
         succeeded=int(status.get("succeeded") or 0),
         failed=int(status.get("failed") or 0),
-        failed_indexes=status.get("failedIndexes"),
+        failed_indexes=status.get("failedIndexes") or None,
         deleting=bool(meta.get("deletionTimestamp")),
     )

@@ -119,6 +119,8 @@ def _invalid(meta: Meta, old: api.PipelineStatus, errors: list[Any], now: dateti
 
 
 def _apply_job(st: api.StepStatus, job: JobView, sdef: StepDef) -> None:
+    if job.state == "Failed" and st.phase == "Failed" and st.job_name == job.name:
+        return  # already recorded, with the pod-level reason looked up at the time
     st.job_name = job.name
     st.start_time = st.start_time or job.start_time
     if sdef.is_fan_out:
@@ -129,8 +131,10 @@ def _apply_job(st: api.StepStatus, job: JobView, sdef: StepDef) -> None:
         st.phase, st.reason, st.message = "Completed", None, None
         st.completion_time = job.completion_time or st.completion_time
     elif job.state == "Failed":
-        st.phase, st.reason = "Failed", job.reason or "Failed"
-        detail = job.message or job.reason or "the Job failed"
+        st.phase, st.reason = "Failed", job.pod_reason or job.reason or "Failed"
+        detail = job.message
+        if job.pod_reason and job.reason:
+            detail = f"{job.reason}: {detail or 'the Job failed'}"
         if sdef.is_fan_out and sdef.parallelism > 1:
             failed_workers = len(_indexes(job.failed_indexes)) or job.failed
             detail = f"{failed_workers} of {sdef.parallelism} workers failed ({st.reason})"
@@ -336,7 +340,10 @@ def _finish(w: _Work, *, deadline_hit: bool) -> None:
         message = f"pipeline exceeded activeDeadlineSeconds={spec.active_deadline_seconds}"
     elif all_done and fatal:
         phase, reason = "Failed", fatal[0].reason or "StepFailed"
-        message = f"step {fatal[0].name} failed: {fatal[0].message or fatal[0].reason}"
+        first = fatal[0]
+        message = f"step {first.name} failed: {first.reason}"
+        if first.message and first.message != first.reason:
+            message += f" ({first.message})"
         if len(fatal) > 1:
             message += f" (and {len(fatal) - 1} more failed steps)"
     elif all_done:

@@ -9,6 +9,7 @@ concurrently; a trigger that arrives during a reconcile runs one more pass.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event
+from lightkube.resources.core_v1 import ConfigMap, Event, Pod
 from lightkube.types import CascadeType, PatchType
 
 from dataworks.api import pipeline as api
@@ -83,6 +84,8 @@ class Reconciler:
             Job, namespace=namespace, labels={observations.LABEL_PIPELINE: name}
         ):
             view = observations.job_view(job.to_dict())
+            if view is not None and view.state == "Failed" and not _already_failed(old, view):
+                view = await self._with_pod_reason(namespace, view)
             if view is not None:
                 views.append(view)
         p = planning.plan(
@@ -103,6 +106,15 @@ class Reconciler:
         for event in p.events:
             await self._event(owner, event)
         return p
+
+    async def _with_pod_reason(self, namespace: str, view: observations.JobView) -> observations.JobView:
+        pods = [
+            p.to_dict()
+            async for p in self.client.list(
+                Pod, namespace=namespace, labels={"batch.kubernetes.io/job-name": view.name}
+            )
+        ]
+        return dataclasses.replace(view, pod_reason=observations.pod_failure_reason(pods))
 
     async def _apply_children(self, owner: manifests.Owner, p: planning.Plan) -> None:
         assert p.validated is not None or not p.create
@@ -176,6 +188,14 @@ class Reconciler:
                 count=1,
             )
         )
+
+
+def _already_failed(old: api.PipelineStatus | None, view: observations.JobView) -> bool:
+    """The failure of this Job is already in the status: no need to look at its pods again."""
+    for st in old.step_statuses if old else []:
+        if st.name == view.step and st.attempt == view.attempt and st.phase == "Failed":
+            return True
+    return False
 
 
 def _parse_status(raw: dict[str, Any] | None) -> api.PipelineStatus | None:

@@ -1,0 +1,66 @@
+"""Bad input never creates a Job: the API server rejects it with the rule's
+message, or the operator marks it InvalidSpec, while a valid pipeline runs on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lightkube import ApiError, Client
+
+from tests.cluster.pipelines import create, jobs, manifest, step, wait_phase
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+REJECTED = [
+    ("duplicate-names", [step("a"), step("a")], 'Duplicate value: {"name":"a"}'),
+    ("unknown-type", [{"name": "a", "type": "spark"}], 'Unsupported value: "spark"'),
+    ("long-name", [step("x" * 300)], "spec.steps[0].name: Too long"),
+    ("zero-steps", [], "spec.steps: Invalid value: 0: spec.steps in body should have at least 1 items"),
+    ("self-dependency", [step("a", ["a"])], "a step cannot depend on itself"),
+    ("config-not-object", [{**step("a"), "config": "text"}], 'spec.steps[0].config: Invalid value: "string"'),
+    ("zero-parallelism", [step("a", parallelism=0)], "spec.steps[0].parallelism: Invalid value: 0"),
+]
+
+INVALID_SPEC = [
+    ("cycle", [step("a", ["b"]), step("b", ["a"])], "forms a cycle: a -> b -> a"),
+    ("unknown-dependency", [step("a", ["ghost"])], "step 'a': dependsOn: names 'ghost'"),
+    (
+        "huge-fan-out",
+        [{"name": "f", "type": "fan-out", "config": {"parallelism": 100000}}],
+        "step 'f': config.parallelism: must be between 1 and 1000, got 100000",
+    ),
+    (
+        "fan-out-zero",
+        [{"name": "f", "type": "fan-out", "config": {"parallelism": 0}}],
+        "step 'f': config.parallelism: must be between 1 and 1000, got 0",
+    ),
+    (
+        "bad-quantity",
+        [step("a", resources={"cpu": "abc"})],
+        "step 'a': resources.requests.cpu: \"abc\" is not a Kubernetes quantity",
+    ),
+    (
+        "transform-without-sql",
+        [{"name": "t", "type": "transform", "config": {}}],
+        "step 't': config.sql: is required for a transform step",
+    ),
+]
+
+
+def test_bad_input_matrix_while_a_valid_pipeline_runs(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("healthy", [step("s1", fate={"duration": "2s"}), step("s2", ["s1"])]))
+    for name, steps, message in REJECTED:
+        with pytest.raises(ApiError) as err:
+            create(client, namespace, manifest(name, steps))
+        assert err.value.status.code == 422, name
+        assert message in err.value.status.message, (name, err.value.status.message)
+    for name, steps, _ in INVALID_SPEC:
+        create(client, namespace, manifest(name, steps))
+    for name, _, message in INVALID_SPEC:
+        st: dict[str, Any] = wait_phase(client, namespace, name, "Failed", timeout=30)
+        valid = next(c for c in st["conditions"] if c["type"] == "Valid")
+        assert (valid["status"], valid["reason"]) == ("False", "InvalidSpec"), name
+        assert message in valid["message"], (name, valid["message"])
+        assert jobs(client, namespace, name) == [], name
+    assert wait_phase(client, namespace, "healthy", "Completed")["progress"] == "2/2"

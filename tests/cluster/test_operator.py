@@ -1,0 +1,290 @@
+"""The Pipeline operator against the real control plane."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from lightkube import ApiError, Client, codecs
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import ConfigMap, Event, Pod
+
+from dataworks.operator.reconciling import Pipeline
+from tests.cluster.conftest import Cluster, Operator
+from tests.cluster.pipelines import (
+    JobRecorder,
+    create,
+    eventually,
+    jobs,
+    manifest,
+    patch_spec,
+    status,
+    step,
+    step_phases,
+    wait_phase,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def test_diamond_runs_in_dependency_order(cluster: Cluster, client: Client, namespace: str) -> None:
+    diamond = manifest("diamond", [step("a"), step("b", ["a"]), step("c", ["a"]), step("d", ["b", "c"])])
+    with JobRecorder(cluster.kubeconfig, namespace) as rec:
+        create(client, namespace, diamond)
+        st = wait_phase(client, namespace, "diamond", "Completed")
+        eventually(
+            lambda: ("complete", "diamond-d") in rec.events, what="the watch to see diamond-d Complete"
+        )
+    assert st["progress"] == "4/4"
+    for upstream, downstream in [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]:
+        assert rec.index("complete", f"diamond-{upstream}") < rec.index("created", f"diamond-{downstream}")
+    # b and c run in parallel: both exist before either completes
+    assert max(rec.index("created", "diamond-b"), rec.index("created", "diamond-c")) < min(
+        rec.index("complete", "diamond-b"), rec.index("complete", "diamond-c")
+    )
+    job = client.get(Job, "diamond-a", namespace=namespace)
+    assert job.metadata.labels["dataworks.io/pipeline"] == "diamond"
+    assert job.metadata.labels["dataworks.io/step"] == "a"
+    assert job.metadata.labels["dataworks.io/step-type"] == "container"
+    (ref,) = job.metadata.ownerReferences
+    assert (ref.kind, ref.name, ref.controller) == ("Pipeline", "diamond", True)
+
+
+def test_seed_marketing_pipeline_completes(client: Client, namespace: str, cluster: Cluster) -> None:
+    obj = yaml.safe_load((REPO / "examples" / "seed" / "marketing-q1-analysis.yaml").read_text())
+    client.create(codecs.from_dict(obj), namespace=namespace)
+    st = wait_phase(client, namespace, "marketing-q1-analysis", "Completed")
+    assert step_phases(st) == {
+        "fetch-campaign-data": "Completed",
+        "join-user-data": "Completed",
+        "generate-insights": "Completed",
+    }
+    fan_out = next(s for s in st["stepStatuses"] if s["name"] == "generate-insights")
+    assert fan_out["workers"]["succeeded"] == 5
+    cm = client.get(ConfigMap, "marketing-q1-analysis-steps", namespace=namespace)
+    assert "JOIN users u ON c.user_id = u.id" in cm.data["join-user-data.json"]
+    out = cluster.kubectl("get", "pipelines", "-n", namespace).stdout
+    assert "marketing-q1-analysis   Completed   3/3" in out
+    waited = cluster.kubectl(
+        "wait", "--for=condition=Complete", "pipeline/marketing-q1-analysis", "-n", namespace, "--timeout=5s"
+    )
+    assert "condition met" in waited.stdout
+
+
+def test_seed_production_pipeline_is_invalid_for_bigquery(client: Client, namespace: str) -> None:
+    obj = yaml.safe_load((REPO / "examples" / "seed" / "production-etl-2024-01-15.yaml").read_text())
+    client.create(codecs.from_dict(obj), namespace=namespace)
+    st = wait_phase(client, namespace, "production-etl-2024-01-15", "Failed")
+    valid = next(c for c in st["conditions"] if c["type"] == "Valid")
+    assert valid["reason"] == "InvalidSpec"
+    assert "step 'publish-to-warehouse'" in valid["message"]
+    assert (
+        "'bigquery' is not supported; supported destinations: postgres, file, duckdb, sqlite"
+        in valid["message"]
+    )
+    assert jobs(client, namespace, "production-etl-2024-01-15") == []
+    events = list(
+        client.list(Event, namespace=namespace, fields={"involvedObject.name": "production-etl-2024-01-15"})
+    )
+    assert [(e.type, e.reason) for e in events] == [("Warning", "InvalidSpec")]
+
+
+def test_fan_out_of_ten_workers(client: Client, namespace: str) -> None:
+    create(
+        client,
+        namespace,
+        manifest("fan", [step("many", type="fan-out", image=None, command=None, parallelism=10)]),
+    )
+    st = wait_phase(client, namespace, "fan", "Completed")
+    (s,) = st["stepStatuses"]
+    assert s["workers"] == {"active": 0, "succeeded": 10, "failed": 0}
+    job = client.get(Job, "fan-many", namespace=namespace)
+    assert (job.spec.completionMode, job.spec.completions, job.spec.parallelism) == ("Indexed", 10, 10)
+    assert job.spec.backoffLimitPerIndex == 1
+    env = {e.name: e for e in job.spec.template.spec.containers[0].env}
+    assert env["TOTAL_WORKERS"].value == "10"
+    assert "job-completion-index" in env["WORKER_INDEX"].valueFrom.fieldRef.fieldPath
+    indexes = {
+        p.metadata.annotations["batch.kubernetes.io/job-completion-index"]
+        for p in client.list(Pod, namespace=namespace, labels={"batch.kubernetes.io/job-name": "fan-many"})
+    }
+    assert indexes == {str(i) for i in range(10)}
+
+
+def test_step_fails_first_attempt_then_succeeds(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("flaky", [step("x", fate={"fail-attempts": "1"}, retry={"limit": 2})]))
+    st = wait_phase(client, namespace, "flaky", "Completed", timeout=120)
+    assert st["stepStatuses"][0]["phase"] == "Completed"
+    job = client.get(Job, "flaky-x", namespace=namespace)
+    assert (job.status.failed, job.status.succeeded) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "expected", "phase"),
+    [
+        (
+            "fail",
+            {"a": "Completed", "b": "Failed", "c": "Completed", "d": "Skipped", "e": "Completed"},
+            "Failed",
+        ),
+        (
+            "skip-dependents",
+            {"a": "Completed", "b": "Failed", "c": "Completed", "d": "Skipped", "e": "Completed"},
+            "Completed",
+        ),
+        (
+            "continue",
+            {"a": "Completed", "b": "Failed", "c": "Completed", "d": "Completed", "e": "Completed"},
+            "Completed",
+        ),
+    ],
+)
+def test_failed_step_and_on_failure(
+    client: Client, namespace: str, on_failure: str, expected: dict[str, str], phase: str
+) -> None:
+    steps = [
+        step("a"),
+        step(
+            "b", ["a"], fate={"outcome": "fail", "exit-code": "3"}, retry={"limit": 0}, onFailure=on_failure
+        ),
+        step("c", ["a"]),
+        step("d", ["b", "c"]),
+        step("e", ["c"]),  # independent of b: always completes
+    ]
+    create(client, namespace, manifest("branchy", steps))
+    st = wait_phase(client, namespace, "branchy", "Completed", "Failed")
+    assert step_phases(st) == expected
+    assert st["phase"] == phase
+    if phase == "Failed":
+        assert (
+            st["message"]
+            == "step b failed: BackoffLimitExceeded (Job has reached the specified backoff limit)"
+        )
+        failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+        assert (failed["status"], failed["reason"]) == ("True", "BackoffLimitExceeded")
+        reasons = [
+            e.reason
+            for e in client.list(Event, namespace=namespace, fields={"involvedObject.name": "branchy"})
+        ]
+        assert "StepFailed" in reasons
+        assert "PipelineFailed" in reasons
+
+
+def test_cancel_deletes_running_jobs(client: Client, namespace: str) -> None:
+    create(
+        client,
+        namespace,
+        manifest("cancel-me", [step("slow", fate={"outcome": "run"}), step("after", ["slow"])]),
+    )
+    eventually(lambda: len(jobs(client, namespace, "cancel-me")) == 1, what="the first Job")
+    patch_spec(client, namespace, "cancel-me", {"shutdown": "Terminate"})
+    st = wait_phase(client, namespace, "cancel-me", "Cancelled")
+    assert step_phases(st) == {"slow": "Cancelled", "after": "Cancelled"}
+    eventually(lambda: jobs(client, namespace, "cancel-me") == [], what="the running Job to be deleted")
+
+
+def test_suspend_and_resume(client: Client, namespace: str) -> None:
+    create(
+        client,
+        namespace,
+        manifest("pause", [step("one", fate={"duration": "2s"}), step("two", ["one"])], suspend=False),
+    )
+    eventually(lambda: len(jobs(client, namespace, "pause")) == 1, what="the first Job")
+    patch_spec(client, namespace, "pause", {"suspend": True})
+    wait_phase(client, namespace, "pause", "Suspended")
+    eventually(
+        lambda: bool(client.get(Job, "pause-one", namespace=namespace).spec.suspend), what="Job suspended"
+    )
+    time.sleep(3)
+    assert [j.metadata.name for j in jobs(client, namespace, "pause")] == ["pause-one"]  # nothing new started
+    patch_spec(client, namespace, "pause", {"suspend": False})
+    st = wait_phase(client, namespace, "pause", "Completed")
+    assert st["progress"] == "2/2"
+
+
+def test_retry_all_failed_then_one_step(client: Client, namespace: str) -> None:
+    steps = [
+        step("a"),
+        step("b", ["a"], fate={"fail-if-label": "dataworks.io/attempt=1"}, retry={"limit": 0}),
+        step("c", ["b"]),
+    ]
+    create(client, namespace, manifest("again", steps))
+    st = wait_phase(client, namespace, "again", "Failed")
+    assert step_phases(st) == {"a": "Completed", "b": "Failed", "c": "Skipped"}
+    patch_spec(client, namespace, "again", {"retry": {"id": "first"}})
+    st = wait_phase(client, namespace, "again", "Completed")
+    assert {s["name"]: s["attempt"] for s in st["stepStatuses"]} == {"a": 1, "b": 2, "c": 1}
+    names = sorted(j.metadata.name for j in jobs(client, namespace, "again"))
+    assert names == ["again-a", "again-b", "again-b-a2", "again-c"]
+    # One named step, on a completed pipeline: only it re-runs.
+    patch_spec(client, namespace, "again", {"retry": {"id": "second", "step": "a"}})
+    eventually(lambda: len(jobs(client, namespace, "again")) == 5, what="a new Job for step a")
+    st = wait_phase(client, namespace, "again", "Completed")
+    assert {s["name"]: s["attempt"] for s in st["stepStatuses"]} == {"a": 2, "b": 2, "c": 1}
+
+
+def test_operator_restart_mid_pipeline_creates_no_duplicates(
+    client: Client, namespace: str, operator: Operator
+) -> None:
+    chain = [
+        step("s1", fate={"duration": "1s"}),
+        step("s2", ["s1"], fate={"duration": "1s"}),
+        step("s3", ["s2"]),
+    ]
+    create(client, namespace, manifest("survivor", chain))
+    eventually(lambda: len(jobs(client, namespace, "survivor")) >= 1, what="the first Job")
+    operator.stop(kill=True)
+    time.sleep(2)
+    operator.start()
+    st = wait_phase(client, namespace, "survivor", "Completed")
+    assert st["progress"] == "3/3"
+    assert sorted(j.metadata.name for j in jobs(client, namespace, "survivor")) == [
+        "survivor-s1",
+        "survivor-s2",
+        "survivor-s3",
+    ]
+
+
+def test_deleting_a_pipeline_removes_its_jobs(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("gone", [step("x", fate={"outcome": "run"})]))
+    eventually(lambda: len(jobs(client, namespace, "gone")) == 1, what="the Job")
+    client.delete(Pipeline, "gone", namespace=namespace)
+    eventually(lambda: jobs(client, namespace, "gone") == [], timeout=60, what="the garbage collector")
+    with pytest.raises(ApiError):
+        client.get(Pipeline, "gone", namespace=namespace)
+
+
+def test_every_operator_pod_is_admitted_under_restricted(client: Client, namespace: str) -> None:
+    create(
+        client,
+        namespace,
+        manifest(
+            "admitted", [step("c"), step("f", ["c"], type="fan-out", image=None, command=None, parallelism=3)]
+        ),
+    )
+    wait_phase(client, namespace, "admitted", "Completed")
+    pods = list(client.list(Pod, namespace=namespace, labels={"dataworks.io/pipeline": "admitted"}))
+    assert len(pods) == 4
+    failed_creates = [e for e in client.list(Event, namespace=namespace) if e.reason == "FailedCreate"]
+    assert failed_creates == []
+    for p in pods:
+        sc = p.spec.containers[0].securityContext
+        assert sc.allowPrivilegeEscalation is False
+        assert sc.capabilities.drop == ["ALL"]
+        assert p.spec.securityContext.runAsNonRoot is True
+        assert p.spec.securityContext.seccompProfile.type == "RuntimeDefault"
+
+
+def test_status_is_kept_true_for_kubectl(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("simple", [step("only")]))
+    p = client.get(Pipeline, "simple", namespace=namespace)
+    assert p.metadata.generation == 1
+    st = wait_phase(client, namespace, "simple", "Completed")
+    assert st["observedGeneration"] == 1
+    assert st["totalSteps"] == 1
+    assert st["completedSteps"] == 1
+    assert st["startTime"] <= st["completionTime"]
+    assert status(client.get(Pipeline, "simple", namespace=namespace))["duration"]
