@@ -59,7 +59,7 @@ test: install testcluster lint typecheck contracts gotest
 	exit $$rc
 
 bench: install testcluster
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in benchmarks/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; $(BIN)/python -m benchmarks.$$m; done
 
 clean:
 	rm -rf bin $(VENV) .mypy_cache .ruff_cache .pytest_cache

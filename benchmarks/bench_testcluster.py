@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,11 +23,10 @@ from lightkube.resources.core_v1 import Namespace
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from tests.cluster import podspecs  # noqa: E402
+from dataworks.kube import clients
+from tests.cluster import podspecs
 
-from dataworks.kube import clients  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 RUNS = 5
 JOBS, PODS = 50, 4

@@ -11,6 +11,7 @@ from lightkube import Client, codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.types import PatchType
 
+from dataworks.kube import clients
 from dataworks.operator.reconciling import Pipeline
 from tests.cluster import helpers
 
@@ -80,8 +81,6 @@ class JobRecorder:
     first appears and when it is first seen succeeded."""
 
     def __init__(self, kubeconfig: str, namespace: str) -> None:
-        from dataworks.kube import clients
-
         self.client = clients.sync_client(kubeconfig)
         self.namespace = namespace
         self.events: list[tuple[str, str]] = []  # (kind, job name): kind is "created" or "complete"
@@ -91,6 +90,7 @@ class JobRecorder:
         self.error: Exception | None = None
 
     def __enter__(self) -> JobRecorder:
+        clients.prime_decoders(Job)
         self._thread.start()
         time.sleep(0.3)
         return self

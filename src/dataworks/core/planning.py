@@ -16,7 +16,7 @@ from typing import Any, Literal
 from dataworks.api import pipeline as api
 from dataworks.core import dag, naming, quantities, validation
 from dataworks.core.observations import JobView
-from dataworks.core.steps import StepDef
+from dataworks.core.steps import SpecError, StepDef
 
 TERMINAL_STEP = {"Completed", "Failed", "Skipped", "Cancelled"}
 TERMINAL_PIPELINE = {"Completed", "Failed", "Cancelled"}
@@ -190,9 +190,12 @@ def plan(
     *,
     now: datetime,
     settings: Settings = Settings(),
+    checked: tuple[validation.Validated | None, list[SpecError]] | None = None,
 ) -> Plan:
+    """Plan one reconcile. `checked` may carry the result of validating this
+    very spec (callers cache it per generation); otherwise it is validated here."""
     old = old_status or api.PipelineStatus()
-    validated, errors = validation.validate_raw(spec_raw, max_parallelism=settings.max_parallelism)
+    validated, errors = checked or validation.validate_raw(spec_raw, max_parallelism=settings.max_parallelism)
     if validated is None:
         return _invalid(meta, old, errors, now)
     w = _Work(meta=meta, old=old, validated=validated, now=now, jobs=jobs)

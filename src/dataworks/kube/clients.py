@@ -9,13 +9,16 @@ one lightkube would use, so the TLS setup stays lightkube's own.
 from __future__ import annotations
 
 import collections
+import json
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import SingleConfig
+from lightkube.core import decoders
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -152,3 +155,24 @@ def async_client(
     if impersonate is not None or counter is not None:
         transport = _AsyncTransport(_verify(config), impersonate, counter)
     return AsyncClient(config, namespace=namespace, field_manager=field_manager, transport=transport)
+
+
+def prime_decoders(*resources: type[Any]) -> None:
+    """Decode each resource type once on this thread.
+
+    lightkube decodes with msgspec, which prepares a type's decoder lazily on
+    first use; two threads decoding the same type for the first time at once
+    crashed the interpreter here (lightkube 1.0.1, msgspec 0.22). Call this
+    before starting threads that share resource types.
+    """
+    for res in resources:
+        api_version = getattr(res, "_api_info", None)
+        kind = res.__name__
+        version = api_version.resource.version if api_version else "v1"
+        group = api_version.resource.group if api_version else ""
+        body = {
+            "apiVersion": f"{group}/{version}" if group else version,
+            "kind": kind,
+            "metadata": {"name": "x"},
+        }
+        decoders.decode_object(json.dumps(body).encode(), res)

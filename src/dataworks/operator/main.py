@@ -54,8 +54,11 @@ def load_config(path: str | None) -> OperatorConfig:
     return OperatorConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
 
 
-def build_registry(config: OperatorConfig, kubeconfig: str | None) -> kopf.OperatorRegistry:
+def build_registry(
+    config: OperatorConfig, kubeconfig: str | None, stats_path: str | None = None
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    counter = clients.RequestCounter() if stats_path else None
     state: dict[str, Any] = {}
 
     kopf.on.login(registry=registry)(kopf.login_with_service_account)
@@ -66,7 +69,7 @@ def build_registry(config: OperatorConfig, kubeconfig: str | None) -> kopf.Opera
         settings.posting.enabled = False  # we post our own events, once per transition
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "dataworks.io/unused-finalizer"
-        client = clients.async_client(kubeconfig)
+        client = clients.async_client(kubeconfig, counter=counter)
         state["reconciler"] = reconciling.Reconciler(client, config)
         state["resync"] = asyncio.create_task(_resync(state["reconciler"], client, config.resync_seconds))
 
@@ -78,17 +81,26 @@ def build_registry(config: OperatorConfig, kubeconfig: str | None) -> kopf.Opera
         reconciler = state.get("reconciler")
         if reconciler is not None:
             await reconciler.client.close()
+        if counter is not None and stats_path:
+            rows = [{"verb": v, "resource": r, "count": n} for (v, r), n in sorted(counter.counts.items())]
+            await asyncio.to_thread(Path(stats_path).write_text, json.dumps(rows, indent=1))
 
     @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, registry=registry)
-    async def pipeline_event(*, name: str, namespace: str | None, type: str, **_: Any) -> None:
+    async def pipeline_event(
+        *, body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
+    ) -> None:
+        state["reconciler"].observe_pipeline(dict(body), deleted=type == "DELETED")
         if type != "DELETED" and namespace:
             await state["reconciler"].trigger(namespace, name)
 
     @kopf.on.event(
         "batch", "v1", "jobs", labels={observations.LABEL_PIPELINE: kopf.PRESENT}, registry=registry
     )
-    async def job_event(*, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
-        if namespace:
+    async def job_event(
+        *, body: kopf.Body, labels: Mapping[str, str], namespace: str | None, type: str, **_: Any
+    ) -> None:
+        changed = state["reconciler"].observe_job(dict(body), deleted=type == "DELETED")
+        if changed and namespace:
             await state["reconciler"].trigger(namespace, labels[observations.LABEL_PIPELINE])
 
     return registry
@@ -120,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         "--log-format", choices=["json", "text"], default="json" if not sys.stderr.isatty() else "text"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--request-stats",
+        metavar="PATH",
+        help="on shutdown, write API request counts by verb and resource (JSON)",
+    )
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler()
@@ -132,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     config = load_config(args.config)
-    registry = build_registry(config, args.kubeconfig)
+    registry = build_registry(config, args.kubeconfig, args.request_stats)
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
         registry=registry,

@@ -26,7 +26,7 @@ from lightkube.types import CascadeType, PatchType
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import observations, planning
+from dataworks.core import observations, planning, validation
 from dataworks.manifests import jobs as manifests
 
 log = logging.getLogger("dataworks.operator")
@@ -41,8 +41,31 @@ class _Slot:
     again: bool = False
 
 
+def _newer(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Whether object b is at least as new as a, by resourceVersion.
+
+    resourceVersions are opaque in general but etcd-backed servers issue
+    increasing integers; when they are not integers, the later arrival wins.
+    """
+    if a is None:
+        return True
+    ra, rb = (
+        (a.get("metadata") or {}).get("resourceVersion"),
+        (b.get("metadata") or {}).get("resourceVersion"),
+    )
+    try:
+        return int(rb) >= int(ra)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True
+
+
 class Reconciler:
-    """Reconciles pipelines; safe to trigger from any number of events."""
+    """Reconciles pipelines; safe to trigger from any number of events.
+
+    Pipelines and their Jobs are cached from the watch events kopf delivers,
+    and from the responses to our own writes, so a reconcile needs no read
+    before it acts. A pipeline not in the cache (e.g. on resync) is read.
+    """
 
     def __init__(self, client: AsyncClient, config: OperatorConfig) -> None:
         self.client, self.config = client, config
@@ -50,6 +73,67 @@ class Reconciler:
             default_retry_limit=config.default_retry_limit, max_parallelism=config.max_parallelism
         )
         self._slots: dict[tuple[str, str], _Slot] = {}
+        self._pipelines: dict[tuple[str, str], dict[str, Any]] = {}
+        self._jobs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._jobs_listed: set[tuple[str, str]] = set()
+        # Validation depends only on the spec, which changes only with the generation.
+        self._checked: dict[tuple[str, str], tuple[str, int, Any]] = {}
+
+    def _check(self, namespace: str, name: str, meta: dict[str, Any], spec: dict[str, Any]) -> Any:
+        key, uid, gen = (namespace, name), meta.get("uid", ""), int(meta.get("generation") or 1)
+        hit = self._checked.get(key)
+        if hit is not None and hit[0] == uid and hit[1] == gen:
+            return hit[2]
+        result = validation.validate_raw(spec, max_parallelism=self.settings.max_parallelism)
+        self._checked[key] = (uid, gen, result)
+        return result
+
+    def observe_pipeline(self, body: dict[str, Any], deleted: bool = False) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if deleted:
+            self._pipelines.pop(key, None)
+            self._checked.pop(key, None)
+            self._jobs.pop(key, None)
+            self._jobs_listed.discard(key)
+        elif _newer(self._pipelines.get(key), body):
+            self._pipelines[key] = body
+
+    def observe_job(self, body: dict[str, Any], deleted: bool = False) -> bool:
+        """Cache a Job; True when what the planner sees of it changed."""
+        meta = body.get("metadata") or {}
+        pipeline = (meta.get("labels") or {}).get(observations.LABEL_PIPELINE)
+        if not pipeline:
+            return False
+        jobs = self._jobs.setdefault((meta.get("namespace", ""), pipeline), {})
+        name = meta.get("name", "")
+        before = jobs.get(name)
+        if deleted:
+            jobs.pop(name, None)
+            return before is not None
+        if not _newer(before, body):
+            return False
+        jobs[name] = body
+        return before is None or observations.job_view(before) != observations.job_view(body)
+
+    async def _pipeline(self, namespace: str, name: str) -> dict[str, Any]:
+        cached = self._pipelines.get((namespace, name))
+        if cached is not None:
+            return cached
+        obj = await self.client.get(Pipeline, name, namespace=namespace)
+        raw: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
+        self.observe_pipeline(raw)
+        return raw
+
+    async def _job_bodies(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        key = (namespace, name)
+        if key not in self._jobs_listed:  # first sight: list once, then events keep it current
+            async for job in self.client.list(
+                Job, namespace=namespace, labels={observations.LABEL_PIPELINE: name}
+            ):
+                self.observe_job(job.to_dict())
+            self._jobs_listed.add(key)
+        return list(self._jobs.get(key, {}).values())
 
     async def trigger(self, namespace: str, name: str) -> None:
         """Reconcile now, or once more after the reconcile in progress."""
@@ -72,18 +156,15 @@ class Reconciler:
                     log.exception("reconcile of %s/%s failed", namespace, name)
 
     async def reconcile(self, namespace: str, name: str) -> planning.Plan | None:
-        obj = await self.client.get(Pipeline, name, namespace=namespace)
-        raw: dict[str, Any] = obj.to_dict()  # type: ignore[no-untyped-call]
+        raw = await self._pipeline(namespace, name)
         meta = raw.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return None  # ownerReferences let the garbage collector remove the children
         old_raw = raw.get("status") or None
         old = _parse_status(old_raw)
         views = []
-        async for job in self.client.list(
-            Job, namespace=namespace, labels={observations.LABEL_PIPELINE: name}
-        ):
-            view = observations.job_view(job.to_dict())
+        for body in await self._job_bodies(namespace, name):
+            view = observations.job_view(body)
             if view is not None and view.state == "Failed" and not _already_failed(old, view):
                 view = await self._with_pod_reason(namespace, view)
             if view is not None:
@@ -95,14 +176,16 @@ class Reconciler:
             views,
             now=datetime.now(UTC),
             settings=self.settings,
+            checked=self._check(namespace, name, meta, raw.get("spec") or {}),
         )
         owner = manifests.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
         await self._apply_children(owner, p)
         new_status = p.status.model_dump(by_alias=True, mode="json")
         if _strip_none(new_status) != _strip_none(old_raw or {}):
-            await self.client.patch(
+            written = await self.client.patch(
                 Pipeline.Status, name, {"status": new_status}, namespace=namespace, patch_type=PatchType.MERGE
             )
+            self.observe_pipeline(written.to_dict())  # type: ignore[no-untyped-call]
         for event in p.events:
             await self._event(owner, event)
         return p
@@ -147,7 +230,9 @@ class Reconciler:
 
     async def _create(self, manifest: dict[str, Any]) -> None:
         try:
-            await self.client.create(codecs.from_dict(manifest))
+            created = await self.client.create(codecs.from_dict(manifest))
+            if manifest["kind"] == "Job":
+                self.observe_job(created.to_dict())  # type: ignore[no-untyped-call]
         except ApiError as e:
             if e.status.code != 409:
                 raise

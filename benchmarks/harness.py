@@ -1,0 +1,120 @@
+"""Shared benchmark plumbing: a fresh test cluster with the CRDs, the operator,
+and a watcher that timestamps Job events as one observer sees them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Namespace, ServiceAccount
+
+from dataworks.kube import clients
+from tests.cluster import helpers
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def cluster() -> Iterator[tuple[str, Path]]:
+    """A fresh test cluster with the dataworks CRDs; yields (kubeconfig, workdir)."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        kubeconfig = str(tmp / "kubeconfig")
+        proc = subprocess.Popen(
+            [str(REPO / "bin" / "testcluster"), "--data-dir", str(tmp / "data"), "--kubeconfig", kubeconfig],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ready"):
+                break
+        try:
+            with clients.sync_client(kubeconfig) as c:
+                helpers.install_crds(c, REPO / "deploy" / "crds")
+            yield kubeconfig, tmp
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+            proc.stdout.close()
+
+
+@contextmanager
+def operator(kubeconfig: str, workdir: Path, stats: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [
+        str(Path(sys.executable).parent / "dataworks-operator"),
+        "--kubeconfig",
+        kubeconfig,
+        "--health-port",
+        "0",
+        "--log-format",
+        "json",
+    ]
+    if stats is not None:
+        cmd += ["--request-stats", str(stats)]
+    with (workdir / "operator.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(3)  # kopf start-up: login, CRD discovery, watches
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+def namespace(c: Client, name: str) -> str:
+    c.create(Namespace(metadata=ObjectMeta(name=name)))
+    helpers.wait_for(c, ServiceAccount, "default", name, lambda sa: True, timeout=30)
+    return name
+
+
+def succeeded(job: Job) -> bool:
+    """The Job controller marks success with SuccessCriteriaMet, then Complete."""
+    return helpers.has_condition("SuccessCriteriaMet")(job) or helpers.has_condition("Complete")(job)
+
+
+class JobClock:
+    """One observer's clock: when it first saw each Job, and first saw it succeed."""
+
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
+        self.client = clients.sync_client(kubeconfig)
+        self.namespace = namespace
+        self.added: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+        self.labels: dict[str, dict[str, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> JobClock:
+        clients.prime_decoders(Job)
+        self._thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for _, job in self.client.watch(Job, namespace=self.namespace, server_timeout=30):
+                    now = time.monotonic()
+                    name = job.metadata.name
+                    self.added.setdefault(name, now)
+                    self.labels.setdefault(name, dict(job.metadata.labels or {}))
+                    if succeeded(job):
+                        self.done.setdefault(name, now)
+                    if self._stop.is_set():
+                        return
+            except Exception:
+                time.sleep(0.05)
