@@ -118,7 +118,7 @@ def _invalid(meta: Meta, old: api.PipelineStatus, errors: list[Any], now: dateti
     return Plan(status=status, events=events)
 
 
-def _apply_job(st: api.StepStatus, job: JobView, sdef: StepDef) -> None:
+def _apply_job(st: api.StepStatus, job: JobView, sdef: StepDef, now: datetime) -> None:
     if job.state == "Failed" and st.phase == "Failed" and st.job_name == job.name:
         return  # already recorded, with the pod-level reason looked up at the time
     st.job_name = job.name
@@ -129,7 +129,9 @@ def _apply_job(st: api.StepStatus, job: JobView, sdef: StepDef) -> None:
         )
     if job.state == "Succeeded":
         st.phase, st.reason, st.message = "Completed", None, None
-        st.completion_time = job.completion_time or st.completion_time
+        # Recorded once, when first observed: the Job's own completionTime
+        # arrives in a later event, and copying it would cost one more write.
+        st.completion_time = st.completion_time or job.completion_time or ts(now)
     elif job.state == "Failed":
         st.phase, st.reason = "Failed", job.pod_reason or job.reason or "Failed"
         detail = job.message
@@ -260,7 +262,7 @@ class _Work:
         for name in self.order:
             st, job = self.by_name[name], self.job(name)
             if job is not None and st.phase not in {"Skipped", "Cancelled"}:
-                _apply_job(st, job, self.defs[name])
+                _apply_job(st, job, self.defs[name], self.now)
 
     def stop(self, why: str) -> None:
         for name in self.order:
