@@ -23,6 +23,7 @@ from lightkube.resources.core_v1 import Namespace
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.harness import start_testcluster
 from dataworks.kube import clients
 from tests.cluster import podspecs
 
@@ -30,22 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 RUNS = 5
 JOBS, PODS = 50, 4
-
-
-def start(tmp: Path) -> tuple[subprocess.Popen[str], float, str]:
-    t0 = time.monotonic()
-    kubeconfig = str(tmp / "kubeconfig")
-    proc = subprocess.Popen(
-        [str(REPO / "bin" / "testcluster"), "--data-dir", str(tmp / "data"), "--kubeconfig", kubeconfig],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("ready"):
-            return proc, time.monotonic() - t0, kubeconfig
-    raise RuntimeError("testcluster exited before ready")
 
 
 def stop(proc: subprocess.Popen[str]) -> float:
@@ -88,7 +73,7 @@ def main() -> None:
     peak, work = float("nan"), float("nan")
     for run in range(RUNS):
         with tempfile.TemporaryDirectory() as d:
-            proc, ready, kubeconfig = start(Path(d))
+            proc, ready, kubeconfig = start_testcluster(Path(d))
             starts.append(ready)
             if run == RUNS - 1:
                 work = workload(kubeconfig)

@@ -23,22 +23,30 @@ from tests.cluster import helpers
 REPO = Path(__file__).resolve().parents[1]
 
 
+def start_testcluster(tmp: Path) -> tuple[subprocess.Popen[str], float, str]:
+    """Start bin/testcluster in tmp; returns the process, seconds to "ready", and the kubeconfig."""
+    t0 = time.monotonic()
+    kubeconfig = str(tmp / "kubeconfig")
+    proc = subprocess.Popen(
+        [str(REPO / "bin" / "testcluster"), "--data-dir", str(tmp / "data"), "--kubeconfig", kubeconfig],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("ready"):
+            return proc, time.monotonic() - t0, kubeconfig
+    raise RuntimeError("testcluster exited before it was ready")
+
+
 @contextmanager
 def cluster() -> Iterator[tuple[str, Path]]:
     """A fresh test cluster with the dataworks CRDs; yields (kubeconfig, workdir)."""
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        kubeconfig = str(tmp / "kubeconfig")
-        proc = subprocess.Popen(
-            [str(REPO / "bin" / "testcluster"), "--data-dir", str(tmp / "data"), "--kubeconfig", kubeconfig],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        proc, _, kubeconfig = start_testcluster(tmp)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("ready"):
-                break
         try:
             with clients.sync_client(kubeconfig) as c:
                 helpers.install_crds(c, REPO / "deploy" / "crds")

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from lightkube import Client
@@ -41,6 +41,19 @@ def _stale() -> bool:
     )
 
 
+def terminate(proc: subprocess.Popen[Any], kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL) and wait; SIGKILL if it is still there after 30 s."""
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Cluster:
     """A running cluster: its kubeconfig and an admin client."""
 
@@ -55,12 +68,7 @@ class Cluster:
     def stop(self) -> None:
         self.client.close()
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
         if self.log is not None:
@@ -161,15 +169,7 @@ class Operator:
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, kill=kill)
             self.proc = None
         if self.log is not None:
             self.log.close()

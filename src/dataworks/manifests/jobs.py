@@ -107,34 +107,22 @@ def _container(step: StepDef, owner: Owner, attempt: int, config: OperatorConfig
 
 
 def _failure_policy(step: StepDef) -> dict[str, Any]:
+    """Evictions do not count; listed exit codes end the Job (or the index) at once."""
+    action = "FailIndex" if step.is_fan_out else "FailJob"
+
+    def on_exit(operator: str, codes: set[int]) -> dict[str, Any]:
+        return {
+            "action": action,
+            "onExitCodes": {"containerName": "step", "operator": operator, "values": sorted(codes)},
+        }
+
     rules: list[dict[str, Any]] = [
-        # Evictions and preemptions are not the step's fault: do not count them.
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
     ]
     if step.no_retry_exit_codes:
-        action = "FailIndex" if step.is_fan_out else "FailJob"
-        rules.append(
-            {
-                "action": action,
-                "onExitCodes": {
-                    "containerName": "step",
-                    "operator": "In",
-                    "values": sorted(step.no_retry_exit_codes),
-                },
-            }
-        )
+        rules.append(on_exit("In", set(step.no_retry_exit_codes)))
     if step.retry_on_exit_codes:
-        action = "FailIndex" if step.is_fan_out else "FailJob"
-        rules.append(
-            {
-                "action": action,
-                "onExitCodes": {
-                    "containerName": "step",
-                    "operator": "NotIn",
-                    "values": sorted({0, *step.retry_on_exit_codes}),
-                },
-            }
-        )
+        rules.append(on_exit("NotIn", {0, *step.retry_on_exit_codes}))
     return {"rules": rules}
 
 
