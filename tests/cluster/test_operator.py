@@ -12,6 +12,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod
 
 from dataworks.operator.reconciling import Pipeline
+from tests.cluster import helpers
 from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import (
     JobRecorder,
@@ -221,9 +222,16 @@ def test_retry_all_failed_then_one_step(client: Client, namespace: str) -> None:
     assert names == ["again-a", "again-b", "again-b-a2", "again-c"]
     # One named step, on a completed pipeline: only it re-runs.
     patch_spec(client, namespace, "again", {"retry": {"id": "second", "step": "a"}})
-    eventually(lambda: len(jobs(client, namespace, "again")) == 5, what="a new Job for step a")
-    st = wait_phase(client, namespace, "again", "Completed")
-    assert {s["name"]: s["attempt"] for s in st["stepStatuses"]} == {"a": 2, "b": 2, "c": 1}
+
+    # The new Job appears before the status write of the same reconcile: wait for the status itself.
+    def a_rerun(p: object) -> bool:
+        st = status(p)
+        a = next(s for s in st.get("stepStatuses", []) if s["name"] == "a")
+        return st.get("phase") == "Completed" and a["attempt"] == 2 and a["phase"] == "Completed"
+
+    done = helpers.wait_for(client, Pipeline, "again", namespace, a_rerun, what="step a re-run")
+    assert {s["name"]: s["attempt"] for s in status(done)["stepStatuses"]} == {"a": 2, "b": 2, "c": 1}
+    assert len(jobs(client, namespace, "again")) == 5
 
 
 def test_operator_restart_mid_pipeline_creates_no_duplicates(
@@ -288,3 +296,56 @@ def test_status_is_kept_true_for_kubectl(client: Client, namespace: str) -> None
     assert st["completedSteps"] == 1
     assert st["startTime"] <= st["completionTime"]
     assert status(client.get(Pipeline, "simple", namespace=namespace))["duration"]
+
+
+def test_ttl_after_finished_deletes_the_pipeline_and_its_jobs(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("short-lived", [step("x")], ttlSecondsAfterFinished=2))
+    wait_phase(client, namespace, "short-lived", "Completed")
+
+    def gone() -> bool:
+        try:
+            client.get(Pipeline, "short-lived", namespace=namespace)
+        except ApiError as e:
+            return e.status.code == 404
+        return False
+
+    eventually(gone, timeout=30, what="the pipeline to be deleted after its TTL")
+    eventually(
+        lambda: jobs(client, namespace, "short-lived") == [], timeout=60, what="its Jobs to be collected"
+    )
+
+
+def test_active_deadline_fails_the_pipeline_on_time(client: Client, namespace: str) -> None:
+    create(
+        client,
+        namespace,
+        manifest("late", [step("forever", fate={"outcome": "run"})], activeDeadlineSeconds=3),
+    )
+    st = wait_phase(client, namespace, "late", "Failed", timeout=30)
+    failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"
+    assert step_phases(st) == {"forever": "Cancelled"}
+    eventually(lambda: jobs(client, namespace, "late") == [], what="the running Job to be deleted")
+
+
+def test_editing_a_waiting_step_applies_and_a_running_one_is_reported(client: Client, namespace: str) -> None:
+    steps = [
+        step("first", fate={"duration": "3s"}),
+        step("aggregate", ["first"], type="fan-out", image=None, command=None, parallelism=2),
+    ]
+    create(client, namespace, manifest("edited", steps))
+    eventually(lambda: len(jobs(client, namespace, "edited")) == 1, what="the first Job")
+    # The seed's `kubectl patch` of a waiting fan-out's resources, and an edit to the running step.
+    edited = [
+        {**steps[0], "args": ["changed"]},
+        {**steps[1], "resources": {"requests": {"cpu": "3", "memory": "6Gi"}}},
+    ]
+    patch_spec(client, namespace, "edited", {"steps": edited})
+    wait_phase(client, namespace, "edited", "Completed")
+    job = client.get(Job, "edited-aggregate", namespace=namespace)
+    assert job.spec.template.spec.containers[0].resources.requests == {"cpu": "3", "memory": "6Gi"}
+    first = client.get(Job, "edited-first", namespace=namespace)
+    assert not first.spec.template.spec.containers[0].args
+    events = [e for e in client.list(Event, namespace=namespace, fields={"involvedObject.name": "edited"})]
+    ignored = [e.message for e in events if e.reason == "SpecChangeIgnored"]
+    assert ignored == ["step first is running: the edit applies to its next attempt (spec.retry)"]

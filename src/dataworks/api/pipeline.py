@@ -225,6 +225,7 @@ class StepStatus(Model):
     message: str | None = None
     reason: str | None = None
     workers: WorkerCounts | None = None
+    spec_hash: str | None = Field(None, description="Hash of the step definition this attempt started with.")
 
 
 class PipelineStatus(Model):

@@ -10,7 +10,7 @@ the same decisions, and a repeated call with the same input is a no-op.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from dataworks.api import pipeline as api
@@ -62,6 +62,8 @@ class Plan:
     status: api.PipelineStatus = field(default_factory=api.PipelineStatus)
     events: list[Event] = field(default_factory=list)
     validated: validation.Validated | None = None
+    requeue_at: datetime | None = None  # reconcile again then (deadline, TTL), even without events
+    delete_pipeline: bool = False  # ttlSecondsAfterFinished has passed
 
     @property
     def finished(self) -> bool:
@@ -220,7 +222,24 @@ def plan(
             w.schedule()
     _step_events(w.previous, w.status, w.plan)
     _finish(w, deadline_hit=w.spec.shutdown is None and w.deadline_hit())
+    if old.observed_generation is not None and old.observed_generation != meta.generation:
+        w.ignored_changes()
+    _timers(w)
     return w.plan
+
+
+def _timers(w: _Work) -> None:
+    """When to look again without an event: at the deadline, or to apply the TTL."""
+    st, spec = w.status, w.spec
+    if st.phase in TERMINAL_PIPELINE:
+        if spec.ttl_seconds_after_finished is not None and st.completion_time:
+            expiry = parse_ts(st.completion_time) + timedelta(seconds=spec.ttl_seconds_after_finished)
+            if w.now >= expiry:
+                w.plan.delete_pipeline = True
+            else:
+                w.plan.requeue_at = expiry
+    elif spec.active_deadline_seconds and st.start_time:
+        w.plan.requeue_at = parse_ts(st.start_time) + timedelta(seconds=spec.active_deadline_seconds + 1)
 
 
 class _Work:
@@ -300,6 +319,21 @@ class _Work:
             elif not self.spec.suspend and job.state == "Suspended":
                 self.plan.resume.append(job.name)
 
+    def ignored_changes(self) -> None:
+        """Edits to steps that already started do not change their Jobs: say so once."""
+        for name in self.order:
+            st = self.by_name[name]
+            started = st.phase in {"Running", "Completed", "Failed"} and st.spec_hash
+            if started and st.spec_hash != self.defs[name].fingerprint():
+                state = "is running" if st.phase == "Running" else "has finished"
+                self.plan.events.append(
+                    Event(
+                        "Normal",
+                        "SpecChangeIgnored",
+                        f"step {name} {state}: the edit applies to its next attempt (spec.retry)",
+                    )
+                )
+
     def ready(self, name: str) -> bool:
         return all(
             self.by_name[d].phase == "Completed"
@@ -325,6 +359,7 @@ class _Work:
                 budget -= 1
             st.phase, st.job_name = "Running", job_name
             st.start_time = st.start_time or ts(self.now)
+            st.spec_hash = self.defs[name].fingerprint()
 
 
 def _finish(w: _Work, *, deadline_hit: bool) -> None:

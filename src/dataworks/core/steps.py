@@ -8,6 +8,9 @@ that the worker enforces too, so bad input is reported before any Job exists.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +65,11 @@ class StepDef:
     def is_fan_out(self) -> bool:
         return self.type == "fan-out"
 
+    def fingerprint(self) -> str:
+        """A short stable hash of everything that shapes this step's Job."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
 
 def _resources(step: api.Step) -> tuple[dict[str, str], dict[str, str], list[SpecError]]:
     errors: list[SpecError] = []
@@ -90,12 +98,19 @@ def _resources(step: api.Step) -> tuple[dict[str, str], dict[str, str], list[Spe
                 errors.append(SpecError(step.name, f"{where}.{name}", "must be a map such as {cpu: 2}"))
                 continue
             target.update({str(k): str(v) for k, v in part.items()})
+    parsed: dict[tuple[str, str], Any] = {}
     for name, target in (("requests", requests), ("limits", limits)):
         for key, value in target.items():
             try:
-                quantities.parse_quantity(value)
+                parsed[(name, key)] = quantities.parse_quantity(value)
             except ValueError as e:
                 errors.append(SpecError(step.name, f"resources.{name}.{key}", str(e)))
+    for key, value in requests.items():
+        req, lim = parsed.get(("requests", key)), parsed.get(("limits", key))
+        if req is not None and lim is not None and req > lim:
+            errors.append(
+                SpecError(step.name, f"resources.requests.{key}", f"{value} exceeds its limit {limits[key]}")
+            )
     return requests, limits, errors
 
 

@@ -18,6 +18,7 @@ from dataworks.api.config import OperatorConfig
 from dataworks.core import naming
 from dataworks.core.observations import LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_STEP, LABEL_STEP_TYPE
 from dataworks.core.planning import Launch
+from dataworks.core.quantities import parse_quantity
 from dataworks.core.steps import StepDef
 
 STEPS_MOUNT = "/etc/dataworks/steps"
@@ -60,9 +61,18 @@ def _security() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _resources(step: StepDef, config: OperatorConfig) -> dict[str, Any]:
+    """The step's own requests/limits over its workload class's defaults.
+
+    A class default limit never undercuts the step's own request: a step that
+    asks for more than its class allows gets a limit equal to its request.
+    """
     cls = config.workload_classes.get(step.workload_class or config.step_classes.get(step.type, ""))
     requests = {**(cls.requests if cls else {}), **step.requests}
     limits = {**(cls.limits if cls else {}), **step.limits}
+    for key, request in requests.items():
+        limit = limits.get(key)
+        if limit is not None and key not in step.limits and parse_quantity(request) > parse_quantity(limit):
+            limits[key] = request
     out: dict[str, Any] = {}
     if requests:
         out["requests"] = requests

@@ -78,6 +78,9 @@ class Reconciler:
         self._jobs_listed: set[tuple[str, str]] = set()
         # Validation depends only on the spec, which changes only with the generation.
         self._checked: dict[tuple[str, str], tuple[str, int, Any]] = {}
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._refused: dict[tuple[str, str], str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _check(self, namespace: str, name: str, meta: dict[str, Any], spec: dict[str, Any]) -> Any:
         key, uid, gen = (namespace, name), meta.get("uid", ""), int(meta.get("generation") or 1)
@@ -179,7 +182,18 @@ class Reconciler:
             checked=self._check(namespace, name, meta, raw.get("spec") or {}),
         )
         owner = manifests.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
-        await self._apply_children(owner, p)
+        try:
+            await self._apply_children(owner, p)
+        except ApiError as e:
+            if e.status.code not in (403, 422):
+                raise
+            # The API server refuses what we built (a quota, a policy, an invalid
+            # combination): say so on the pipeline, once per distinct refusal.
+            text = f"cannot create the step's Job: {e.status.message}"
+            if self._refused.get((namespace, name)) != text:
+                self._refused[(namespace, name)] = text
+                await self._event(owner, planning.Event("Warning", "FailedCreate", text))
+            raise
         new_status = p.status.model_dump(by_alias=True, mode="json")
         if _strip_none(new_status) != _strip_none(old_raw or {}):
             written = await self.client.patch(
@@ -188,7 +202,29 @@ class Reconciler:
             self.observe_pipeline(written.to_dict())  # type: ignore[no-untyped-call]
         for event in p.events:
             await self._event(owner, event)
+        if p.delete_pipeline:
+            log.info("deleting %s/%s: ttlSecondsAfterFinished has passed", namespace, name)
+            await self.client.delete(Pipeline, name, namespace=namespace)
+        elif p.requeue_at is not None:
+            self._wake_at(namespace, name, p.requeue_at)
         return p
+
+    def _wake_at(self, namespace: str, name: str, when: datetime) -> None:
+        """Reconcile again at `when` (a deadline or a TTL), whatever else happens."""
+        key = (namespace, name)
+        previous = self._timers.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            task = loop.create_task(self.trigger(namespace, name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._timers[key] = loop.call_later(delay, fire)
 
     async def _with_pod_reason(self, namespace: str, view: observations.JobView) -> observations.JobView:
         pods = [

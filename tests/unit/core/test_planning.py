@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from dataworks.core import planning
@@ -173,3 +175,65 @@ def test_invalid_spec_is_failed_with_the_step_and_field(steps: list[dict[str, ob
     assert (valid.status, valid.reason) == ("False", "InvalidSpec")
     assert message in valid.message, valid.message
     assert [e.reason for e in plan.events] == ["InvalidSpec"]
+
+
+def test_ttl_after_finished_requeues_then_deletes() -> None:
+    sim = Sim(make_pipeline("t").step("a").set(ttlSecondsAfterFinished=30))
+    status = sim.run()
+    done = planning.parse_ts(status.completion_time or "")
+    early = planning.plan(
+        planning.Meta("t", "ns"), sim.builder.spec, status, list(sim.jobs.values()), now=done
+    )
+    assert early.requeue_at == done + timedelta(seconds=30)
+    assert not early.delete_pipeline
+    late = planning.plan(
+        planning.Meta("t", "ns"),
+        sim.builder.spec,
+        status,
+        list(sim.jobs.values()),
+        now=done + timedelta(seconds=31),
+    )
+    assert late.delete_pipeline
+
+
+def test_deadline_wakes_the_operator_and_fails_the_pipeline() -> None:
+    sim = Sim(make_pipeline("dl").step("slow").set(activeDeadlineSeconds=60))
+    first = sim.reconcile()
+    start = planning.parse_ts(first.status.start_time or "")
+    assert first.requeue_at == start + timedelta(seconds=61)
+    sim.now = start + timedelta(seconds=61)
+    late = sim.reconcile()
+    assert late.delete == ["dl-slow"]
+    assert late.status.phase == "Failed"
+    assert next(c for c in late.status.conditions if c.type == "Failed").reason == "DeadlineExceeded"
+
+
+def test_edits_to_started_steps_are_reported_and_edits_to_waiting_steps_apply() -> None:
+    sim = Sim(make_pipeline("e").step("a").step("b", depends_on=["a"]))
+    sim.reconcile()
+    sim.builder.spec["steps"][0]["args"] = ["changed"]
+    sim.builder.spec["steps"][1]["args"] = ["new"]
+    plan = planning.plan(
+        planning.Meta("e", "ns", generation=2),
+        sim.builder.spec,
+        sim.status,
+        list(sim.jobs.values()),
+        now=sim.now,
+    )
+    assert [(e.reason, e.message.split(":")[0]) for e in plan.events] == [
+        ("SpecChangeIgnored", "step a is running")
+    ]
+    sim.status = plan.status
+    sim.finish_running()
+    launch = sim.reconcile().create[0]
+    assert launch.step.name == "b"
+    assert launch.step.args == ("new",)
+
+
+def test_request_above_own_limit_is_invalid() -> None:
+    b = make_pipeline("r").step("a", resources={"requests": {"cpu": "4"}, "limits": {"cpu": "2"}})
+    plan = planning.plan(
+        planning.Meta("r", "ns"), b.spec, None, [], now=planning.parse_ts("2026-01-01T00:00:00Z")
+    )
+    assert plan.status.phase == "Failed"
+    assert "step 'a': resources.requests.cpu: 4 exceeds its limit 2" in (plan.status.message or "")
