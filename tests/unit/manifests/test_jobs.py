@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.core import planning, steps
 from dataworks.manifests import jobs
+from dataworks.operator import main as operator_main
 
 OWNER = jobs.Owner(name="p", namespace="ns", uid="u-1")
 
@@ -68,3 +72,34 @@ def test_pods_are_restricted_and_credentials_only_come_from_secrets() -> None:
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     token = next(e for e in container["env"] if e["name"] == "TOKEN")
     assert token == {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "t"}}}
+
+
+def test_sql_of_256_kib_reaches_the_worker_intact() -> None:
+    sql = "SELECT 1 AS x -- " + "y" * (256 * 1024) + "\n"
+    spec = api.PipelineSpec.model_validate(
+        {"steps": [{"name": "t", "type": "transform", "config": {"sql": sql}}]}
+    )
+    sdef, errors = steps.normalize(spec.steps[0])
+    assert errors == []
+    cm = jobs.steps_config_map(OWNER, (sdef,))
+    payload = json.loads(cm["data"]["t.json"])  # type: ignore[index]
+    assert payload["config"]["sql"] == sql
+    assert sum(len(v) for v in cm["data"].values()) < 1024 * 1024  # a ConfigMap holds at most 1 MiB  # type: ignore[union-attr]
+
+
+def test_workload_classes_come_from_the_operator_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "workerImage: registry.example/worker:9\n"
+        "workloadClasses:\n"
+        "  gpu: {requests: {nvidia.com/gpu: '1'}, nodeSelector: {accelerator: nvidia},"
+        " tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]}\n"
+        "stepClasses: {transform: gpu}\n"
+    )
+    config = operator_main.load_config(str(path))
+    job = build({"name": "t", "type": "transform", "config": {"sql": "select 1"}}, config)
+    pod = job["spec"]["template"]["spec"]  # type: ignore[index]
+    assert pod["containers"][0]["image"] == "registry.example/worker:9"
+    assert pod["containers"][0]["resources"]["requests"] == {"nvidia.com/gpu": "1"}
+    assert pod["nodeSelector"] == {"accelerator": "nvidia"}
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
