@@ -48,6 +48,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keeps no "last handled" state: we register no change handlers.
+
+    kopf otherwise deep-copies every object on every event to detect changes
+    for such handlers; profiling showed those copies as the operator's largest
+    CPU cost (a quarter of it under 10 concurrent pipelines).
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def load_config(path: str | None) -> OperatorConfig:
     if not path:
         return OperatorConfig()
@@ -69,6 +87,7 @@ def build_registry(
         settings.posting.enabled = False  # we post our own events, once per transition
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "dataworks.io/unused-finalizer"
+        settings.persistence.diffbase_storage = NoDiffBase()
         client = clients.async_client(kubeconfig, counter=counter)
         state["reconciler"] = reconciling.Reconciler(client, config)
         state["resync"] = asyncio.create_task(_resync(state["reconciler"], client, config.resync_seconds))
@@ -89,8 +108,8 @@ def build_registry(
     async def pipeline_event(
         *, body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
     ) -> None:
-        state["reconciler"].observe_pipeline(dict(body), deleted=type == "DELETED")
-        if type != "DELETED" and namespace:
+        news = state["reconciler"].observe_pipeline(dict(body), deleted=type == "DELETED")
+        if news and namespace:
             await state["reconciler"].trigger(namespace, name)
 
     @kopf.on.event(

@@ -91,7 +91,8 @@ class Reconciler:
         self._checked[key] = (uid, gen, result)
         return result
 
-    def observe_pipeline(self, body: dict[str, Any], deleted: bool = False) -> None:
+    def observe_pipeline(self, body: dict[str, Any], deleted: bool = False) -> bool:
+        """Cache a Pipeline; True when it is news (not the echo of our own write)."""
         meta = body.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if deleted:
@@ -99,8 +100,16 @@ class Reconciler:
             self._checked.pop(key, None)
             self._jobs.pop(key, None)
             self._jobs_listed.discard(key)
-        elif _newer(self._pipelines.get(key), body):
-            self._pipelines[key] = body
+            return False
+        before = self._pipelines.get(key)
+        if before is not None and (before.get("metadata") or {}).get("resourceVersion") == meta.get(
+            "resourceVersion"
+        ):
+            return False
+        if not _newer(before, body):
+            return False
+        self._pipelines[key] = body
+        return True
 
     def observe_job(self, body: dict[str, Any], deleted: bool = False) -> bool:
         """Cache a Job; True when what the planner sees of it changed."""
