@@ -349,3 +349,14 @@ def test_editing_a_waiting_step_applies_and_a_running_one_is_reported(client: Cl
     events = [e for e in client.list(Event, namespace=namespace, fields={"involvedObject.name": "edited"})]
     ignored = [e.message for e in events if e.reason == "SpecChangeIgnored"]
     assert ignored == ["step first is running: the edit applies to its next attempt (spec.retry)"]
+
+
+def test_oom_killed_step_names_the_reason(client: Client, namespace: str) -> None:
+    oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
+    create(client, namespace, manifest("hungry", [step("big", fate=oom, retry={"limit": 0})]))
+    st = wait_phase(client, namespace, "hungry", "Failed")
+    (s,) = st["stepStatuses"]
+    assert s["reason"] == "OOMKilled"
+    assert st["message"].startswith("step big failed: OOMKilled (BackoffLimitExceeded:")
+    failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "OOMKilled"
