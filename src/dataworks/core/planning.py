@@ -259,9 +259,15 @@ class _Work:
         self.defs = validated.by_name()
         self.deps = {s.name: s.depends_on for s in validated.steps}
         self.order = dag.topological_order(self.deps)
-        self.status = old.model_copy(deep=True)
+        # Shallow copies suffice: nested values (workers) are replaced, never mutated.
+        self.status = old.model_copy(
+            update={
+                "step_statuses": [s.model_copy() for s in old.step_statuses],
+                "conditions": [c.model_copy() for c in old.conditions],
+            }
+        )
         self.status.observed_generation = meta.generation
-        self.previous = {s.name: s.model_copy() for s in old.step_statuses}
+        self.previous = {s.name: s for s in old.step_statuses}
         known = {s.name: s for s in self.status.step_statuses}
         self.status.step_statuses = [
             known.get(s.name) or api.StepStatus(name=s.name, type=s.type, attempt=1) for s in validated.steps
