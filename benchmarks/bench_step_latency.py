@@ -28,7 +28,7 @@ from rich.table import Table
 
 from benchmarks.harness import REPO, JobClock, cluster, namespace, operator, succeeded
 from dataworks.kube import clients
-from dataworks.operator.reconciling import Pipeline
+from dataworks.kube.resources import Pipeline
 from tests.cluster import podspecs
 
 PIPELINES, STEPS = 10, 21  # 10 x 20 = 200 transitions

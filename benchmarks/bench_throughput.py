@@ -20,7 +20,7 @@ from rich.table import Table
 
 from benchmarks.harness import REPO, cluster, namespace, operator
 from dataworks.kube import clients
-from dataworks.operator.reconciling import Pipeline
+from dataworks.kube.resources import Pipeline
 from tests.cluster import podspecs
 
 PIPELINES, STEPS, TOTAL = 200, 5, 1000

@@ -74,10 +74,12 @@ class Cluster:
         if self.log is not None:
             self.log.close()
 
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         kubectl = REPO / "bin" / "kubectl"
         cmd = [str(kubectl) if kubectl.exists() else "kubectl", "--kubeconfig", self.kubeconfig, *args]
-        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
+        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60, input=input)
 
 
 def _start(tmp: Path) -> Cluster:

@@ -12,7 +12,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.types import PatchType
 
 from dataworks.kube import clients
-from dataworks.operator.reconciling import Pipeline
+from dataworks.kube.resources import Pipeline
 from tests.cluster import helpers
 
 FATE = "fate.testcluster.dataworks.io/"

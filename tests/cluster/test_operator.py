@@ -11,7 +11,7 @@ from lightkube import ApiError, Client, codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Pod
 
-from dataworks.operator.reconciling import Pipeline
+from dataworks.kube.resources import Pipeline
 from tests.cluster import helpers
 from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import (

@@ -24,7 +24,7 @@ import yaml
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.core import observations
-from dataworks.kube import clients
+from dataworks.kube import clients, resources
 from dataworks.operator import reconciling
 
 log = logging.getLogger("dataworks.operator")
@@ -129,7 +129,7 @@ async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float
     while True:
         await asyncio.sleep(period)
         try:
-            async for p in client.list(reconciling.Pipeline, namespace="*"):
+            async for p in client.list(resources.Pipeline, namespace="*"):
                 phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
                 if phase not in {"Completed", "Failed", "Cancelled"}:
                     await reconciler.trigger(p.metadata.namespace, p.metadata.name)

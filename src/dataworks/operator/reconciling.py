@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import ApiError, AsyncClient, codecs
-from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
@@ -27,11 +26,11 @@ from lightkube.types import CascadeType, PatchType
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.core import observations, planning, validation
+from dataworks.kube.resources import Pipeline
 from dataworks.manifests import jobs as manifests
 
 log = logging.getLogger("dataworks.operator")
 
-Pipeline = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
 COMPONENT = "dataworks-operator"
 
 

@@ -1,0 +1,1 @@
+"""pipeline-ctl (edge layer): commands fetch data, call pure render functions, print."""

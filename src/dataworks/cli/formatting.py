@@ -1,0 +1,132 @@
+"""Pure rendering for pipeline-ctl: plain data in, Rich renderables or text out.
+
+Nothing here talks to a cluster, so every view is unit-tested with plain dicts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from dataworks.core import quantities
+
+PHASE_STYLES = {
+    "Completed": "green",
+    "Running": "cyan",
+    "Pending": "yellow",
+    "Waiting": "dim",
+    "Suspended": "yellow",
+    "Failed": "red",
+    "Cancelled": "magenta",
+    "Skipped": "dim",
+}
+STEP_ICONS = {
+    "Completed": "✅",
+    "Running": "🔄",
+    "Waiting": "⏳",
+    "Failed": "❌",
+    "Skipped": "⏭",
+    "Cancelled": "🚫",
+}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def elapsed(start: str | None, end: str | None, now: datetime) -> str:
+    begin = parse_time(start)
+    if begin is None:
+        return "-"
+    finish = parse_time(end) or now
+    return quantities.format_duration((finish - begin).total_seconds())
+
+
+def phase_text(phase: str) -> Text:
+    return Text(phase, style=PHASE_STYLES.get(phase, ""))
+
+
+def pipelines_table(items: list[dict[str, Any]], now: datetime, *, all_namespaces: bool = False) -> Table:
+    """The overnight overview: one row per pipeline."""
+    table = Table(box=None, pad_edge=False)
+    if all_namespaces:
+        table.add_column("Namespace")
+    for col in ("Pipeline", "Phase", "Steps", "Duration", "Started"):
+        table.add_column(col)
+    for p in items:
+        meta, st = p.get("metadata") or {}, p.get("status") or {}
+        row: list[Any] = [meta.get("name", "")]
+        if all_namespaces:
+            row.insert(0, meta.get("namespace", ""))
+        started = parse_time(st.get("startTime"))
+        row += [
+            phase_text(st.get("phase") or "Pending"),
+            st.get("progress") or f"0/{len((p.get('spec') or {}).get('steps') or [])}",
+            elapsed(st.get("startTime"), st.get("completionTime"), now),
+            started.strftime("%Y-%m-%d %H:%M:%S") if started else "-",
+        ]
+        table.add_row(*row)
+    return table
+
+
+def waiting_for(step: dict[str, Any], spec_steps: dict[str, dict[str, Any]], phases: dict[str, str]) -> str:
+    deps = (spec_steps.get(step["name"]) or {}).get("dependsOn") or []
+    pending = [d for d in deps if phases.get(d) != "Completed"]
+    return f"waiting for {', '.join(pending)}" if pending else "waiting to be scheduled"
+
+
+def pipeline_detail(p: dict[str, Any], now: datetime) -> list[Text]:
+    """The step list of one pipeline, with icons, durations and what waiting steps wait for."""
+    meta, st = p.get("metadata") or {}, p.get("status") or {}
+    spec_steps = {s["name"]: s for s in (p.get("spec") or {}).get("steps") or []}
+    statuses = st.get("stepStatuses") or [{"name": n, "phase": "Waiting"} for n in spec_steps]
+    phases = {s["name"]: s.get("phase", "Waiting") for s in statuses}
+    lines = [
+        Text(f"Pipeline: {meta.get('name', '')}"),
+        Text("Phase: ").append(phase_text(st.get("phase") or "Pending")),
+        Text(f"Steps: {st.get('completedSteps', 0)}/{st.get('totalSteps', len(spec_steps))} completed"),
+    ]
+    if st.get("message"):
+        lines.append(Text(f"Message: {st['message']}"))
+    lines.append(Text(""))
+    for s in statuses:
+        phase = s.get("phase", "Waiting")
+        icon = STEP_ICONS.get(phase, "•")
+        took = elapsed(s.get("startTime"), s.get("completionTime"), now)
+        if phase == "Completed":
+            detail = f"completed in {took}"
+        elif phase == "Running":
+            detail = f"running for {took}"
+            workers = s.get("workers")
+            if workers:
+                detail += f", workers {workers.get('succeeded', 0)} done / {workers.get('active', 0)} active"
+        elif phase == "Waiting":
+            detail = waiting_for(s, spec_steps, phases)
+        else:
+            detail = s.get("message") or phase.lower()
+        attempt = f" (attempt {s['attempt']})" if s.get("attempt", 1) > 1 else ""
+        lines.append(Text(f"{icon} {s['name']}{attempt} ({detail})"))
+    return lines
+
+
+def summary(p: dict[str, Any]) -> dict[str, Any]:
+    """The stable JSON shape of one pipeline for scripts."""
+    meta, st = p.get("metadata") or {}, p.get("status") or {}
+    return {
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "phase": st.get("phase") or "Pending",
+        "progress": st.get("progress"),
+        "startTime": st.get("startTime"),
+        "completionTime": st.get("completionTime"),
+        "message": st.get("message"),
+        "steps": [
+            {k: s.get(k) for k in ("name", "type", "phase", "attempt", "jobName", "message")}
+            for s in st.get("stepStatuses") or []
+        ],
+    }

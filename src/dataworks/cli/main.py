@@ -1,0 +1,339 @@
+"""The `pipeline-ctl` command (edge layer): run, status, cancel, suspend, resume, retry, delete.
+
+Commands fetch plain data from the cluster, call `cli.formatting`, and print.
+Exit codes: 0 ok, 1 the pipeline failed, 2 usage or input error, 3 cluster or
+API error. Heavy modules are imported inside the commands so that
+`pipeline-ctl --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
+CRD_FIX = "kubectl apply --server-side -f deploy/crds/"
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    raise CliError(message, code)
+
+
+class Cluster:
+    """The pipelines of one namespace, through the one client library."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from dataworks.kube import clients
+
+        try:
+            self.client = clients.sync_client(args.kubeconfig, context=args.context)
+        except Exception as e:
+            fail(f"cannot load a kubeconfig ({e}); pass --kubeconfig or set KUBECONFIG", EXIT_CLUSTER)
+        self.namespace = args.namespace or self.client.namespace or "default"
+
+    def call(self, what: str, fn: Any, *a: Any, **kw: Any) -> Any:
+        import httpx2
+        from lightkube import ApiError
+
+        try:
+            return fn(*a, **kw)
+        except ApiError as e:
+            status = e.status
+            if (
+                status.code == 404
+                and status.details
+                and status.details.kind == "pipelines"
+                and not status.details.name
+            ):
+                fail(f"the Pipeline CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
+            if status.code == 403:
+                fail(f"forbidden: {status.message} (ask for RBAC permission to {what})", EXIT_CLUSTER)
+            raise
+        except httpx2.TransportError as e:
+            fail(f"cannot reach the cluster at {self.client.config.cluster.server}: {e}", EXIT_CLUSTER)
+
+    def get(self, name: str) -> dict[str, Any]:
+        from lightkube import ApiError
+
+        from dataworks.kube.resources import Pipeline
+
+        try:
+            obj = self.call("get pipelines", self.client.get, Pipeline, name, namespace=self.namespace)
+        except ApiError as e:
+            if e.status.code != 404:
+                fail(e.status.message or str(e), EXIT_CLUSTER)
+            names = [p["metadata"]["name"] for p in self.list()]
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            fail(f'pipeline "{name}" not found in namespace {self.namespace}{hint}')
+        return dict(obj.to_dict())
+
+    def list(self, all_namespaces: bool = False) -> list[dict[str, Any]]:
+        from dataworks.kube.resources import Pipeline
+
+        ns = "*" if all_namespaces else self.namespace
+        items = self.call("list pipelines", lambda: list(self.client.list(Pipeline, namespace=ns)))
+        return [dict(p.to_dict()) for p in items]
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        from lightkube.types import PatchType
+
+        from dataworks.kube.resources import Pipeline
+
+        self.get(name)  # a clear "not found" with suggestions
+        self.call(
+            "patch pipelines",
+            self.client.patch,
+            Pipeline,
+            name,
+            {"spec": spec},
+            namespace=self.namespace,
+            patch_type=PatchType.MERGE,
+        )
+
+
+def load_pipelines(path: str) -> list[dict[str, Any]]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror}")
+    except yaml.YAMLError as e:
+        fail(f"{path} is not valid YAML: {e}")
+    pipelines = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pipeline"]
+    if not pipelines:
+        fail(f"{path} holds no Pipeline (kind: Pipeline, apiVersion: dataworks.io/v1)")
+    return pipelines
+
+
+def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
+    from dataworks.core import validation
+
+    name = (obj.get("metadata") or {}).get("name", "?")
+    validated, errors = validation.validate_raw(obj.get("spec") or {})
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        fail(f"{path}: pipeline {name} is invalid:\n{lines}")
+    return validated
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lightkube import codecs
+
+    pipelines = load_pipelines(args.file)
+    checked = [(p, validate_or_fail(p, args.file)) for p in pipelines]
+    if args.dry_run:
+        return dry_run(checked, args)
+    cluster = Cluster(args)
+    created = []
+    for original, _ in checked:
+        obj = {**original, "metadata": dict(original.get("metadata") or {})}
+        base = args.name or obj["metadata"].get("name") or Path(args.file).stem
+        obj["metadata"]["name"] = (
+            args.name if args.name and len(pipelines) == 1 else f"{base}-{secrets.token_hex(3)}"
+        )
+        obj["metadata"].pop("resourceVersion", None)
+        from dataworks.kube.resources import Pipeline
+
+        assert Pipeline is not None  # registered for codecs
+        cluster.call(
+            "create pipelines", cluster.client.create, codecs.from_dict(obj), namespace=cluster.namespace
+        )
+        created.append(obj["metadata"]["name"])
+        print(f"pipeline.dataworks.io/{obj['metadata']['name']} created")
+    if args.wait:
+        return max(wait_for_end(cluster, name) for name in created)
+    return EXIT_OK
+
+
+def dry_run(checked: list[tuple[dict[str, Any], Any]], args: argparse.Namespace) -> int:
+    from dataworks.api.config import OperatorConfig
+    from dataworks.core import naming, planning
+    from dataworks.manifests import jobs as manifests
+
+    config = OperatorConfig()
+    out: list[dict[str, Any]] = []
+    for obj, validated in checked:
+        name = args.name or (obj.get("metadata") or {}).get("name", "pipeline")
+        owner = manifests.Owner(
+            name=name, namespace=args.namespace or "default", uid="00000000-0000-0000-0000-000000000000"
+        )
+        if any(s.type != "container" for s in validated.steps):
+            out.append(manifests.steps_config_map(owner, validated.steps))
+        for step in validated.steps:
+            launch = planning.Launch(step=step, attempt=1, job_name=naming.job_name(name, step.name, 1))
+            out.append(manifests.step_job(owner, launch, validated.spec, config))
+    print(yaml.safe_dump_all(out, sort_keys=False), end="")
+    return EXIT_OK
+
+
+def wait_for_end(cluster: Cluster, name: str) -> int:
+    from dataworks.kube.resources import Pipeline
+
+    while True:
+        phase = (cluster.get(name).get("status") or {}).get("phase")
+        if phase in {"Completed", "Failed", "Cancelled"}:
+            print(f"pipeline {name}: {phase}")
+            return EXIT_OK if phase == "Completed" else EXIT_FAILED
+        for _, obj in cluster.call(
+            "watch pipelines",
+            cluster.client.watch,
+            Pipeline,
+            namespace=cluster.namespace,
+            fields={"metadata.name": name},
+            server_timeout=30,
+        ):
+            if ((obj.to_dict().get("status") or {}).get("phase")) in {"Completed", "Failed", "Cancelled"}:
+                break
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dataworks.cli import formatting
+
+    cluster = Cluster(args)
+    now = datetime.now(UTC)
+    console = Console(highlight=False)
+    if args.name:
+        p = cluster.get(args.name)
+        if args.output == "json":
+            print(json.dumps(formatting.summary(p), indent=2))
+        elif args.output == "yaml":
+            print(yaml.safe_dump(formatting.summary(p), sort_keys=False), end="")
+        else:
+            for line in formatting.pipeline_detail(p, now):
+                console.print(line)
+        return EXIT_OK
+    items = cluster.list(all_namespaces=args.all_namespaces)
+    if args.output == "json":
+        print(json.dumps([formatting.summary(p) for p in items], indent=2))
+    elif args.output == "yaml":
+        print(yaml.safe_dump([formatting.summary(p) for p in items], sort_keys=False), end="")
+    elif not items:
+        print(f"No pipelines in namespace {cluster.namespace}.")
+    else:
+        console.print(formatting.pipelines_table(items, now, all_namespaces=args.all_namespaces))
+    return EXIT_OK
+
+
+def cmd_patch(spec: dict[str, Any], verb: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        Cluster(args).patch_spec(args.name, spec)
+        print(f"pipeline.dataworks.io/{args.name} {verb}")
+        return EXIT_OK
+
+    return run
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    cluster = Cluster(args)
+    p = cluster.get(args.name)
+    statuses = (p.get("status") or {}).get("stepStatuses") or []
+    names = {s["name"] for s in statuses}
+    if args.step and args.step not in names:
+        close = difflib.get_close_matches(args.step, sorted(names), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"its steps: {', '.join(sorted(names)[:10])}"
+        fail(f'pipeline {args.name} has no step "{args.step}"; {hint}')
+    request: dict[str, Any] = {"id": f"r-{secrets.token_hex(4)}"}
+    if args.step:
+        request["step"] = args.step
+        rerun = [args.step]
+    else:
+        rerun = [s["name"] for s in statuses if s.get("phase") in {"Failed", "Skipped", "Cancelled"}]
+        if not rerun:
+            fail(f"pipeline {args.name} has no failed, skipped or cancelled step to retry")
+    cluster.patch_spec(args.name, {"retry": request})
+    print(
+        f"pipeline.dataworks.io/{args.name} retry {request['id']} requested; will re-run: {', '.join(rerun)}"
+    )
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from dataworks.kube.resources import Pipeline
+
+    cluster = Cluster(args)
+    cluster.get(args.name)
+    cluster.call("delete pipelines", cluster.client.delete, Pipeline, args.name, namespace=cluster.namespace)
+    print(f"pipeline.dataworks.io/{args.name} deleted")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="pipeline-ctl", description="Run and inspect dataworks pipelines.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    common.add_argument("--context", help="kubeconfig context")
+    common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="create a pipeline run from a file")
+    run.add_argument(
+        "-f", "--file", required=True, help="Pipeline YAML (multi-document allowed; - for stdin)"
+    )
+    run.add_argument("--name", help="run name (default: the pipeline's name plus a unique suffix)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the Jobs and ConfigMaps the operator would create"
+    )
+    run.add_argument(
+        "--wait", action="store_true", help="wait for the end; the exit code reflects the final phase"
+    )
+    run.set_defaults(fn=cmd_run)
+
+    status = sub.add_parser(
+        "status", parents=[common], help="pipelines in a namespace, or one pipeline's steps"
+    )
+    status.add_argument("name", nargs="?")
+    status.add_argument("-A", "--all-namespaces", action="store_true")
+    status.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    status.set_defaults(fn=cmd_status)
+
+    for verb, spec, done, text in (
+        ("cancel", {"shutdown": "Terminate"}, "cancelled", "cancel a pipeline (terminal)"),
+        ("suspend", {"suspend": True}, "suspended", "pause: no new steps start, running Jobs are suspended"),
+        ("resume", {"suspend": False}, "resumed", "resume a suspended pipeline"),
+    ):
+        p = sub.add_parser(verb, parents=[common], help=text)
+        p.add_argument("name")
+        p.set_defaults(fn=cmd_patch(spec, done))
+
+    retry = sub.add_parser(
+        "retry", parents=[common], help="re-run failed, skipped and cancelled steps, or one step"
+    )
+    retry.add_argument("name")
+    retry.add_argument("--step", help="re-run only this step")
+    retry.set_defaults(fn=cmd_retry)
+
+    delete = sub.add_parser("delete", parents=[common], help="delete a pipeline and its Jobs")
+    delete.add_argument("name")
+    delete.set_defaults(fn=cmd_delete)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+        return code
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

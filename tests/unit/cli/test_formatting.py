@@ -1,0 +1,89 @@
+"""pipeline-ctl rendering from plain data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+
+from dataworks.cli import formatting
+
+NOW = datetime(2026, 1, 1, 12, 10, tzinfo=UTC)
+
+RUNNING = {
+    "metadata": {"name": "marketing-q1-analysis", "namespace": "ds"},
+    "spec": {
+        "steps": [
+            {"name": "fetch", "type": "fetch"},
+            {"name": "join", "type": "transform", "dependsOn": ["fetch"]},
+            {"name": "insights", "type": "fan-out", "dependsOn": ["join"]},
+        ]
+    },
+    "status": {
+        "phase": "Running",
+        "progress": "1/3",
+        "startTime": "2026-01-01T12:00:00Z",
+        "completedSteps": 1,
+        "totalSteps": 3,
+        "stepStatuses": [
+            {
+                "name": "fetch",
+                "phase": "Completed",
+                "attempt": 1,
+                "startTime": "2026-01-01T12:00:00Z",
+                "completionTime": "2026-01-01T12:03:45Z",
+            },
+            {"name": "join", "phase": "Running", "attempt": 2, "startTime": "2026-01-01T12:07:48Z"},
+            {"name": "insights", "phase": "Waiting", "attempt": 1},
+        ],
+    },
+}
+
+
+def render(renderable: object) -> str:
+    console = Console(width=120, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_overview_table_has_the_seed_columns() -> None:
+    out = render(formatting.pipelines_table([RUNNING], NOW))
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["Pipeline", "Phase", "Steps", "Duration", "Started"]
+    assert row.split() == ["marketing-q1-analysis", "Running", "1/3", "10m00s", "2026-01-01", "12:00:00"]
+
+
+def test_detail_shows_durations_attempts_and_what_waits_for_what() -> None:
+    lines = [str(t) for t in formatting.pipeline_detail(RUNNING, NOW)]
+    assert "Steps: 1/3 completed" in lines
+    assert "✅ fetch (completed in 3m45s)" in lines
+    assert "🔄 join (attempt 2) (running for 2m12s)" in lines
+    assert "⏳ insights (waiting for join)" in lines
+
+
+def test_json_summary_has_a_stable_shape() -> None:
+    s = formatting.summary(RUNNING)
+    assert list(s) == [
+        "name",
+        "namespace",
+        "phase",
+        "progress",
+        "startTime",
+        "completionTime",
+        "message",
+        "steps",
+    ]
+    assert s["steps"][1] == {
+        "name": "join",
+        "type": None,
+        "phase": "Running",
+        "attempt": 2,
+        "jobName": None,
+        "message": None,
+    }
+
+
+def test_a_new_pipeline_without_status() -> None:
+    fresh = {"metadata": {"name": "new"}, "spec": {"steps": [{"name": "a"}, {"name": "b"}]}}
+    row = render(formatting.pipelines_table([fresh], NOW)).splitlines()[1]
+    assert row.split() == ["new", "Pending", "0/2", "-", "-"]
