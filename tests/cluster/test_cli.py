@@ -113,3 +113,38 @@ def test_dry_run_needs_no_cluster_and_the_server_accepts_its_jobs(cluster: Clust
         "apply", "--dry-run=server", "-n", namespace, "-f", "-", check=False, input=yaml.safe_dump_all(docs)
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_forbidden_names_the_verb_and_resource(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    from lightkube.models.authentication_v1 import TokenRequestSpec
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import ServiceAccount
+
+    # A real identity with no RBAC role: a ServiceAccount token from the TokenRequest API.
+    cluster.client.create(ServiceAccount(metadata=ObjectMeta(name="nobody")), namespace=namespace)
+    token = cluster.client.create(
+        ServiceAccount.Token(
+            metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=600)
+        ),
+        "nobody",
+        namespace=namespace,
+    ).status.token
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    admin["users"] = [{"name": "nobody", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "nobody"
+    kubeconfig = tmp_path / "nobody.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(admin))
+    out = subprocess.run(
+        [CTL, "status", "--kubeconfig", str(kubeconfig), "-n", namespace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 3
+    assert "error: forbidden:" in out.stderr
+    assert (
+        f'cannot list resource "pipelines" in API group "dataworks.io" in the namespace "{namespace}"'
+        in out.stderr
+    )
+    assert "(ask for RBAC permission to list pipelines)" in out.stderr
