@@ -17,17 +17,14 @@ pytestmark = pytest.mark.usefixtures("operator")
 CTL = str(Path(sys.executable).parent / "pipeline-ctl")
 
 
+def run_ctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CTL, *args], capture_output=True, text=True, input=stdin, timeout=120, check=False)
+
+
 def ctl(
     cluster: Cluster, namespace: str, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CTL, *args, "--kubeconfig", cluster.kubeconfig, "-n", namespace],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
+    return run_ctl(*args, "--kubeconfig", cluster.kubeconfig, "-n", namespace, stdin=stdin)
 
 
 def test_run_wait_status_and_json(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
@@ -86,12 +83,8 @@ def test_cancel_and_errors_a_user_will_hit(cluster: Cluster, namespace: str) -> 
     )
     assert bad.returncode == 2
     assert "forms a cycle: a -> b -> a" in bad.stderr
-    unreachable = subprocess.run(
-        [CTL, "status", "--kubeconfig", str(Path(cluster.kubeconfig).with_name("missing.kubeconfig"))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    unreachable = run_ctl(
+        "status", "--kubeconfig", str(Path(cluster.kubeconfig).with_name("missing.kubeconfig"))
     )
     assert unreachable.returncode == 3
     assert "cannot load a kubeconfig" in unreachable.stderr
@@ -134,13 +127,7 @@ def test_forbidden_names_the_verb_and_resource(cluster: Cluster, namespace: str,
     admin["contexts"][0]["context"]["user"] = "nobody"
     kubeconfig = tmp_path / "nobody.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(admin))
-    out = subprocess.run(
-        [CTL, "status", "--kubeconfig", str(kubeconfig), "-n", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_ctl("status", "--kubeconfig", str(kubeconfig), "-n", namespace)
     assert out.returncode == 3
     assert "error: forbidden:" in out.stderr
     assert (

@@ -134,6 +134,10 @@ def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from lightkube import codecs
 
+    from dataworks.kube.resources import Pipeline
+
+    assert Pipeline is not None  # importing it registers the kind with codecs.from_dict
+
     pipelines = load_pipelines(args.file)
     checked = [(p, validate_or_fail(p, args.file)) for p in pipelines]
     if args.dry_run:
@@ -147,9 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.name if args.name and len(pipelines) == 1 else f"{base}-{secrets.token_hex(3)}"
         )
         obj["metadata"].pop("resourceVersion", None)
-        from dataworks.kube.resources import Pipeline
-
-        assert Pipeline is not None  # registered for codecs
         cluster.call(
             "create pipelines", cluster.client.create, codecs.from_dict(obj), namespace=cluster.namespace
         )

@@ -26,7 +26,6 @@ TERMINAL_PIPELINE = {"Completed", "Failed", "Cancelled"}
 class Settings:
     """Operator configuration that planning depends on."""
 
-    default_retry_limit: int = 1
     max_parallelism: int = 1000
 
 

@@ -68,9 +68,7 @@ class Reconciler:
 
     def __init__(self, client: AsyncClient, config: OperatorConfig) -> None:
         self.client, self.config = client, config
-        self.settings = planning.Settings(
-            default_retry_limit=config.default_retry_limit, max_parallelism=config.max_parallelism
-        )
+        self.settings = planning.Settings(max_parallelism=config.max_parallelism)
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._pipelines: dict[tuple[str, str], dict[str, Any]] = {}
         self._jobs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
