@@ -1,0 +1,120 @@
+"""`dataworks-worker`, the container entrypoint (edge layer): run one step, or one fan-out worker.
+
+    dataworks-worker --step-file /etc/dataworks/steps/<step>.json
+
+The step file is the JSON the operator puts in the pipeline's ConfigMap (the
+local executor writes the same file). The environment says where:
+DATAWORKS_STORE (an fsspec URL), DATAWORKS_NAMESPACE, DATAWORKS_PIPELINE,
+DATAWORKS_RUN, and for a fan-out WORKER_INDEX and TOTAL_WORKERS.
+
+Exit codes: 0 done (one summary line on stdout), 1 the step failed, 2 the step
+definition is invalid, 143 stopped by SIGTERM. Nothing is committed unless the
+step succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from dataworks.core.steps import check_config
+from dataworks.worker.errors import StepFailed
+from dataworks.worker.runtime import StepContext
+from dataworks.worker.steps import checking, fanning, fetching, loading, transforming
+from dataworks.worker.storing import Location, Store
+
+DEFAULT_STORE = "file:///var/lib/dataworks/store"
+RUNNERS: dict[str, Callable[[StepContext], None]] = {
+    "fetch": fetching.run,
+    "transform": transforming.run,
+    "fan-out": fanning.run,
+    "quality-check": checking.run,
+    "load": loading.run,
+}
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop now, commit nothing."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _int_env(environ: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(environ.get(name, default))
+    except ValueError as e:
+        raise StepFailed(f"{name} must be a whole number, got {environ[name]!r}", exit_code=2) from e
+
+
+def load_step(path: str) -> dict[str, Any]:
+    try:
+        step = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise StepFailed(f"cannot read the step file {path}: {e}", exit_code=2) from e
+    if not isinstance(step, dict) or not {"name", "type"} <= step.keys():
+        raise StepFailed(f"the step file {path} must be an object with name and type", exit_code=2)
+    if step["type"] not in RUNNERS:
+        raise StepFailed(
+            f"step {step['name']!r}: type {step['type']!r} is not a built-in step "
+            f"({', '.join(RUNNERS)}); container steps run their own image",
+            exit_code=2,
+        )
+    problems = check_config(step["name"], step["type"], dict(step.get("config") or {}))
+    if problems:
+        raise StepFailed("; ".join(str(p) for p in problems), exit_code=2)
+    return step
+
+
+def run(step: dict[str, Any], environ: dict[str, str]) -> int:
+    """Run one step to its end; returns the exit code."""
+    index = _int_env(environ, "WORKER_INDEX", 0)
+    total = _int_env(environ, "TOTAL_WORKERS", int(step.get("parallelism") or 1))
+    where = Location(
+        namespace=environ.get("DATAWORKS_NAMESPACE", "default"),
+        pipeline=environ.get("DATAWORKS_PIPELINE", "pipeline"),
+        run=environ.get("DATAWORKS_RUN", "run"),
+    )
+    store = Store(environ.get("DATAWORKS_STORE", DEFAULT_STORE))
+    ctx = StepContext(step, store=store, where=where, index=index, total=total, environ=environ)
+    try:
+        RUNNERS[step["type"]](ctx)
+        ctx.commit()
+    except Terminated:
+        ctx.interrupt()
+        ctx.abandon()
+        print(f"step {ctx.name}: stopped by SIGTERM, nothing committed", file=sys.stderr, flush=True)
+        return 143
+    except StepFailed as e:
+        ctx.interrupt()
+        ctx.abandon()
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return e.exit_code
+    except BaseException:
+        ctx.interrupt()
+        ctx.abandon()
+        raise
+    print(ctx.summary.line(ctx.name, index, total), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="dataworks-worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--step-file", required=True, help="the step's JSON definition")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        step = load_step(args.step_file)
+        code = run(step, dict(os.environ))
+    except StepFailed as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        code = e.exit_code
+    sys.exit(code)

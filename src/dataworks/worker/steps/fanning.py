@@ -1,0 +1,141 @@
+"""The fan-out step (edge layer): worker <index> of <total> takes its chunk of the input.
+
+    parallelism: 5
+    chunk_strategy: hash-based      # hash(key) % N = index   (needs key:, default the first column)
+                                    # count-based: contiguous row ranges (the default)
+                                    # size-based: the input's files, balanced by size
+    key: user_id
+    input: users                    # which upstream table to split (default: the only one)
+    sql: SELECT segment, count(*) AS n FROM chunk GROUP BY segment
+    # or  script: "python analyze_segments.py"  (or command: [...]); the script gets
+    #     WORKER_INDEX, TOTAL_WORKERS, DATAWORKS_INPUT (a parquet file of its chunk) and
+    #     DATAWORKS_OUTPUT (write parquet there: a file, or a directory of files)
+
+The chunk is visible to SQL as `chunk` and under the input table's own name.
+Each worker commits its own part; the step's output exists once all have.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dataworks.worker.errors import StepFailed
+from dataworks.worker.runtime import StepContext, literal, quote
+from dataworks.worker.storing import TableOutput
+
+
+def _input(ctx: StepContext, inputs: dict[str, TableOutput]) -> tuple[str, TableOutput]:
+    wanted = ctx.config.get("input")
+    if wanted:
+        if wanted not in inputs:
+            raise ctx.fail("input", f"no upstream table {wanted!r}; inputs are {', '.join(sorted(inputs))}")
+        return str(wanted), inputs[str(wanted)]
+    distinct = {id(o): (n, o) for n, o in inputs.items()}
+    if len(distinct) != 1:
+        names = ", ".join(sorted(n for n, _ in distinct.values())) or "none"
+        raise ctx.fail("input", f"name the upstream table to split (inputs: {names})")
+    return next(iter(distinct.values()))
+
+
+def balance(sizes: list[int], workers: int) -> list[list[int]]:
+    """File indexes per worker: largest first onto the least loaded (deterministic)."""
+    loads = [0] * workers
+    out: list[list[int]] = [[] for _ in range(workers)]
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        target = min(range(workers), key=lambda w: (loads[w], w))
+        out[target].append(i)
+        loads[target] += sizes[i]
+    return [sorted(x) for x in out]
+
+
+def chunk_query(ctx: StepContext, table: TableOutput) -> str:
+    strategy = ctx.config.get("chunk_strategy", ctx.config.get("chunkStrategy"))
+    key = ctx.config.get("key")
+    strategy = strategy or ("hash-based" if key else "count-based")
+    files = table.files
+    if strategy == "size-based":
+        sizes = [
+            int(ctx.store.fs.size(f) or 0) if not ctx.store.local else Path(f).stat().st_size for f in files
+        ]
+        files = [files[i] for i in balance(sizes, ctx.total)[ctx.index]]
+    if not files:
+        return "SELECT NULL AS empty WHERE false"
+    source = f"read_parquet([{', '.join(literal(f) for f in files)}])"
+    if strategy == "hash-based":
+        if not key:
+            key = ctx.duckdb.execute(f"DESCRIBE SELECT * FROM {source}").fetchone()[0]  # type: ignore[index]
+        keys = [key] if isinstance(key, str) else list(key)
+        columns = {r[0] for r in ctx.duckdb.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        missing = [k for k in keys if k not in columns]
+        if missing:
+            raise ctx.fail(
+                "key", f"column {missing[0]!r} is not in the input (columns: {', '.join(sorted(columns))})"
+            )
+        expr = ", ".join(quote(k) for k in keys)
+        return f"SELECT * FROM {source} WHERE hash({expr}) % {ctx.total} = {ctx.index}"
+    if strategy == "count-based":
+        start, end = ctx.index * table.rows // ctx.total, (ctx.index + 1) * table.rows // ctx.total
+        return f"SELECT * FROM {source} LIMIT {end - start} OFFSET {start}"
+    return f"SELECT * FROM {source}"
+
+
+def _command(ctx: StepContext) -> list[str]:
+    raw: Any = ctx.config.get("command") or ctx.config.get("script")
+    argv = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
+    if argv and argv[0] in {"python", "python3"}:
+        argv[0] = sys.executable  # the worker's own interpreter, with pyarrow and duckdb
+    return argv
+
+
+def run_script(ctx: StepContext, table: str, chunk: str) -> None:
+    con = ctx.duckdb
+    input_path = ctx.scratch / "input.parquet"
+    con.execute(f"COPY ({chunk}) TO {literal(str(input_path))} (FORMAT parquet)")
+    output = ctx.scratch / "output"
+    env = {
+        **ctx.environ,
+        "WORKER_INDEX": str(ctx.index),
+        "TOTAL_WORKERS": str(ctx.total),
+        "DATAWORKS_INPUT": str(input_path),
+        "DATAWORKS_OUTPUT": str(output),
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = _command(ctx)
+    cwd = ctx.environ.get("DATAWORKS_SCRIPTS_DIR") or None
+    try:
+        child = subprocess.Popen(argv, env=env, cwd=cwd)  # inherits stdout: its PROGRESS lines pass through
+    except OSError as e:
+        raise ctx.fail("script", f"cannot start {argv[0]!r}: {e.strerror}") from e
+    ctx.children.append(child)
+    code = child.wait()
+    if code != 0:
+        raise StepFailed(
+            f"step {ctx.name!r} worker {ctx.index}: script {shlex.join(argv)} exited with {code}",
+            exit_code=code if 0 < code < 128 else 1,
+        )
+    parts = sorted(output.rglob("*.parquet")) if output.is_dir() else [output] if output.exists() else []
+    for part in parts:
+        ctx.add_output(table, part, pq.read_metadata(part).num_rows)
+
+
+def run(ctx: StepContext) -> None:
+    inputs = ctx.register_inputs()
+    _, table = _input(ctx, inputs)
+    chunk = chunk_query(ctx, table)
+    ctx.duckdb.execute(f"CREATE OR REPLACE VIEW chunk AS {chunk}")
+    out_table = str(ctx.config.get("table") or ctx.name)
+    if ctx.config.get("sql"):
+        for alias in {n for n, o in inputs.items() if o is table}:
+            ctx.duckdb.execute(f"CREATE OR REPLACE VIEW {quote(alias)} AS SELECT * FROM chunk")
+        ctx.write_query(out_table, str(ctx.config["sql"]).strip().rstrip(";"))
+    elif ctx.config.get("script") or ctx.config.get("command"):
+        run_script(ctx, out_table, chunk)
+    else:
+        raise ctx.fail("sql", "a fan-out step needs `sql`, `script` or `command` for each worker to run")
+    ctx.progress(1.0)
