@@ -130,3 +130,34 @@ def summary(p: dict[str, Any]) -> dict[str, Any]:
             for s in st.get("stepStatuses") or []
         ],
     }
+
+
+def progress_bar(fraction: float | None, width: int = 20) -> str:
+    if fraction is None:
+        return ""
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction * 100:5.1f}%"
+
+
+def local_steps_table(
+    status: dict[str, Any], progress: dict[str, tuple[float | None, str]], now: datetime
+) -> Table:
+    """The live table of a local run: step, status, attempt, duration, progress."""
+    table = Table(box=None, header_style="bold")
+    for col in ("STEP", "TYPE", "STATUS", "ATTEMPT", "DURATION", "PROGRESS"):
+        table.add_column(col)
+    for s in status.get("stepStatuses") or []:
+        phase = s.get("phase", "Waiting")
+        fraction, workers = progress.get(s["name"], (None, ""))
+        if phase == "Completed":
+            fraction = 1.0
+        bar = progress_bar(fraction) if phase in {"Running", "Completed"} else (s.get("message") or "")
+        table.add_row(
+            s["name"],
+            s.get("type", ""),
+            phase_text(phase),
+            str(s.get("attempt", 1)),
+            elapsed(s.get("startTime"), s.get("completionTime"), now) if s.get("startTime") else "",
+            f"{bar} {workers}".strip(),
+        )
+    return table

@@ -106,14 +106,22 @@ class Cluster:
         )
 
 
-def load_pipelines(path: str) -> list[dict[str, Any]]:
+def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
+    """The Pipelines in a file (or stdin), with `--param` values filled in."""
+    from dataworks.core import params
+
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        text, missing = params.apply(text, params.parse(param_pairs or []))
         docs = [d for d in yaml.safe_load_all(text) if d]
     except OSError as e:
         fail(f"cannot read {path}: {e.strerror}")
+    except ValueError as e:  # a bad --param pair (yaml.YAMLError is not a ValueError)
+        fail(str(e))
     except yaml.YAMLError as e:
         fail(f"{path} is not valid YAML: {e}")
+    if missing:
+        fail(f"{path}: no value for {', '.join(missing)}; pass --param {missing[0]}=VALUE")
     pipelines = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pipeline"]
     if not pipelines:
         fail(f"{path} holds no Pipeline (kind: Pipeline, apiVersion: dataworks.io/v1)")
@@ -132,13 +140,22 @@ def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.file and args.file_flag:
+        fail("give the pipeline file once: either FILE or -f FILE")
+    args.file = args.file or args.file_flag
+    if not args.file:
+        fail("which pipeline? pipeline-ctl run [--local] FILE (or -f FILE)")
+    if args.local:
+        from dataworks.cli import local
+
+        return local.run_local(args)
     from lightkube import codecs
 
     from dataworks.kube.resources import Pipeline
 
     assert Pipeline is not None  # importing it registers the kind with codecs.from_dict
 
-    pipelines = load_pipelines(args.file)
+    pipelines = load_pipelines(args.file, args.param)
     checked = [(p, validate_or_fail(p, args.file)) for p in pipelines]
     if args.dry_run:
         return dry_run(checked, args)
@@ -203,6 +220,10 @@ def wait_for_end(cluster: Cluster, name: str) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.local:
+        from dataworks.cli import local
+
+        return local.status_local(args)
     from rich.console import Console
 
     from dataworks.cli import formatting
@@ -242,6 +263,10 @@ def cmd_patch(spec: dict[str, Any], verb: str) -> Any:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    if args.local:
+        from dataworks.cli import local
+
+        return local.retry_local(args)
     cluster = Cluster(args)
     p = cluster.get(args.name)
     statuses = (p.get("status") or {}).get("stepStatuses") or []
@@ -265,6 +290,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    if not args.local:
+        fail(
+            "pipeline-ctl logs reads local runs for now: add --local. On a cluster: "
+            "kubectl logs -l dataworks.io/pipeline=NAME --prefix --all-containers"
+        )
+    from dataworks.cli import local
+
+    return local.logs_local(args)
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     from dataworks.kube.resources import Pipeline
 
@@ -281,12 +317,20 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     common.add_argument("--context", help="kubeconfig context")
     common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    local = argparse.ArgumentParser(add_help=False)
+    local.add_argument("--local", action="store_true", help="local runs on this machine, no cluster")
+    local.add_argument(
+        "--workdir", help="where local runs live (default: $DATAWORKS_WORKDIR or ./.dataworks)"
+    )
     sub = root.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", parents=[common], help="create a pipeline run from a file")
-    run.add_argument(
-        "-f", "--file", required=True, help="Pipeline YAML (multi-document allowed; - for stdin)"
+    run = sub.add_parser(
+        "run", parents=[common, local], help="run a pipeline file (--local: on this machine)"
     )
+    run.add_argument("file", nargs="?", help="Pipeline YAML (multi-document allowed; - for stdin)")
+    run.add_argument("-f", "--file", dest="file_flag", help="the same, as kubectl spells it")
+    run.add_argument("--param", action="append", metavar="K=V", help="fill {{ K }} in the file (repeatable)")
+    run.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
     run.add_argument("--name", help="run name (default: the pipeline's name plus a unique suffix)")
     run.add_argument(
         "--dry-run", action="store_true", help="print the Jobs and ConfigMaps the operator would create"
@@ -297,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=cmd_run)
 
     status = sub.add_parser(
-        "status", parents=[common], help="pipelines in a namespace, or one pipeline's steps"
+        "status", parents=[common, local], help="pipelines in a namespace, or one pipeline's steps"
     )
     status.add_argument("name", nargs="?")
     status.add_argument("-A", "--all-namespaces", action="store_true")
@@ -314,11 +358,19 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=cmd_patch(spec, done))
 
     retry = sub.add_parser(
-        "retry", parents=[common], help="re-run failed, skipped and cancelled steps, or one step"
+        "retry", parents=[common, local], help="re-run failed, skipped and cancelled steps, or one step"
     )
     retry.add_argument("name")
     retry.add_argument("--step", help="re-run only this step")
+    retry.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
     retry.set_defaults(fn=cmd_retry)
+
+    logs = sub.add_parser("logs", parents=[common, local], help="print a run's step and worker logs")
+    logs.add_argument("name", nargs="?", help="the run (default: the newest local run)")
+    logs.add_argument("--step", help="only this step")
+    logs.add_argument("--worker", type=int, help="only this fan-out worker index")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    logs.set_defaults(fn=cmd_logs)
 
     delete = sub.add_parser("delete", parents=[common], help="delete a pipeline and its Jobs")
     delete.add_argument("name")

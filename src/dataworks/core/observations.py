@@ -88,3 +88,18 @@ def job_view(job: dict[str, Any]) -> JobView | None:
         failed_indexes=status.get("failedIndexes") or None,
         deleting=bool(meta.get("deletionTimestamp")),
     )
+
+
+PROGRESS_PREFIX = "PROGRESS:"
+
+
+def last_progress(log_tail: str) -> float | None:
+    """The last `PROGRESS: NN.N%` a worker printed, as a fraction, or None."""
+    for line in reversed(log_tail.splitlines()):
+        text = line.strip()
+        if text.startswith(PROGRESS_PREFIX):
+            try:
+                return max(0.0, min(1.0, float(text[len(PROGRESS_PREFIX) :].strip().rstrip("%")) / 100))
+            except ValueError:
+                continue
+    return None

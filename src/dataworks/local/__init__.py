@@ -1,1 +1,1 @@
-"""The local executor (edge layer): runs a pipeline on one machine with the same core planning as the operator."""
+"""The local executor (edge layer): a pipeline on one machine, planned by the same core as the operator."""

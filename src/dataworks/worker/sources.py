@@ -137,6 +137,8 @@ def filesystem(ctx: StepContext, conn: Connection | None, url: str) -> tuple[fss
             full = f"{base}/{url.lstrip('/')}" if url else base
             return fsspec.core.url_to_fs(full, **conn.storage_options())  # type: ignore[no-any-return]
         options: dict[str, Any] = {}
+        if "://" not in url and not url.startswith("/") and ctx.environ.get("DATAWORKS_PIPELINE_DIR"):
+            url = str(Path(ctx.environ["DATAWORKS_PIPELINE_DIR"]) / url)  # relative to the pipeline file
         if url.startswith(("http://", "https://")):
             options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT)}
         return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]

@@ -107,7 +107,7 @@ def run_script(ctx: StepContext, table: str, chunk: str) -> None:
         "PYTHONUNBUFFERED": "1",
     }
     argv = _command(ctx)
-    cwd = ctx.environ.get("DATAWORKS_SCRIPTS_DIR") or None
+    cwd = ctx.environ.get("DATAWORKS_SCRIPTS_DIR") or ctx.environ.get("DATAWORKS_PIPELINE_DIR") or None
     try:
         child = subprocess.Popen(argv, env=env, cwd=cwd)  # inherits stdout: its PROGRESS lines pass through
     except OSError as e:

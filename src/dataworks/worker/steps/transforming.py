@@ -49,7 +49,9 @@ def script(ctx: StepContext) -> str:
     if not sql:
         raise ctx.fail("sql", "is required (DuckDB SQL, inline or a .sql file)")
     if sql.endswith(".sql") and "\n" not in sql and " " not in sql:
-        folder = Path(ctx.environ.get("DATAWORKS_SQL_DIR", "."))
+        folder = Path(
+            ctx.environ.get("DATAWORKS_SQL_DIR") or ctx.environ.get("DATAWORKS_PIPELINE_DIR") or "."
+        )
         path = folder / sql
         if not path.is_file():
             raise ctx.fail("sql", f"the SQL file {sql} is not in {folder.resolve()} (set DATAWORKS_SQL_DIR)")

@@ -1,0 +1,213 @@
+"""Local Jobs (edge layer): a step attempt as processes, behaving as the Job controller does.
+
+The operator hands retries to Kubernetes: `backoffLimit` for a step,
+`backoffLimitPerIndex` for a fan-out's workers, `podFailurePolicy` for exit
+codes never (or only) worth retrying, `activeDeadlineSeconds` for timeouts.
+`LocalJob` gives the same rules to local processes and reports itself as the
+same `JobView` the planner reads, so `core.planning` decides both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from dataworks.core.observations import JobState, JobView
+from dataworks.core.planning import ts
+from dataworks.core.steps import StepDef
+
+GRACE_SECONDS = 10.0
+
+
+@dataclass
+class Worker:
+    """One index of the Job: its current process and its history."""
+
+    index: int
+    tries: int = 0
+    failures: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    done: bool = False
+    failed: bool = False
+    exit_codes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """How to start worker <index>, try <n>: argv, environment, working directory, log file."""
+
+    argv: Callable[[int], list[str]]
+    env: Callable[[int, int], dict[str, str]]
+    cwd: Path
+    log: Callable[[int, int], Path]
+
+
+class LocalJob:
+    """One attempt of one step: N indexed workers with per-index retries."""
+
+    def __init__(
+        self,
+        name: str,
+        step: StepDef,
+        *,
+        attempt: int,
+        retries: int,
+        launcher: Launcher,
+        wake: threading.Event,
+    ) -> None:
+        self.name, self.step, self.attempt, self.retries = name, step, attempt, retries
+        self.launcher, self.wake = launcher, wake
+        self.workers = [Worker(i) for i in range(step.parallelism)]
+        self.start_time: str | None = None
+        self.completion_time: str | None = None
+        self.started_at = 0.0
+        self.state: JobState = "Active"
+        self.reason: str | None = None
+        self.message: str | None = None
+        self.deleting = False
+        self.suspended = False
+
+    # -- processes -----------------------------------------------------------
+    def start(self, now: datetime) -> None:
+        self.start_time, self.started_at = ts(now), time.monotonic()
+        for w in self.workers:
+            self._spawn(w)
+
+    def _spawn(self, w: Worker) -> None:
+        w.tries += 1
+        w.log = self.launcher.log(w.index, w.tries)
+        w.log.parent.mkdir(parents=True, exist_ok=True)
+        with w.log.open("ab") as out:
+            try:
+                w.proc = subprocess.Popen(
+                    self.launcher.argv(w.index),
+                    env=self.launcher.env(w.index, w.tries),
+                    cwd=self.launcher.cwd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # Ctrl-C reaches the executor, which stops workers in order
+                )
+            except OSError as e:
+                out.write(f"error: cannot start {self.launcher.argv(w.index)[0]!r}: {e.strerror}\n".encode())
+                w.proc = None
+                w.exit_codes.append(127)
+                w.done = w.failed = True
+                self.wake.set()
+                return
+        threading.Thread(target=self._reap, args=(w.proc,), daemon=True).start()
+
+    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        self.wake.set()
+
+    def _signal(self, sig: int) -> None:
+        for w in self.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(w.proc.pid, sig)
+
+    def terminate(self) -> None:
+        """Delete the Job: SIGTERM every worker, SIGKILL after the grace period."""
+        self.deleting = True
+        if self.suspended:
+            self._signal(signal.SIGCONT)
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_SECONDS
+        for w in self.workers:
+            if w.proc is not None:
+                try:
+                    w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(w.proc.pid, signal.SIGKILL)
+                    w.proc.wait()
+
+    def suspend(self) -> None:
+        self.suspended = True
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.suspended = False
+        self._signal(signal.SIGCONT)
+
+    @property
+    def running(self) -> bool:
+        return any(w.proc is not None and w.proc.poll() is None for w in self.workers)
+
+    # -- the Job controller's rules ------------------------------------------
+    def _retryable(self, code: int) -> bool:
+        if code in self.step.no_retry_exit_codes:
+            return False
+        return not (self.step.retry_on_exit_codes and code not in self.step.retry_on_exit_codes)
+
+    def poll(self, now: datetime) -> None:
+        if self.state != "Active" or self.deleting or self.suspended:
+            return
+        timeout = self.step.timeout_seconds
+        if timeout and time.monotonic() - self.started_at > timeout:
+            self._signal(signal.SIGKILL)
+            self._finish("Failed", now, "DeadlineExceeded", "Job was active longer than specified deadline")
+            return
+        for w in self.workers:
+            if w.done or w.proc is None or w.proc.poll() is None:
+                continue
+            code = w.proc.returncode
+            w.exit_codes.append(code)
+            if code == 0:
+                w.done = True
+                continue
+            w.failures += 1
+            if not self._retryable(code):
+                if not self.step.is_fan_out:
+                    self._finish("Failed", now, "PodFailurePolicy", f"container step exited with code {code}")
+                    return
+                w.done = w.failed = True
+            elif w.failures > self.retries:
+                w.done = w.failed = True
+            else:
+                self._spawn(w)
+        if all(w.done for w in self.workers):
+            failed = [w.index for w in self.workers if w.failed]
+            if not failed:
+                self._finish("Succeeded", now)
+            elif self.step.is_fan_out:
+                self._finish("Failed", now, "FailedIndexes", "Job has failed indexes")
+            else:
+                self._finish(
+                    "Failed", now, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+                )
+
+    def _finish(
+        self, state: JobState, now: datetime, reason: str | None = None, message: str | None = None
+    ) -> None:
+        self.state, self.reason, self.message = state, reason, message
+        self.completion_time = ts(now)
+        if state == "Failed":
+            self._signal(signal.SIGKILL)
+
+    def view(self) -> JobView:
+        failed_indexes = ",".join(str(w.index) for w in self.workers if w.failed) or None
+        return JobView(
+            name=self.name,
+            step=self.step.name,
+            attempt=self.attempt,
+            state="Suspended" if self.suspended and self.state == "Active" else self.state,
+            reason=self.reason,
+            message=self.message,
+            start_time=self.start_time,
+            completion_time=self.completion_time if self.state == "Succeeded" else None,
+            active=sum(1 for w in self.workers if not w.done),
+            succeeded=sum(1 for w in self.workers if w.done and not w.failed),
+            failed=sum(w.failures for w in self.workers),
+            failed_indexes=failed_indexes if self.step.is_fan_out else None,
+            deleting=self.deleting,
+        )
