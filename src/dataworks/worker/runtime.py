@@ -34,6 +34,30 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def primary(inputs: dict[str, TableOutput]) -> dict[str, TableOutput]:
+    """Each input once, under its own table name (not the step-name aliases)."""
+    seen: dict[int, str] = {}
+    for name, out in inputs.items():
+        seen.setdefault(id(out), name)
+    return {name: inputs[name] for name in seen.values()}
+
+
+def only_input(ctx: StepContext, inputs: dict[str, TableOutput], field_: str) -> tuple[str, TableOutput]:
+    """The input named by config.<field_>, or the only input there is."""
+    wanted = ctx.config.get(field_)
+    if wanted is not None:
+        if str(wanted) not in inputs:
+            names = ", ".join(sorted(primary(inputs))) or "none"
+            raise ctx.fail(field_, f"no upstream table {wanted!r}; inputs are {names}")
+        return str(wanted), inputs[str(wanted)]
+    tables = primary(inputs)
+    if len(tables) != 1:
+        raise ctx.fail(
+            field_, f"name the upstream table to use (inputs: {', '.join(sorted(tables)) or 'none'})"
+        )
+    return next(iter(tables.items()))
+
+
 def sql_name(name: str) -> str:
     """The unquoted-SQL-friendly alias of a step name: `join-user-data` -> `join_user_data`."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)

@@ -14,7 +14,6 @@ import sqlite3
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import aiohttp
 import fsspec
 import psycopg
 import pyarrow as pa
@@ -140,6 +139,8 @@ def filesystem(ctx: StepContext, conn: Connection | None, url: str) -> tuple[fss
         if "://" not in url and not url.startswith("/") and ctx.environ.get("DATAWORKS_PIPELINE_DIR"):
             url = str(Path(ctx.environ["DATAWORKS_PIPELINE_DIR"]) / url)  # relative to the pipeline file
         if url.startswith(("http://", "https://")):
+            import aiohttp  # only http needs it, and it is slow to import
+
             options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT)}
         return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
     except (OSError, TimeoutError) as e:

@@ -27,7 +27,7 @@ import duckdb
 
 from dataworks.core import quantities
 from dataworks.worker.errors import StepFailed
-from dataworks.worker.runtime import StepContext, literal, quote
+from dataworks.worker.runtime import StepContext, literal, only_input, quote
 
 RULES = ("not_null", "unique", "accepted_values", "row_count", "range", "freshness", "sql")
 SAMPLE_ROWS = 5
@@ -122,16 +122,7 @@ def evaluate(ctx: StepContext, rule: Rule) -> dict[str, Any]:
 
 def run(ctx: StepContext) -> None:
     inputs = ctx.register_inputs()
-    table = ctx.config.get("table")
-    if table is None:
-        distinct = {id(o): n for n, o in inputs.items()}
-        if len(distinct) != 1:
-            raise ctx.fail(
-                "table", f"name the table to check (inputs: {', '.join(sorted(inputs)) or 'none'})"
-            )
-        table = next(iter(distinct.values()))
-    if table not in inputs:
-        raise ctx.fail("table", f"no upstream table {table!r}; inputs are {', '.join(sorted(inputs))}")
+    table, checked = only_input(ctx, inputs, "table")
     raw_rules = ctx.config.get("rules") or []
     if not isinstance(raw_rules, list) or not raw_rules:
         raise ctx.fail("rules", "needs a list of rules, such as [{not_null: id}]")
@@ -153,5 +144,5 @@ def run(ctx: StepContext) -> None:
         )
         raise StepFailed(f"step {ctx.name!r}: {len(errors)} quality rule(s) failed: {detail}")
     ctx.extra["report"] = report
-    ctx.passthrough[str(table)] = inputs[str(table)]
-    ctx.summary.rows_out = inputs[str(table)].rows
+    ctx.passthrough[table] = checked
+    ctx.summary.rows_out = checked.rows

@@ -26,21 +26,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from dataworks.worker.errors import StepFailed
-from dataworks.worker.runtime import StepContext, literal, quote
+from dataworks.worker.runtime import StepContext, literal, only_input, quote
 from dataworks.worker.storing import TableOutput
-
-
-def _input(ctx: StepContext, inputs: dict[str, TableOutput]) -> tuple[str, TableOutput]:
-    wanted = ctx.config.get("input")
-    if wanted:
-        if wanted not in inputs:
-            raise ctx.fail("input", f"no upstream table {wanted!r}; inputs are {', '.join(sorted(inputs))}")
-        return str(wanted), inputs[str(wanted)]
-    distinct = {id(o): (n, o) for n, o in inputs.items()}
-    if len(distinct) != 1:
-        names = ", ".join(sorted(n for n, _ in distinct.values())) or "none"
-        raise ctx.fail("input", f"name the upstream table to split (inputs: {names})")
-    return next(iter(distinct.values()))
 
 
 def balance(sizes: list[int], workers: int) -> list[list[int]]:
@@ -126,7 +113,7 @@ def run_script(ctx: StepContext, table: str, chunk: str) -> None:
 
 def run(ctx: StepContext) -> None:
     inputs = ctx.register_inputs()
-    _, table = _input(ctx, inputs)
+    _, table = only_input(ctx, inputs, "input")
     chunk = chunk_query(ctx, table)
     ctx.duckdb.execute(f"CREATE OR REPLACE VIEW chunk AS {chunk}")
     out_table = str(ctx.config.get("table") or ctx.name)

@@ -34,7 +34,7 @@ from dataworks.core.steps import LOAD_DESTINATIONS
 from dataworks.worker import sources
 from dataworks.worker.connections import Connection
 from dataworks.worker.errors import StepFailed
-from dataworks.worker.runtime import StepContext, literal, quote
+from dataworks.worker.runtime import StepContext, literal, only_input, quote
 from dataworks.worker.steps.transforming import pg_type
 
 MODES = ("append", "overwrite", "upsert")
@@ -50,19 +50,11 @@ class Load:
     def __init__(self, ctx: StepContext) -> None:
         self.ctx = ctx
         inputs = ctx.register_inputs()
-        wanted = ctx.config.get("input")
-        distinct = {id(o): n for n, o in inputs.items()}
-        if wanted is None and len(distinct) != 1:
-            raise ctx.fail("input", f"name the table to load (inputs: {', '.join(sorted(inputs)) or 'none'})")
-        self.input = str(wanted or next(iter(distinct.values())))
-        if self.input not in inputs:
-            raise ctx.fail(
-                "input", f"no upstream table {self.input!r}; inputs are {', '.join(sorted(inputs))}"
-            )
+        self.input, chosen = only_input(ctx, inputs, "input")
         ctx.duckdb.execute(f"CREATE OR REPLACE VIEW load_input AS SELECT * FROM {quote(self.input)}")
         self.schema = [(str(r[0]), str(r[1])) for r in ctx.duckdb.execute("DESCRIBE load_input").fetchall()]
         self.columns = [c for c, _ in self.schema]
-        self.rows = inputs[self.input].rows
+        self.rows = chosen.rows
         self.table = str(ctx.config.get("table") or self.input)
         self.mode = str(ctx.config.get("mode", "append"))
         if self.mode not in MODES:
