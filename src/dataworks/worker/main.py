@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -50,7 +51,13 @@ class Terminated(BaseException):
     """SIGTERM arrived: stop now, commit nothing."""
 
 
+_terminating = threading.Event()
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # DuckDB notices the signal too and fails its query with "interrupted";
+    # the flag tells that failure apart from a real one.
+    _terminating.set()
     raise Terminated
 
 
@@ -94,19 +101,15 @@ def run(step: dict[str, Any], environ: dict[str, str]) -> int:
     try:
         runner(step["type"])(ctx)
         ctx.commit()
-    except Terminated:
+    except BaseException as e:
         ctx.interrupt()
         ctx.abandon()
-        print(f"step {ctx.name}: stopped by SIGTERM, nothing committed", file=sys.stderr, flush=True)
-        return 143
-    except StepFailed as e:
-        ctx.interrupt()
-        ctx.abandon()
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return e.exit_code
-    except BaseException:
-        ctx.interrupt()
-        ctx.abandon()
+        if _terminating.is_set():
+            print(f"step {ctx.name}: stopped by SIGTERM, nothing committed", file=sys.stderr, flush=True)
+            return 143
+        if isinstance(e, StepFailed):
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return e.exit_code
         raise
     print(ctx.summary.line(ctx.name, index, total), flush=True)
     return 0

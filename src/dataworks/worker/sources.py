@@ -8,6 +8,7 @@ and are read by DuckDB. Every failure names the step, the connection and host.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sqlite3
@@ -184,15 +185,35 @@ def reader(ctx: StepContext, fmt: str, files: list[str]) -> str:
     """The DuckDB table function that reads the (local) files."""
     paths = "[" + ", ".join(literal(f) for f in files) + "]"
     if fmt == "csv":
-        opts = ["header=true" if ctx.config.get("header", True) else "header=false"]
-        if delim := ctx.config.get("delimiter"):
-            opts.append(f"delim={literal(str(delim))}")
+        opts = ["header=true" if ctx.config.get("header", True) else "header=false", "strict_mode=true"]
+        opts.append(f"delim={literal(csv_delimiter(ctx, files[0]))}")
         return f"read_csv({paths}, {', '.join(opts)})"
     if fmt == "json":
         return f"read_json({paths}, format='auto')"
     if fmt == "jsonl":
         return f"read_json({paths}, format='newline_delimited')"
     return f"read_parquet({paths})"
+
+
+def csv_delimiter(ctx: StepContext, name: str) -> str:
+    return str(ctx.config.get("delimiter") or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ","))
+
+
+def csv_problem(path: str, delimiter: str) -> str | None:
+    """The first line of a CSV whose field count differs from its header's (DuckDB's sniffer
+    reports a dialect failure instead when the bad line falls in its sample)."""
+    if path.endswith((".gz", ".zst")):
+        return None
+    with open(path, newline="", errors="replace") as f:
+        rows = csv.reader(f, delimiter=delimiter, strict=True)
+        try:
+            header = next(rows, [])
+            for row in rows:
+                if len(row) != len(header):
+                    return f"line {rows.line_num} has {len(row)} fields, the header has {len(header)}"
+        except csv.Error as e:
+            return f"line {rows.line_num}: {e}"
+    return None
 
 
 def fetch_files(ctx: StepContext, table: str, url: str, conn: Connection | None = None) -> int:
@@ -231,4 +252,11 @@ def fetch_files(ctx: StepContext, table: str, url: str, conn: Connection | None 
             rows += count
         return rows
     columns = ", ".join(quote(c) for c in ctx.config.get("columns") or []) or "*"
-    return ctx.write_query(table, f"SELECT {columns} FROM {reader(ctx, fmt, local)}")
+    try:
+        return ctx.write_query(table, f"SELECT {columns} FROM {reader(ctx, fmt, local)}")
+    except StepFailed as e:
+        if fmt == "csv":
+            for f in local:
+                if problem := csv_problem(f, csv_delimiter(ctx, f)):
+                    raise StepFailed(f"step {ctx.name!r}: corrupt CSV {f}: {problem}") from e
+        raise

@@ -46,14 +46,15 @@ def chunk_query(ctx: StepContext, table: TableOutput) -> str:
     key = ctx.config.get("key")
     strategy = strategy or ("hash-based" if key else "count-based")
     files = table.files
-    if strategy == "size-based":
-        sizes = [
-            int(ctx.store.fs.size(f) or 0) if not ctx.store.local else Path(f).stat().st_size for f in files
-        ]
-        files = [files[i] for i in balance(sizes, ctx.total)[ctx.index]]
     if not files:
         return "SELECT NULL AS empty WHERE false"
     source = f"read_parquet([{', '.join(literal(f) for f in files)}])"
+    if strategy == "size-based":
+        sizes = [Path(f).stat().st_size if ctx.store.local else int(ctx.store.fs.size(f) or 0) for f in files]
+        mine = [files[i] for i in balance(sizes, ctx.total)[ctx.index]]
+        if not mine:  # more workers than files: an empty chunk with the input's columns
+            return f"SELECT * FROM {source} LIMIT 0"
+        return f"SELECT * FROM read_parquet([{', '.join(literal(f) for f in mine)}])"
     if strategy == "hash-based":
         if not key:
             key = ctx.duckdb.execute(f"DESCRIBE SELECT * FROM {source}").fetchone()[0]  # type: ignore[index]
@@ -69,7 +70,7 @@ def chunk_query(ctx: StepContext, table: TableOutput) -> str:
     if strategy == "count-based":
         start, end = ctx.index * table.rows // ctx.total, (ctx.index + 1) * table.rows // ctx.total
         return f"SELECT * FROM {source} LIMIT {end - start} OFFSET {start}"
-    return f"SELECT * FROM {source}"
+    raise ctx.fail("chunk_strategy", f"{strategy!r} is not one of hash-based, count-based, size-based")
 
 
 def _command(ctx: StepContext) -> list[str]:

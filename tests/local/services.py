@@ -1,0 +1,204 @@
+"""Real services the local tests start themselves: PostgreSQL, OpenSSH's sftp, HTTP, S3 (moto).
+
+Each is a real server on a loopback port, started from the Debian packages
+that `.ci/run` installs (PostgreSQL, openssh-server) or from the test extras
+(moto's server mode, the S3-compatible server that runs here). Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import http.server
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _as_user(user: str | None) -> list[str]:
+    return ["runuser", "-u", user, "--"] if user else []
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    user: str
+    password: str
+
+    def uri(self, db: str = "dataworks", *, password: str | None = None) -> str:
+        return f"postgresql://{self.user}:{password or self.password}@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, sql: str, db: str = "dataworks") -> str:
+        out = subprocess.run(
+            ["psql", self.uri(db), "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+
+
+@contextlib.contextmanager
+def postgres(base: Path) -> Iterator[Postgres]:
+    """A PostgreSQL server (Debian's package) with password authentication on loopback."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+    bindir = Path(found[-1]).parent
+    user = "postgres" if os.geteuid() == 0 else None  # initdb refuses to run as root
+    data, sock = base / "pgdata", base / "pgsock"
+    for d in (data, sock):
+        d.mkdir(parents=True)
+        if user:
+            shutil.chown(d, user)
+    pwfile = base / "pwfile"
+    pwfile.write_text("secret\n")
+    if user:
+        shutil.chown(pwfile, user)
+    subprocess.run(
+        [*_as_user(user), str(bindir / "initdb"), "-D", str(data), "-U", "dataworks", "--pwfile", str(pwfile),
+         "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale", "C"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    log = (base / "postgres.log").open("wb")
+    proc = subprocess.Popen(
+        [*_as_user(user), str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+         "-k", str(sock), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        pg = Postgres(port, "dataworks", "secret")
+        for _ in range(50):
+            try:
+                pg.psql("SELECT 1", db="postgres")
+                break
+            except subprocess.CalledProcessError:
+                time.sleep(0.1)
+        pg.psql("CREATE DATABASE dataworks", db="postgres")
+        yield pg
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@dataclass(frozen=True)
+class Sftp:
+    port: int
+    user: str
+    password: str
+    key_file: Path
+    home: Path
+
+    def uri(self, *, password: bool = False, wrong: bool = False) -> str:
+        secret = f":{'wrong' if wrong else self.password}" if password else ""
+        query = "" if password else f"?key_file={self.key_file}"
+        return f"sftp://{self.user}{secret}@127.0.0.1:{self.port}{self.home}{query}"
+
+
+SFTP_USER = "dwsftp"
+
+
+def _ensure_user(name: str, password: str) -> Path:
+    """A local account for sshd to log in to (tests run as root in CI, which may create it)."""
+    try:
+        home = Path(pwd.getpwnam(name).pw_dir)
+    except KeyError:
+        if os.geteuid() != 0:
+            raise RuntimeError(
+                f"the sftp tests need a user {name!r}; run them as root once to create it"
+            ) from None
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
+        home = Path(pwd.getpwnam(name).pw_dir)
+    if os.geteuid() == 0:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}", text=True, check=True)
+    return home
+
+
+@contextlib.contextmanager
+def sftp(base: Path) -> Iterator[Sftp]:
+    """OpenSSH's sshd with its sftp subsystem on loopback; key and password authentication."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).exists():
+        raise RuntimeError("OpenSSH's server is not installed: apt-get install openssh-server (.ci/run does)")
+    password = "sftp-secret"
+    home = _ensure_user(SFTP_USER, password)
+    data = home / "data"
+    data.mkdir(exist_ok=True)
+    shutil.chown(data, SFTP_USER)
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    key = base / "client_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (ssh / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+    for p in (ssh, ssh / "authorized_keys"):
+        shutil.chown(p, SFTP_USER)
+    host_key = base / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    port = free_port()
+    config = base / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base / 'sshd.pid'}\n"
+        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        f"AllowUsers {SFTP_USER}\nSubsystem sftp internal-sftp\nStrictModes no\nLogLevel ERROR\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=(base / "sshd.log").open("wb"))
+    try:
+        wait_port(port)
+        yield Sftp(port, SFTP_USER, password, key, data)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def http_files(root: Path) -> Iterator[str]:
+    """Python's HTTP server over a folder, on loopback: the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *a: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def s3() -> Iterator[str]:
+    """moto's S3-compatible server on loopback: its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
