@@ -18,8 +18,8 @@ from tests.local import services
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Postgres]:
-    with services.postgres(tmp_path_factory.mktemp("pg")) as server:
+def pg() -> Iterator[services.Postgres]:
+    with services.postgres() as server:
         yield server
 
 
@@ -58,7 +58,7 @@ class Workspace:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"dependsOn": [], "config": {}, **step}))
         env = {**os.environ, **self.env, "WORKER_INDEX": str(index), "TOTAL_WORKERS": str(total)}
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: PLW1510 (the exit code is the result)
             [sys.executable, "-m", "dataworks.worker", "--step-file", str(path)],
             env=env, capture_output=True, text=True, timeout=timeout, cwd=self.root,
         )  # fmt: skip

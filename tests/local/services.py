@@ -16,6 +16,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -60,8 +61,10 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres(base: Path) -> Iterator[Postgres]:
+def postgres() -> Iterator[Postgres]:
     """A PostgreSQL server (Debian's package) with password authentication on loopback."""
+    base = Path(tempfile.mkdtemp(prefix="dataworks-pg-"))  # not under pytest's 0700 root-only tmp
+    base.chmod(0o755)
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
@@ -103,6 +106,7 @@ def postgres(base: Path) -> Iterator[Postgres]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -166,13 +170,14 @@ def sftp(base: Path) -> Iterator[Sftp]:
         f"AllowUsers {SFTP_USER}\nSubsystem sftp internal-sftp\nStrictModes no\nLogLevel ERROR\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=(base / "sshd.log").open("wb"))
-    try:
-        wait_port(port)
-        yield Sftp(port, SFTP_USER, password, key, data)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with (base / "sshd.log").open("wb") as log:
+        proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=log)
+        try:
+            wait_port(port)
+            yield Sftp(port, SFTP_USER, password, key, data)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,165 @@
+"""The worker against real services: PostgreSQL, OpenSSH's sftp, an HTTP server, S3 (moto)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.local import services
+from tests.local.conftest import Workspace
+
+
+@pytest.fixture
+def db(pg: services.Postgres, ws: Workspace) -> services.Postgres:
+    pg.psql(
+        "DROP TABLE IF EXISTS campaigns, orders, target;"
+        "CREATE TABLE campaigns (id int PRIMARY KEY, name text, quarter text, year int, budget numeric, "
+        "  starts date, note text);"
+        "INSERT INTO campaigns SELECT i, 'c' || i, 'Q' || (1 + i % 4), 2024, i * 10.5, DATE '2024-01-01' + i, "
+        "  CASE WHEN i % 5 = 0 THEN NULL WHEN i % 7 = 0 THEN '' ELSE 'say \"hi\", ok' END "
+        "FROM generate_series(1, 200) i;"
+        "CREATE TABLE orders (id int, partition_date date, amount int);"
+        "INSERT INTO orders SELECT i, DATE '2024-01-14' + (i % 2), i FROM generate_series(1, 10) i;"
+    )
+    ws.env["DATAWORKS_CONN_CAMPAIGNS_DB"] = pg.uri()
+    return pg
+
+
+def test_fetch_by_query_keeps_types_nulls_and_quotes(db: services.Postgres, ws: Workspace) -> None:
+    sql = "SELECT * FROM campaigns WHERE quarter = 'Q1' AND year = 2024"
+    ws.ok({"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": sql, "table": "campaigns"}})
+    rows = ws.rows("f", order="id")
+    assert len(rows) == 50
+    types = duckdb.sql(
+        f"DESCRIBE SELECT * FROM read_parquet('{next(ws.step_dir('f').rglob('*.parquet'))}')"
+    ).fetchall()
+    assert [t[1] for t in types] == ["INTEGER", "VARCHAR", "VARCHAR", "INTEGER", "DOUBLE", "DATE", "VARCHAR"]
+    notes = {r[0]: r[6] for r in rows}
+    assert notes[20] is None
+    assert notes[28] == ""
+    assert notes[4] == 'say "hi", ok'
+
+
+def test_fetch_tables_with_partition_date(db: services.Postgres, ws: Workspace) -> None:
+    ws.ok({"name": "f", "type": "fetch",
+           "config": {"source": "campaigns_db", "tables": ["orders"],
+                      "partition_date": "2024-01-15", "table_prefix": "raw_"}})  # fmt: skip
+    assert sorted(r[0] for r in ws.rows("f", "raw_orders")) == [1, 3, 5, 7, 9]
+
+
+def test_load_modes_and_a_failure_mid_load_leaves_the_table_unchanged(db: services.Postgres, ws: Workspace) -> None:
+    db.psql("CREATE TABLE target (id int PRIMARY KEY, v text CHECK (v <> 'bad'))")
+    ws.env["DATAWORKS_CONN_WAREHOUSE"] = db.uri()
+    ws.ok({"name": "src", "type": "transform",
+           "config": {"sql": "SELECT range::INT AS id, 'v' || range AS v FROM range(10000)"}})  # fmt: skip
+    load = {"type": "load", "dependsOn": ["src"],
+            "config": {"destination": "postgres", "connection": "warehouse", "table": "target"}}  # fmt: skip
+    ws.ok({**load, "name": "append"})
+    assert db.psql("SELECT count(*) FROM target") == "10000"
+    ws.ok({**load, "name": "over", "config": {**load["config"], "mode": "overwrite"}})
+    assert db.psql("SELECT count(*) FROM target") == "10000"
+    ws.ok({"name": "src2", "type": "transform",
+           "config": {"sql": "SELECT range::INT AS id, 'new' AS v FROM range(9990, 10010)"}})  # fmt: skip
+    ws.ok({"name": "up", "type": "load", "dependsOn": ["src2"],
+           "config": {**load["config"], "mode": "upsert", "key": ["id"]}})  # fmt: skip
+    assert db.psql("SELECT count(*), count(*) FILTER (WHERE v = 'new') FROM target") == "10010|20"
+    before = db.psql("SELECT md5(string_agg(id || v, ',' ORDER BY id)) FROM target")
+    ws.ok({"name": "src3", "type": "transform",
+           "config": {"sql": "SELECT range::INT + 20000 AS id, CASE WHEN range = 5000 THEN 'bad' ELSE 'x' END AS v "
+                             "FROM range(10000)"}})  # fmt: skip
+    for mode in ("append", "overwrite", "upsert"):
+        result = ws.run({"name": f"fail-{mode}", "type": "load", "dependsOn": ["src3"],
+                         "config": {**load["config"], "mode": mode, "key": ["id"]}})  # fmt: skip
+        assert result.code == 1, mode
+        assert "rolled back, the table is unchanged" in result.stderr
+        assert "target_v_check" in result.stderr
+        assert db.psql("SELECT md5(string_agg(id || v, ',' ORDER BY id)) FROM target") == before, mode
+
+
+def test_load_missing_column_and_key(db: services.Postgres, ws: Workspace) -> None:
+    db.psql("DROP TABLE IF EXISTS narrow; CREATE TABLE narrow (id int)")
+    ws.env["DATAWORKS_CONN_WAREHOUSE"] = db.uri()
+    ws.ok({"name": "src", "type": "transform", "config": {"sql": "SELECT 1 AS id, 2 AS extra"}})
+    result = ws.run({"name": "l", "type": "load", "dependsOn": ["src"],
+                     "config": {"destination": "postgres", "connection": "warehouse", "table": "narrow"}})  # fmt: skip
+    assert result.code == 1
+    assert "narrow has no column 'extra' (it has id)" in result.stderr
+
+
+def test_transform_with_engine_postgres_leaves_the_database_alone(db: services.Postgres, ws: Workspace) -> None:
+    ws.ok({"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": "SELECT id, budget FROM campaigns",
+                                                    "table": "c"}})  # fmt: skip
+    sql = "DELETE FROM c WHERE id > 100;\nSELECT count(*) AS n, sum(budget) AS total FROM c"
+    ws.ok({"name": "t", "type": "transform", "dependsOn": ["f"],
+           "config": {"engine": "postgres", "connection": "campaigns_db", "sql": sql}})  # fmt: skip
+    assert ws.rows("t") == [(100, sum(i * 10.5 for i in range(1, 101)))]
+    assert db.psql("SELECT to_regclass('c') IS NULL") == "t"
+    bad = ws.run({"name": "t2", "type": "transform", "dependsOn": ["f"],
+                  "config": {"engine": "postgres", "connection": "campaigns_db",
+                             "sql": "SELECT id\nFROM c\nWHERE nope > 1"}})  # fmt: skip
+    assert bad.code == 1
+    assert 'column "nope" does not exist at line 3: WHERE nope > 1' in bad.stderr
+
+
+def test_wrong_credentials_and_unreachable_host(db: services.Postgres, ws: Workspace) -> None:
+    ws.env["DATAWORKS_CONN_CAMPAIGNS_DB"] = db.uri(password="wrong")
+    result = ws.run({"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": "SELECT 1"}})
+    assert result.code == 1
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{db.port} (connection 'campaigns_db')" in result.stderr
+    assert "password authentication failed" in result.stderr
+    closed = services.free_port()
+    ws.env["DATAWORKS_CONN_CAMPAIGNS_DB"] = f"postgresql://u:p@127.0.0.1:{closed}/x"
+    result = ws.run({"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": "SELECT 1"}})
+    assert result.code == 1
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{closed}" in result.stderr
+    assert not ws.committed("f")
+
+
+def test_fetch_over_http(ws: Workspace, tmp_path: Path) -> None:
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "events.csv").write_text("id,kind\n1,click\n2,view\n")
+    with services.http_files(served) as base:
+        ws.ok({"name": "h", "type": "fetch", "config": {"url": f"{base}/events.csv"}})
+        missing = ws.run({"name": "h2", "type": "fetch", "config": {"url": f"{base}/nope.csv"}})
+    assert ws.rows("h", order="id") == [(1, "click"), (2, "view")]
+    assert missing.code == 1
+    assert "127.0.0.1" in missing.stderr
+
+
+def test_fetch_over_sftp_with_key_and_password(sftp_server: services.Sftp, ws: Workspace) -> None:
+    (sftp_server.home / "exports").mkdir(exist_ok=True)
+    for day in (14, 15):
+        (sftp_server.home / "exports" / f"orders-{day}.csv").write_text(f"id,day\n1,{day}\n2,{day}\n")
+    ws.env["DATAWORKS_CONN_PARTNER_KEY"] = sftp_server.uri()
+    ws.env["DATAWORKS_CONN_PARTNER_PW"] = sftp_server.uri(password=True)
+    ws.env["DATAWORKS_CONN_PARTNER_BAD"] = sftp_server.uri(password=True, wrong=True)
+    ws.ok({"name": "k", "type": "fetch", "config": {"source": "partner_key", "glob": "exports/*.csv"}})
+    assert len(ws.rows("k")) == 4
+    ws.ok({"name": "p", "type": "fetch", "config": {"source": "partner_pw", "path": "exports/orders-15.csv"}})
+    assert ws.rows("p", order="id") == [(1, 15), (2, 15)]
+    bad = ws.run({"name": "b", "type": "fetch", "config": {"source": "partner_bad", "path": "exports/"}})
+    assert bad.code == 1
+    assert f"127.0.0.1:{sftp_server.port}" in bad.stderr
+    assert "Authentication" in bad.stderr
+
+
+def test_fetch_and_load_on_s3(s3_endpoint: str, ws: Workspace) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(key="k", secret="s", client_kwargs={"endpoint_url": s3_endpoint})
+    fs.mkdir("lake")
+    fs.pipe("lake/events/year=2024/a.jsonl", b'{"id": 1}\n{"id": 2}\n')
+    fs.pipe("lake/events/year=2024/b.jsonl", b'{"id": 3}\n')
+    ws.env["DATAWORKS_CONN_EVENTS_S3"] = f"s3://lake?endpoint_url={s3_endpoint}&key=k&secret=s"
+    ws.ok({"name": "s", "type": "fetch", "config": {"source": "events_s3", "prefix": "events/year=2024/"}})
+    assert sorted(r[0] for r in ws.rows("s")) == [1, 2, 3]
+    ws.ok({"name": "out", "type": "load", "dependsOn": ["s"],
+           "config": {"destination": "file", "connection": "events_s3", "path": "exports/ids.parquet"}})  # fmt: skip
+    local = ws.root / "ids.parquet"
+    fs.get("lake/exports/ids.parquet", str(local))
+    assert sorted(r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet('{local}')").fetchall()) == [1, 2, 3]
+    assert json.dumps(fs.ls("lake/exports")).count("ids.parquet") == 1
