@@ -217,12 +217,15 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Opera
 
 def steps_config_map(owner: Owner, steps: tuple[StepDef, ...]) -> dict[str, Any]:
     """The step definitions the worker reads, one JSON document per built-in step."""
+    types = {s.name: s.type for s in steps}
     data = {
         f"{s.name}.json": json.dumps(
             {
                 "name": s.name,
                 "type": s.type,
                 "dependsOn": list(s.depends_on),
+                # The upstream steps with an output to read: container steps write none.
+                "inputs": [d for d in s.depends_on if types.get(d) != "container"],
                 "config": s.config,
                 "parallelism": s.parallelism,
             },

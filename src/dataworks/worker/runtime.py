@@ -104,7 +104,8 @@ class StepContext:
         self.name: str = step["name"]
         self.type: str = step["type"]
         self.config: dict[str, Any] = dict(step.get("config") or {})
-        self.depends_on: list[str] = list(step.get("dependsOn") or [])
+        # Upstream steps whose outputs are inputs here ("inputs" leaves out container steps).
+        self.depends_on: list[str] = list(step.get("inputs", step.get("dependsOn")) or [])
         self.store, self.where, self.index, self.total = store, where, index, total
         self.environ = dict(os.environ if environ is None else environ)
         self.summary = Summary()

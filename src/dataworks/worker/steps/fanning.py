@@ -114,7 +114,8 @@ def run_script(ctx: StepContext, table: str, chunk: str) -> None:
 
 def run(ctx: StepContext) -> None:
     inputs = ctx.register_inputs()
-    _, table = only_input(ctx, inputs, "input")
+    # A fan-out with no upstream step still runs its workers, each on an empty chunk.
+    _, table = only_input(ctx, inputs, "input") if inputs else ("", TableOutput())
     chunk = chunk_query(ctx, table)
     ctx.duckdb.execute(f"CREATE OR REPLACE VIEW chunk AS {chunk}")
     out_table = str(ctx.config.get("table") or ctx.name)
