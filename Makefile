@@ -16,7 +16,11 @@ GO_LDFLAGS := -s -w \
 GO_BUILD := cd test/cluster && CGO_ENABLED=0 go build -trimpath -ldflags "$(GO_LDFLAGS)"
 PYTEST_ARGS ?=
 
-.PHONY: install testcluster crds lint typecheck contracts gotest test bench clean
+# The first command in README: install dataworks and run the quickstart on this machine.
+quickstart: install
+	$(BIN)/pipeline-ctl run --local examples/quickstart.yaml
+
+.PHONY: quickstart install testcluster crds lint typecheck contracts gotest test bench clean
 
 install: $(VENV)/.installed
 

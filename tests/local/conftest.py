@@ -60,8 +60,12 @@ class Workspace:
         env = {**os.environ, **self.env, "WORKER_INDEX": str(index), "TOTAL_WORKERS": str(total)}
         out = subprocess.run(  # noqa: PLW1510 (the exit code is the result)
             [sys.executable, "-m", "dataworks.worker", "--step-file", str(path)],
-            env=env, capture_output=True, text=True, timeout=timeout, cwd=self.root,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
         return Result(out.returncode, out.stdout, out.stderr)
 
     def ok(self, step: dict[str, Any], **kw: Any) -> Result:

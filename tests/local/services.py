@@ -55,8 +55,10 @@ class Postgres:
     def psql(self, sql: str, db: str = "dataworks") -> str:
         out = subprocess.run(
             ["psql", self.uri(db), "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout.strip()
 
 
@@ -80,17 +82,50 @@ def postgres() -> Iterator[Postgres]:
     if user:
         shutil.chown(pwfile, user)
     subprocess.run(
-        [*_as_user(user), str(bindir / "initdb"), "-D", str(data), "-U", "dataworks", "--pwfile", str(pwfile),
-         "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale", "C"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            *_as_user(user),
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "dataworks",
+            "--pwfile",
+            str(pwfile),
+            "-A",
+            "scram-sha-256",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     log = (base / "postgres.log").open("wb")
     proc = subprocess.Popen(
-        [*_as_user(user), str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(sock), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            *_as_user(user),
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(sock),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_port(port)
         pg = Postgres(port, "dataworks", "secret")

@@ -23,9 +23,13 @@ CTL = [str(Path(sys.executable).parent / "pipeline-ctl")]  # the installed comma
 
 def ctl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: PLW1510 (the exit code is part of the result)
-        [*CTL, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [*CTL, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "EVENTS": str(cwd / "events")},
-    )  # fmt: skip
+    )
 
 
 def status(cwd: Path, run: str | None = None) -> dict[str, Any]:
@@ -35,8 +39,12 @@ def status(cwd: Path, run: str | None = None) -> dict[str, Any]:
 
 
 def write(path: Path, steps: list[dict[str, Any]], **spec: Any) -> Path:
-    doc = {"apiVersion": "dataworks.io/v1", "kind": "Pipeline", "metadata": {"name": path.stem},
-           "spec": {"steps": steps, **spec}}  # fmt: skip
+    doc = {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "Pipeline",
+        "metadata": {"name": path.stem},
+        "spec": {"steps": steps, **spec},
+    }
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -47,17 +55,29 @@ def test_quickstart_runs_every_step_type(tmp_path: Path) -> None:
     st = status(tmp_path)
     assert st["phase"] == "Completed"
     assert {s["name"]: s["phase"] for s in st["steps"]} == dict.fromkeys(
-        ["fetch-orders", "fetch-customers", "clean-orders", "check-orders", "revenue-by-country",
-         "segment-stats", "publish", "export-segments"], "Completed")  # fmt: skip
+        [
+            "fetch-orders",
+            "fetch-customers",
+            "clean-orders",
+            "check-orders",
+            "revenue-by-country",
+            "segment-stats",
+            "publish",
+            "export-segments",
+        ],
+        "Completed",
+    )
     run = next((tmp_path / ".dataworks" / "runs").iterdir())
     lines = (run / "exports" / "segment_stats.csv").read_text().splitlines()
     assert lines[0] == "segment,worker,orders,revenue,average_order"
     assert len(lines) == 1 + 3 * 2  # three segments from each of two workers
     import duckdb
 
-    rows = duckdb.connect(str(run / "warehouse.duckdb")).execute(
-        "SELECT sum(orders) FROM revenue_by_country"
-    ).fetchone()
+    rows = (
+        duckdb.connect(str(run / "warehouse.duckdb"))
+        .execute("SELECT sum(orders) FROM revenue_by_country")
+        .fetchone()
+    )
     assert rows == (3000 - 3000 // 97,)  # every order but the refunds
 
 
@@ -66,18 +86,34 @@ def sh(script: str) -> list[str]:
 
 
 def step(name: str, deps: list[str] | None = None, script: str = "true", **kw: Any) -> dict[str, Any]:
-    return {"name": name, "type": "container", "image": "busybox", "dependsOn": deps or [],
-            "command": sh(f"echo start {name} $(date +%s.%N) >> $EVENTS; ({script}); rc=$?; "
-                          f"echo end {name} $(date +%s.%N) >> $EVENTS; exit $rc"), **kw}  # fmt: skip
+    return {
+        "name": name,
+        "type": "container",
+        "image": "busybox",
+        "dependsOn": deps or [],
+        "command": sh(
+            f"echo start {name} $(date +%s.%N) >> $EVENTS; ({script}); rc=$?; "
+            f"echo end {name} $(date +%s.%N) >> $EVENTS; exit $rc"
+        ),
+        **kw,
+    }
 
 
 CASES: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
     "diamond": ([step("a"), step("b", ["a"]), step("c", ["a"]), step("d", ["b", "c"])], set()),
     "fail": ([step("a", script="exit 3", retry={"limit": 0}), step("b", ["a"]), step("c")], {"a"}),
     "skip-dependents": (
-        [step("a", script="exit 3", retry={"limit": 0}, onFailure="skip-dependents"), step("b", ["a"]),
-         step("c")], {"a"}),  # fmt: skip
-    "continue": ([step("a", script="exit 3", retry={"limit": 0}, onFailure="continue"), step("b", ["a"])], {"a"}),
+        [
+            step("a", script="exit 3", retry={"limit": 0}, onFailure="skip-dependents"),
+            step("b", ["a"]),
+            step("c"),
+        ],
+        {"a"},
+    ),
+    "continue": (
+        [step("a", script="exit 3", retry={"limit": 0}, onFailure="continue"), step("b", ["a"])],
+        {"a"},
+    ),
 }
 
 
@@ -105,8 +141,13 @@ def test_dag_cases_agree_with_the_operator_planner(case: str, tmp_path: Path) ->
 
 def test_retry_succeeds_on_a_later_attempt_and_fan_out_worker_failure(tmp_path: Path) -> None:
     flaky = step("flaky", script="test -f tried || { touch tried; exit 1; }", retry={"limit": 2})
-    fan = {"name": "fan", "type": "fan-out", "parallelism": 3, "retry": {"limit": 0},
-           "config": {"script": "sh -c 'test $WORKER_INDEX != 1'"}}  # fmt: skip
+    fan = {
+        "name": "fan",
+        "type": "fan-out",
+        "parallelism": 3,
+        "retry": {"limit": 0},
+        "config": {"script": "sh -c 'test $WORKER_INDEX != 1'"},
+    }
     out = ctl("run", "--local", str(write(tmp_path / "r.yaml", [flaky, fan])), cwd=tmp_path)
     assert out.returncode == 1
     st = status(tmp_path)
@@ -121,7 +162,10 @@ def test_concurrency_limit(tmp_path: Path) -> None:
     steps = [step(f"s{i}", script="sleep 0.5") for i in range(5)]
     out = ctl("run", "--local", "--max-parallel", "2", str(write(tmp_path / "c.yaml", steps)), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    events = sorted((float(t), kind) for kind, _, t in (ln.split() for ln in (tmp_path / "events").read_text().splitlines()))
+    events = sorted(
+        (float(t), kind)
+        for kind, _, t in (ln.split() for ln in (tmp_path / "events").read_text().splitlines())
+    )
     running = peak = 0
     for _, kind in events:
         running += 1 if kind == "start" else -1
@@ -132,8 +176,13 @@ def test_concurrency_limit(tmp_path: Path) -> None:
 def test_ctrl_c_cancels_stops_children_and_commits_nothing(tmp_path: Path) -> None:
     (tmp_path / "work.sh").write_text("echo $$ > pid-$WORKER_INDEX\necho 'PROGRESS: 10.0%'\nsleep 60\n")
     fan = {"name": "fan", "type": "fan-out", "parallelism": 3, "config": {"script": "sh work.sh"}}
-    proc = subprocess.Popen([*CTL, "run", "--local", str(write(tmp_path / "x.yaml", [fan]))], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*CTL, "run", "--local", str(write(tmp_path / "x.yaml", [fan]))],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("pid-*"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -155,11 +204,21 @@ def test_retry_local_reruns_only_the_failed_steps(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("id\n1\n2\n")
     steps = [
         {"name": "fetch", "type": "fetch", "config": {"path": "data.csv", "table": "ids"}},
-        {"name": "gate", "type": "container", "image": "busybox", "dependsOn": ["fetch"],
-         "command": sh(f"test -f {tmp_path}/open"), "retry": {"limit": 0}},
-        {"name": "sum", "type": "transform", "dependsOn": ["gate", "fetch"],
-         "config": {"sql": "SELECT sum(id) AS total FROM ids"}},
-    ]  # fmt: skip
+        {
+            "name": "gate",
+            "type": "container",
+            "image": "busybox",
+            "dependsOn": ["fetch"],
+            "command": sh(f"test -f {tmp_path}/open"),
+            "retry": {"limit": 0},
+        },
+        {
+            "name": "sum",
+            "type": "transform",
+            "dependsOn": ["gate", "fetch"],
+            "config": {"sql": "SELECT sum(id) AS total FROM ids"},
+        },
+    ]
     first = ctl("run", "--local", "--name", "r1", str(write(tmp_path / "g.yaml", steps)), cwd=tmp_path)
     assert first.returncode == 1
     run = tmp_path / ".dataworks" / "runs" / "r1"
@@ -171,20 +230,29 @@ def test_retry_local_reruns_only_the_failed_steps(tmp_path: Path) -> None:
     assert "retrying gate, sum" in again.stdout
     st = status(tmp_path, "r1")
     assert {s["name"]: (s["phase"], s["attempt"]) for s in st["steps"]} == {
-        "fetch": ("Completed", 1), "gate": ("Completed", 2), "sum": ("Completed", 1)}  # fmt: skip
+        "fetch": ("Completed", 1),
+        "gate": ("Completed", 2),
+        "sum": ("Completed", 1),
+    }
     assert (manifest.read_bytes(), manifest.stat().st_mtime_ns) == before
     assert not (run / "logs" / "fetch" / "attempt-2").exists()
 
 
 def test_bad_input_gives_the_operator_messages(tmp_path: Path) -> None:
-    bad = write(tmp_path / "bad.yaml", [{"name": "load", "type": "load", "config": {"destination": "bigquery"}},
-                                        {"name": "x", "type": "transform", "dependsOn": ["nope"],
-                                         "config": {"sql": "SELECT 1"}}])  # fmt: skip
+    bad = write(
+        tmp_path / "bad.yaml",
+        [
+            {"name": "load", "type": "load", "config": {"destination": "bigquery"}},
+            {"name": "x", "type": "transform", "dependsOn": ["nope"], "config": {"sql": "SELECT 1"}},
+        ],
+    )
     out = ctl("run", "--local", str(bad), cwd=tmp_path)
     assert out.returncode == 2
     assert "'bigquery' is not supported; supported destinations: postgres, file, duckdb, sqlite" in out.stderr
     assert "nope" in out.stderr
     assert not (tmp_path / ".dataworks").exists()
-    missing = ctl("run", "--local", str(ROOT / "examples" / "quickstart.yaml"), "--param", "oops", cwd=tmp_path)
+    missing = ctl(
+        "run", "--local", str(ROOT / "examples" / "quickstart.yaml"), "--param", "oops", cwd=tmp_path
+    )
     assert missing.returncode == 2
     assert "--param 'oops' must look like name=value" in missing.stderr

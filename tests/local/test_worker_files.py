@@ -52,21 +52,36 @@ def test_corrupt_csv_names_the_line_and_commits_nothing(ws: Workspace) -> None:
 
 def test_transform_multi_statement_dml_and_last_query(ws: Workspace) -> None:
     fetch(ws)
-    sql = "DELETE FROM raw_orders WHERE total_amount < 0;\nSELECT count(*) AS n, min(total_amount) AS lo FROM raw_orders"
+    sql = (
+        "DELETE FROM raw_orders WHERE total_amount < 0;\n"
+        "SELECT count(*) AS n, min(total_amount) AS lo FROM raw_orders"
+    )
     ws.ok({"name": "t", "type": "transform", "dependsOn": ["fetch"], "config": {"sql": sql}})
     ((n, lo),) = ws.rows("t")
     assert lo >= 0
     assert n == sum(1 for i in range(100) if (i % 11) - 2 >= 0)
     # a script ending in DML outputs its working tables, under their own names
-    ws.ok({"name": "clean", "type": "transform", "dependsOn": ["fetch"],
-           "config": {"sql": "DELETE FROM raw_orders WHERE total_amount < 0;"}})  # fmt: skip
+    ws.ok(
+        {
+            "name": "clean",
+            "type": "transform",
+            "dependsOn": ["fetch"],
+            "config": {"sql": "DELETE FROM raw_orders WHERE total_amount < 0;"},
+        }
+    )
     assert len(ws.rows("clean", "raw_orders")) == n
 
 
 def test_transform_bad_sql_points_at_the_problem(ws: Workspace) -> None:
     fetch(ws)
-    result = ws.run({"name": "t", "type": "transform", "dependsOn": ["fetch"],
-                     "config": {"sql": "SELECT order_id FORM raw_orders"}})  # fmt: skip
+    result = ws.run(
+        {
+            "name": "t",
+            "type": "transform",
+            "dependsOn": ["fetch"],
+            "config": {"sql": "SELECT order_id FORM raw_orders"},
+        }
+    )
     assert result.code == 1
     assert "SQL error" in result.stderr
     assert "FORM" in result.stderr
@@ -76,9 +91,17 @@ def test_transform_bad_sql_points_at_the_problem(ws: Workspace) -> None:
 def test_fan_out_strategies_partition_the_input_exactly(ws: Workspace) -> None:
     fetch(ws, rows=1000)
     for strategy in ("hash-based", "count-based", "size-based"):
-        step = {"name": f"f-{strategy}", "type": "fan-out", "dependsOn": ["fetch"], "parallelism": 4,
-                "config": {"chunk_strategy": strategy, "key": "customer_id",
-                           "sql": "SELECT order_id FROM raw_orders"}}  # fmt: skip
+        step = {
+            "name": f"f-{strategy}",
+            "type": "fan-out",
+            "dependsOn": ["fetch"],
+            "parallelism": 4,
+            "config": {
+                "chunk_strategy": strategy,
+                "key": "customer_id",
+                "sql": "SELECT order_id FROM raw_orders",
+            },
+        }
         for i in range(4):
             ws.ok(step, index=i, total=4)
         ids = sorted(r[0] for r in ws.rows(step["name"]))
@@ -90,8 +113,13 @@ def test_fan_out_strategies_partition_the_input_exactly(ws: Workspace) -> None:
 
 def test_fan_out_output_needs_every_worker(ws: Workspace) -> None:
     fetch(ws)
-    step = {"name": "f", "type": "fan-out", "dependsOn": ["f0"], "parallelism": 2,
-            "config": {"sql": "SELECT * FROM raw_orders"}}  # fmt: skip
+    step = {
+        "name": "f",
+        "type": "fan-out",
+        "dependsOn": ["f0"],
+        "parallelism": 2,
+        "config": {"sql": "SELECT * FROM raw_orders"},
+    }
     step["dependsOn"] = ["fetch"]
     ws.ok(step, index=0, total=2)
     result = ws.run({"name": "after", "type": "transform", "dependsOn": ["f"], "config": {"sql": "SELECT 1"}})
@@ -109,8 +137,13 @@ def test_fan_out_script_failing_in_one_worker(ws: Workspace) -> None:
         "if i == 1: sys.exit(3)\n"
         "pq.write_table(t, os.environ['DATAWORKS_OUTPUT'])\n"
     )
-    step = {"name": "s", "type": "fan-out", "dependsOn": ["fetch"], "parallelism": 3,
-            "config": {"script": "python work.py"}}  # fmt: skip
+    step = {
+        "name": "s",
+        "type": "fan-out",
+        "dependsOn": ["fetch"],
+        "parallelism": 3,
+        "config": {"script": "python work.py"},
+    }
     results = [ws.run(step, index=i, total=3) for i in range(3)]
     assert [r.code for r in results] == [0, 3, 0]
     assert "worker 1" in results[1].stderr
@@ -124,18 +157,35 @@ def test_fan_out_script_failing_in_one_worker(ws: Workspace) -> None:
 
 def test_quality_check_passes_through_and_fails_with_offending_rows(ws: Workspace) -> None:
     fetch(ws)
-    good = {"name": "qc", "type": "quality-check", "dependsOn": ["fetch"],
-            "config": {"rules": [{"not_null": "order_id"}, {"unique": "order_id"},
-                                 {"row_count": {"min": 1, "max": 100}},
-                                 {"range": {"column": "total_amount", "min": 0}, "severity": "warn"}]}}  # fmt: skip
+    good = {
+        "name": "qc",
+        "type": "quality-check",
+        "dependsOn": ["fetch"],
+        "config": {
+            "rules": [
+                {"not_null": "order_id"},
+                {"unique": "order_id"},
+                {"row_count": {"min": 1, "max": 100}},
+                {"range": {"column": "total_amount", "min": 0}, "severity": "warn"},
+            ]
+        },
+    }
     ws.ok(good)
     record = json.loads((ws.step_dir("qc") / "_manifest" / "00000.json").read_text())
     assert record["report"]["passed"] is True
     assert [r["passed"] for r in record["report"]["rules"]] == [True, True, True, False]
     assert len(ws.rows("qc", "raw_orders")) == 100  # the input passes through
-    bad = {"name": "qc2", "type": "quality-check", "dependsOn": ["fetch"],
-           "config": {"rules": [{"accepted_values": {"column": "customer_id", "values": [0, 1, 2]}},
-                                {"sql": "SELECT * FROM raw_orders WHERE order_id = 5", "name": "no-five"}]}}  # fmt: skip
+    bad = {
+        "name": "qc2",
+        "type": "quality-check",
+        "dependsOn": ["fetch"],
+        "config": {
+            "rules": [
+                {"accepted_values": {"column": "customer_id", "values": [0, 1, 2]}},
+                {"sql": "SELECT * FROM raw_orders WHERE order_id = 5", "name": "no-five"},
+            ]
+        },
+    }
     result = ws.run(bad)
     assert result.code == 1
     assert "2 quality rule(s) failed" in result.stderr
@@ -151,13 +201,29 @@ def test_load_file_duckdb_sqlite_all_modes(ws: Workspace) -> None:
         {**base, "name": "csv", "config": {"destination": "file", "path": "out/orders.csv", "format": "csv"}}
     )
     assert len((ws.root / "out" / "orders.csv").read_text().splitlines()) == 11
-    ws.ok({**base, "name": "parts", "config": {"destination": "file", "path": "out/by_customer/",
-                                                "partition_by": ["customer_id"]}})  # fmt: skip
+    ws.ok(
+        {
+            **base,
+            "name": "parts",
+            "config": {"destination": "file", "path": "out/by_customer/", "partition_by": ["customer_id"]},
+        }
+    )
     assert len(list((ws.root / "out" / "by_customer").glob("customer_id=*"))) == 7
     for kind, path in (("duckdb", "w.duckdb"), ("sqlite", "w.sqlite")):
         for mode, expected in (("overwrite", 10), ("append", 20), ("upsert", 10), ("append", 20)):
-            ws.ok({**base, "name": f"{kind}-{mode}", "config": {
-                "destination": kind, "path": path, "table": "orders", "mode": mode, "key": ["order_id"]}})  # fmt: skip
+            ws.ok(
+                {
+                    **base,
+                    "name": f"{kind}-{mode}",
+                    "config": {
+                        "destination": kind,
+                        "path": path,
+                        "table": "orders",
+                        "mode": mode,
+                        "key": ["order_id"],
+                    },
+                }
+            )
             if kind == "duckdb":
                 count = duckdb.connect(str(ws.root / path)).execute("SELECT count(*) FROM orders").fetchone()
             else:
@@ -167,8 +233,14 @@ def test_load_file_duckdb_sqlite_all_modes(ws: Workspace) -> None:
 
 def test_missing_key_column_and_unknown_connection(ws: Workspace) -> None:
     fetch(ws, rows=5)
-    result = ws.run({"name": "l", "type": "load", "dependsOn": ["fetch"],
-                     "config": {"destination": "duckdb", "path": "w.duckdb", "mode": "upsert", "key": "id"}})  # fmt: skip
+    result = ws.run(
+        {
+            "name": "l",
+            "type": "load",
+            "dependsOn": ["fetch"],
+            "config": {"destination": "duckdb", "path": "w.duckdb", "mode": "upsert", "key": "id"},
+        }
+    )
     assert result.code == 1
     assert (
         "key column 'id' is not in the input (columns: order_id, customer_id, total_amount)" in result.stderr
@@ -190,8 +262,11 @@ def _slow_transform(ws: Workspace) -> subprocess.Popen[str]:
     path.write_text(json.dumps({"name": "big", "type": "transform", "config": {"sql": sql}}))
     return subprocess.Popen(
         [sys.executable, "-m", "dataworks.worker", "--step-file", str(path)],
-        env={**os.environ, **ws.env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env={**os.environ, **ws.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_partial_write(ws: Workspace, timeout: float = 60) -> None:

@@ -18,7 +18,8 @@ def db(pg: services.Postgres, ws: Workspace) -> services.Postgres:
         "DROP TABLE IF EXISTS campaigns, orders, target;"
         "CREATE TABLE campaigns (id int PRIMARY KEY, name text, quarter text, year int, budget numeric, "
         "  starts date, note text);"
-        "INSERT INTO campaigns SELECT i, 'c' || i, 'Q' || (1 + i % 4), 2024, i * 10.5, DATE '2024-01-01' + i, "
+        "INSERT INTO campaigns SELECT i, 'c' || i, 'Q' || (1 + i % 4), 2024, i * 10.5, "
+        "  DATE '2024-01-01' + i, "
         "  CASE WHEN i % 5 = 0 THEN NULL WHEN i % 7 = 0 THEN '' ELSE 'say \"hi\", ok' END "
         "FROM generate_series(1, 200) i;"
         "CREATE TABLE orders (id int, partition_date date, amount int);"
@@ -30,7 +31,13 @@ def db(pg: services.Postgres, ws: Workspace) -> services.Postgres:
 
 def test_fetch_by_query_keeps_types_nulls_and_quotes(db: services.Postgres, ws: Workspace) -> None:
     sql = "SELECT * FROM campaigns WHERE quarter = 'Q1' AND year = 2024"
-    ws.ok({"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": sql, "table": "campaigns"}})
+    ws.ok(
+        {
+            "name": "f",
+            "type": "fetch",
+            "config": {"source": "campaigns_db", "query": sql, "table": "campaigns"},
+        }
+    )
     rows = ws.rows("f", order="id")
     assert len(rows) == 50
     types = duckdb.sql(
@@ -44,35 +51,78 @@ def test_fetch_by_query_keeps_types_nulls_and_quotes(db: services.Postgres, ws: 
 
 
 def test_fetch_tables_with_partition_date(db: services.Postgres, ws: Workspace) -> None:
-    ws.ok({"name": "f", "type": "fetch",
-           "config": {"source": "campaigns_db", "tables": ["orders"],
-                      "partition_date": "2024-01-15", "table_prefix": "raw_"}})  # fmt: skip
+    ws.ok(
+        {
+            "name": "f",
+            "type": "fetch",
+            "config": {
+                "source": "campaigns_db",
+                "tables": ["orders"],
+                "partition_date": "2024-01-15",
+                "table_prefix": "raw_",
+            },
+        }
+    )
     assert sorted(r[0] for r in ws.rows("f", "raw_orders")) == [1, 3, 5, 7, 9]
 
 
-def test_load_modes_and_a_failure_mid_load_leaves_the_table_unchanged(db: services.Postgres, ws: Workspace) -> None:
+def test_load_modes_and_a_failure_mid_load_leaves_the_table_unchanged(
+    db: services.Postgres, ws: Workspace
+) -> None:
     db.psql("CREATE TABLE target (id int PRIMARY KEY, v text CHECK (v <> 'bad'))")
     ws.env["DATAWORKS_CONN_WAREHOUSE"] = db.uri()
-    ws.ok({"name": "src", "type": "transform",
-           "config": {"sql": "SELECT range::INT AS id, 'v' || range AS v FROM range(10000)"}})  # fmt: skip
-    load = {"type": "load", "dependsOn": ["src"],
-            "config": {"destination": "postgres", "connection": "warehouse", "table": "target"}}  # fmt: skip
+    ws.ok(
+        {
+            "name": "src",
+            "type": "transform",
+            "config": {"sql": "SELECT range::INT AS id, 'v' || range AS v FROM range(10000)"},
+        }
+    )
+    load = {
+        "type": "load",
+        "dependsOn": ["src"],
+        "config": {"destination": "postgres", "connection": "warehouse", "table": "target"},
+    }
     ws.ok({**load, "name": "append"})
     assert db.psql("SELECT count(*) FROM target") == "10000"
     ws.ok({**load, "name": "over", "config": {**load["config"], "mode": "overwrite"}})
     assert db.psql("SELECT count(*) FROM target") == "10000"
-    ws.ok({"name": "src2", "type": "transform",
-           "config": {"sql": "SELECT range::INT AS id, 'new' AS v FROM range(9990, 10010)"}})  # fmt: skip
-    ws.ok({"name": "up", "type": "load", "dependsOn": ["src2"],
-           "config": {**load["config"], "mode": "upsert", "key": ["id"]}})  # fmt: skip
+    ws.ok(
+        {
+            "name": "src2",
+            "type": "transform",
+            "config": {"sql": "SELECT range::INT AS id, 'new' AS v FROM range(9990, 10010)"},
+        }
+    )
+    ws.ok(
+        {
+            "name": "up",
+            "type": "load",
+            "dependsOn": ["src2"],
+            "config": {**load["config"], "mode": "upsert", "key": ["id"]},
+        }
+    )
     assert db.psql("SELECT count(*), count(*) FILTER (WHERE v = 'new') FROM target") == "10010|20"
     before = db.psql("SELECT md5(string_agg(id || v, ',' ORDER BY id)) FROM target")
-    ws.ok({"name": "src3", "type": "transform",
-           "config": {"sql": "SELECT range::INT + 20000 AS id, CASE WHEN range = 5000 THEN 'bad' ELSE 'x' END AS v "
-                             "FROM range(10000)"}})  # fmt: skip
+    ws.ok(
+        {
+            "name": "src3",
+            "type": "transform",
+            "config": {
+                "sql": "SELECT range::INT + 20000 AS id, CASE WHEN range = 5000 THEN 'bad' ELSE 'x' END AS v "
+                "FROM range(10000)"
+            },
+        }
+    )
     for mode in ("append", "overwrite", "upsert"):
-        result = ws.run({"name": f"fail-{mode}", "type": "load", "dependsOn": ["src3"],
-                         "config": {**load["config"], "mode": mode, "key": ["id"]}})  # fmt: skip
+        result = ws.run(
+            {
+                "name": f"fail-{mode}",
+                "type": "load",
+                "dependsOn": ["src3"],
+                "config": {**load["config"], "mode": mode, "key": ["id"]},
+            }
+        )
         assert result.code == 1, mode
         assert "rolled back, the table is unchanged" in result.stderr
         assert "target_v_check" in result.stderr
@@ -83,23 +133,51 @@ def test_load_missing_column_and_key(db: services.Postgres, ws: Workspace) -> No
     db.psql("DROP TABLE IF EXISTS narrow; CREATE TABLE narrow (id int)")
     ws.env["DATAWORKS_CONN_WAREHOUSE"] = db.uri()
     ws.ok({"name": "src", "type": "transform", "config": {"sql": "SELECT 1 AS id, 2 AS extra"}})
-    result = ws.run({"name": "l", "type": "load", "dependsOn": ["src"],
-                     "config": {"destination": "postgres", "connection": "warehouse", "table": "narrow"}})  # fmt: skip
+    result = ws.run(
+        {
+            "name": "l",
+            "type": "load",
+            "dependsOn": ["src"],
+            "config": {"destination": "postgres", "connection": "warehouse", "table": "narrow"},
+        }
+    )
     assert result.code == 1
     assert "narrow has no column 'extra' (it has id)" in result.stderr
 
 
-def test_transform_with_engine_postgres_leaves_the_database_alone(db: services.Postgres, ws: Workspace) -> None:
-    ws.ok({"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": "SELECT id, budget FROM campaigns",
-                                                    "table": "c"}})  # fmt: skip
+def test_transform_with_engine_postgres_leaves_the_database_alone(
+    db: services.Postgres, ws: Workspace
+) -> None:
+    ws.ok(
+        {
+            "name": "f",
+            "type": "fetch",
+            "config": {"source": "campaigns_db", "query": "SELECT id, budget FROM campaigns", "table": "c"},
+        }
+    )
     sql = "DELETE FROM c WHERE id > 100;\nSELECT count(*) AS n, sum(budget) AS total FROM c"
-    ws.ok({"name": "t", "type": "transform", "dependsOn": ["f"],
-           "config": {"engine": "postgres", "connection": "campaigns_db", "sql": sql}})  # fmt: skip
+    ws.ok(
+        {
+            "name": "t",
+            "type": "transform",
+            "dependsOn": ["f"],
+            "config": {"engine": "postgres", "connection": "campaigns_db", "sql": sql},
+        }
+    )
     assert ws.rows("t") == [(100, sum(i * 10.5 for i in range(1, 101)))]
     assert db.psql("SELECT to_regclass('c') IS NULL") == "t"
-    bad = ws.run({"name": "t2", "type": "transform", "dependsOn": ["f"],
-                  "config": {"engine": "postgres", "connection": "campaigns_db",
-                             "sql": "SELECT id\nFROM c\nWHERE nope > 1"}})  # fmt: skip
+    bad = ws.run(
+        {
+            "name": "t2",
+            "type": "transform",
+            "dependsOn": ["f"],
+            "config": {
+                "engine": "postgres",
+                "connection": "campaigns_db",
+                "sql": "SELECT id\nFROM c\nWHERE nope > 1",
+            },
+        }
+    )
     assert bad.code == 1
     assert 'column "nope" does not exist at line 3: WHERE nope > 1' in bad.stderr
 
@@ -157,8 +235,14 @@ def test_fetch_and_load_on_s3(s3_endpoint: str, ws: Workspace) -> None:
     ws.env["DATAWORKS_CONN_EVENTS_S3"] = f"s3://lake?endpoint_url={s3_endpoint}&key=k&secret=s"
     ws.ok({"name": "s", "type": "fetch", "config": {"source": "events_s3", "prefix": "events/year=2024/"}})
     assert sorted(r[0] for r in ws.rows("s")) == [1, 2, 3]
-    ws.ok({"name": "out", "type": "load", "dependsOn": ["s"],
-           "config": {"destination": "file", "connection": "events_s3", "path": "exports/ids.parquet"}})  # fmt: skip
+    ws.ok(
+        {
+            "name": "out",
+            "type": "load",
+            "dependsOn": ["s"],
+            "config": {"destination": "file", "connection": "events_s3", "path": "exports/ids.parquet"},
+        }
+    )
     local = ws.root / "ids.parquet"
     fs.get("lake/exports/ids.parquet", str(local))
     assert sorted(r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet('{local}')").fetchall()) == [1, 2, 3]
