@@ -32,15 +32,40 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ROWS = int(os.environ.get("BENCH_ROWS", "5000000"))
+ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 SQL = "SELECT k % 1000 AS bucket, count(*) AS n, sum(v) AS total, avg(length(s)) AS len FROM data GROUP BY 1"
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+def measured(
+    argv: list[str], env: dict[str, str] | None = None, stdin: str | None = None
+) -> tuple[float, int]:
+    """Wall seconds and the peak RSS (MiB) of one child process, from wait4's rusage."""
     started = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return time.perf_counter() - started
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin is not None else None,
+    )
+    if stdin is not None:
+        assert proc.stdin is not None
+        proc.stdin.write(stdin.encode())
+        proc.stdin.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - started
+    if status != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise RuntimeError(f"{argv[0]} failed ({status}): {err}")
+    if proc.stderr:
+        proc.stderr.close()
+    proc.returncode = 0
+    return took, usage.ru_maxrss // 1024
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    return measured(argv, env)[0]
 
 
 def worker_env(root: Path, **extra: str) -> dict[str, str]:
@@ -216,19 +241,118 @@ def bench_executor(root: Path, steps: int) -> dict[str, Any]:
     return {"steps": steps, "total_s": total, "per_step_ms": 1000 * total / steps}
 
 
+def bench_sftp(root: Path) -> dict[str, Any]:
+    """A 200 MB parquet file over OpenSSH's sftp: the worker's fetch vs the sftp client's get."""
+    sys.path.insert(0, str(REPO))
+    from tests.local import services
+
+    size_mb = int(os.environ.get("BENCH_SFTP_MB", "200"))
+    (root / "sftp").mkdir()
+    with services.sftp(root / "sftp") as server:
+        target = server.home / "big.parquet"
+        rows = size_mb * 1024 * 1024 // 40  # md5 hex strings compress poorly: ~40 bytes a row
+        duckdb.sql(
+            f"COPY (SELECT range AS id, md5(range::VARCHAR) AS h FROM range({rows})) "
+            f"TO '{target}' (FORMAT parquet, COMPRESSION uncompressed)"
+        )
+        mib = target.stat().st_size / 2**20
+        fetch = step_file(
+            root, {"name": "sftp", "type": "fetch", "config": {"source": "partner", "path": "big.parquet"}}
+        )
+        env = worker_env(root, DATAWORKS_CONN_PARTNER=server.uri())
+        client = [
+            "sftp",
+            "-q",
+            "-b",
+            "-",
+            "-i",
+            str(server.key_file),
+            "-P",
+            str(server.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            f"{server.user}@127.0.0.1",
+        ]
+        ours, raw = [], []
+        for _ in range(REPEAT):
+            ours.append(timed([str(BIN / "dataworks-worker"), "--step-file", fetch], env=env))
+            raw.append(measured(client, stdin=f"get {target} {root / 'client.parquet'}\n")[0])
+    return {
+        "mib": round(mib),
+        "dataworks_s": statistics.median(ours),
+        "sftp_client_s": statistics.median(raw),
+        "ratio": statistics.median(ours) / statistics.median(raw),
+        "target": 1.5,
+    }
+
+
+def bench_big_pipeline(root: Path) -> dict[str, Any]:
+    """fetch (PostgreSQL) -> transform -> load (PostgreSQL) of BIG_ROWS rows: time and peak RSS per step."""
+    sys.path.insert(0, str(REPO))
+    from tests.local import services
+
+    rows = int(os.environ.get("BENCH_BIG_ROWS", "10000000"))
+    out: dict[str, Any] = {"rows": rows}
+    with services.postgres() as pg:
+        pg.psql(
+            f"CREATE TABLE events AS SELECT i AS id, i % 1000 AS user_id, md5(i::text) AS payload, "
+            f"now() - (i % 86400) * interval '1 second' AS seen_at FROM generate_series(1, {rows}) i"
+        )
+        env = worker_env(root / "big", DATAWORKS_CONN_DB=pg.uri(), DATAWORKS_MEMORY_LIMIT="1GB")
+        summary = (
+            "SELECT user_id, count(*) AS n, max(seen_at) AS last_seen, min(payload) AS first_payload FROM events "
+            "GROUP BY user_id UNION ALL SELECT id, 1, seen_at, payload FROM events WHERE id % 10 = 0"
+        )
+        steps = [
+            {
+                "name": "extract",
+                "type": "fetch",
+                "config": {"source": "db", "query": "SELECT * FROM events", "table": "events"},
+            },
+            {"name": "summarise", "type": "transform", "dependsOn": ["extract"], "config": {"sql": summary}},
+            {
+                "name": "publish",
+                "type": "load",
+                "dependsOn": ["summarise"],
+                "config": {
+                    "destination": "postgres",
+                    "connection": "db",
+                    "table": "summary",
+                    "mode": "overwrite",
+                },
+            },
+        ]
+        for step in steps:
+            took, rss = measured(
+                [str(BIN / "dataworks-worker"), "--step-file", step_file(root, step)], env=env
+            )
+            out[step["name"]] = {"seconds": round(took, 2), "peak_rss_mib": rss}
+    return out
+
+
 def main() -> None:
+    out = REPO / "benchmarks" / "results" / "worker.json"
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    result: dict[str, Any] = json.loads(out.read_text()) if only and out.exists() else {}
     root = Path(tempfile.mkdtemp(prefix="dataworks-bench-"))
+    sections = {
+        "transform": lambda: bench_transform(root, parquet),
+        "fan_out": lambda: bench_fan_out(root),
+        "postgres_load": lambda: bench_pg_load(root),
+        "executor_chain_20": lambda: bench_executor(root, 20),
+        "executor_chain_100": lambda: bench_executor(root, 100),
+        "sftp": lambda: bench_sftp(root),
+        "big_pipeline": lambda: bench_big_pipeline(root),
+    }
     try:
         parquet = prepare(root)
-        result = {
-            "rows": ROWS,
-            "repeat": REPEAT,
-            "transform": bench_transform(root, parquet),
-            "fan_out": bench_fan_out(root),
-            "postgres_load": bench_pg_load(root),
-            "executor_chain_20": bench_executor(root, 20),
-            "executor_chain_100": bench_executor(root, 100),
-        }
+        result.update(rows=ROWS, repeat=REPEAT)
+        for name, run in sections.items():
+            if not only or name in only:
+                result[name] = run()
+                out.write_text(json.dumps(result, indent=2) + "\n")  # keep what is measured so far
     finally:
         shutil.rmtree(root, ignore_errors=True)
     table = Table(title=f"worker and local executor ({ROWS:,} rows, median of {REPEAT})")
@@ -265,9 +389,24 @@ def main() -> None:
             f"{e['per_step_ms']:.0f} ms/step",
             "<= 300 ms",
         )
+    sf = result["sftp"]
+    table.add_row(
+        f"sftp fetch of {sf['mib']} MiB vs sftp client",
+        f"{sf['dataworks_s']:.2f}s",
+        f"{sf['sftp_client_s']:.2f}s",
+        f"{sf['ratio']:.2f}x",
+        "<= 1.5x",
+    )
+    big = result["big_pipeline"]
+    for name in ("extract", "summarise", "publish"):
+        table.add_row(
+            f"{big['rows']:,}-row pipeline: {name}",
+            f"{big[name]['seconds']:.2f}s",
+            "",
+            f"peak {big[name]['peak_rss_mib']} MiB",
+            "",
+        )
     Console().print(table)
-    out = REPO / "benchmarks" / "results" / "worker.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.cluster.conftest import Cluster
-from tests.cluster.pipelines import manifest, step
+from tests.cluster.pipelines import FATE, manifest, step
 
 pytestmark = pytest.mark.usefixtures("operator")
 CTL = str(Path(sys.executable).parent / "pipeline-ctl")
@@ -135,3 +136,51 @@ def test_forbidden_names_the_verb_and_resource(cluster: Cluster, namespace: str,
         in out.stderr
     )
     assert "(ask for RBAC permission to list pipelines)" in out.stderr
+
+
+def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:
+    fan = {
+        "name": "insights",
+        "type": "fan-out",
+        "parallelism": 3,
+        "config": {"sql": "SELECT 1"},
+        "annotations": {
+            FATE + "outcome": "run",
+            FATE + "logs": "worker {index} starting\nPROGRESS: {index}5.0%",
+        },
+    }
+    doc = manifest("fan", [fan])
+    assert (
+        ctl(cluster, namespace, "run", "-f", "-", "--name", "fan", stdin=yaml.safe_dump(doc)).returncode == 0
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        detail = ctl(cluster, namespace, "status", "fan").stdout
+        if all(f"{10 * i + 5:.1f}%" in detail for i in range(3)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "insights: 0/3 workers done" in detail
+    for i in range(3):
+        row = next(line for line in detail.splitlines() if line.split()[:1] == [str(i)])
+        assert "Running" in row
+        assert f"{10 * i + 5:.1f}%" in row
+    logs = ctl(cluster, namespace, "logs", "fan", "--step", "insights").stdout.splitlines()
+    assert "[insights/worker-1 attempt 1] worker 1 starting" in logs
+    assert "[insights/worker-2 attempt 1] PROGRESS: 25.0%" in logs
+    one = ctl(cluster, namespace, "logs", "fan", "--worker", "0").stdout.splitlines()
+    assert one == [
+        "[insights/worker-0 attempt 1] worker 0 starting",
+        "[insights/worker-0 attempt 1] PROGRESS: 05.0%",
+    ]
+    nosuch = ctl(cluster, namespace, "logs", "fan", "--step", "nope")
+    assert (nosuch.returncode, nosuch.stderr.strip()) == (
+        2,
+        "error: pipeline fan has no step nope (steps: insights)",
+    )
+    ctl(cluster, namespace, "cancel", "fan")
+    quick = manifest("quick", [step("a"), step("b", ["a"])])
+    watched = ctl(
+        cluster, namespace, "run", "-f", "-", "--name", "quick", "--watch", stdin=yaml.safe_dump(quick)
+    )
+    assert watched.returncode == 0, watched.stderr
+    assert "Phase: Completed" in watched.stdout

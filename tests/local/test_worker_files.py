@@ -106,9 +106,22 @@ def test_fan_out_strategies_partition_the_input_exactly(ws: Workspace) -> None:
             ws.ok(step, index=i, total=4)
         ids = sorted(r[0] for r in ws.rows(step["name"]))
         assert ids == list(range(1000)), strategy
-    # hash-based keeps each key on one worker
-    manifests = sorted((ws.step_dir("f-hash-based") / "_manifest").glob("*.json"))
-    assert len(manifests) == 4
+    # count-based over a multi-file input (the four parts above) splits across file boundaries exactly
+    step = {
+        "name": "again",
+        "type": "fan-out",
+        "dependsOn": ["f-hash-based"],
+        "parallelism": 3,
+        "config": {"chunk_strategy": "count-based", "sql": "SELECT order_id FROM chunk"},
+    }
+    for i in range(3):
+        ws.ok(step, index=i, total=3)
+    assert sorted(r[0] for r in ws.rows("again")) == list(range(1000))
+    sizes = [
+        json.loads(m.read_text())["tables"]["again"]["rows"]
+        for m in sorted((ws.step_dir("again") / "_manifest").glob("*.json"))
+    ]
+    assert sizes == [333, 333, 334]
 
 
 def test_fan_out_output_needs_every_worker(ws: Workspace) -> None:

@@ -61,3 +61,15 @@ class OperatorConfig(Model):
     workload_classes: dict[str, WorkloadClass] = Field(default_factory=_default_classes)
     step_classes: dict[str, str] = Field(default_factory=_default_step_classes)
     pod_security_restricted: bool = True
+    artifact_store: str = Field(
+        "file:///var/lib/dataworks/store",
+        description="fsspec URL where steps keep their outputs (s3://bucket/prefix on a real cluster).",
+    )
+    artifact_store_secret: str | None = Field(
+        None,
+        description="A Secret in the pipeline's namespace with the store's credentials, as env vars "
+        "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...).",
+    )
+    artifact_store_claim: str | None = Field(
+        None, description="A ReadWriteMany PersistentVolumeClaim mounted at a file:// store's path."
+    )

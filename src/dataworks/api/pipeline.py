@@ -181,6 +181,12 @@ class PipelineSpec(Model):
     )
     suspend: bool = Field(False, description="Pause: no new steps start and running Jobs are suspended.")
     retry: RetryRequest | None = Field(None, description="Re-run failed steps (applied once per retry id).")
+    connections_secret: str | None = Field(
+        None,
+        description="A Secret in this namespace whose keys are connection names and values their URIs "
+        "(postgresql://user:pass@host/db, sftp://..., s3://...). Built-in steps mount it read-only; "
+        "no credential appears in a Job spec.",
+    )
 
     # Unique step names are enforced by the API server itself: steps is a
     # list-map keyed by name (see crdgen). That dependsOn names existing steps

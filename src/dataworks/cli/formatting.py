@@ -132,7 +132,7 @@ def summary(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def progress_bar(fraction: float | None, width: int = 20) -> str:
+def progress_bar(fraction: float | None, width: int = 12) -> str:
     if fraction is None:
         return ""
     filled = round(fraction * width)
@@ -159,5 +159,73 @@ def local_steps_table(
             str(s.get("attempt", 1)),
             elapsed(s.get("startTime"), s.get("completionTime"), now) if s.get("startTime") else "",
             f"{bar} {workers}".strip(),
+        )
+    return table
+
+
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+def eta(start: str | None, fraction: float | None, now: datetime) -> str:
+    """Time left at the rate so far: elapsed * (1 - p) / p."""
+    begin = parse_time(start)
+    if begin is None or not fraction or fraction >= 1:
+        return "-"
+    spent = (now - begin).total_seconds()
+    return quantities.format_duration(spent * (1 - fraction) / fraction)
+
+
+def worker_rows(
+    pods: list[dict[str, Any]], progress: dict[str, float | None], now: datetime
+) -> list[dict[str, Any]]:
+    """One row per fan-out worker index: its newest pod, how many pods it took, its progress and ETA."""
+    by_index: dict[int, list[dict[str, Any]]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        raw = (meta.get("annotations") or {}).get(INDEX_ANNOTATION, "0")
+        by_index.setdefault(int(raw) if str(raw).isdigit() else 0, []).append(pod)
+    rows = []
+    for index in sorted(by_index):
+        tries = sorted(
+            by_index[index], key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or ""
+        )
+        pod = tries[-1]
+        meta, st = pod.get("metadata") or {}, pod.get("status") or {}
+        phase = st.get("phase") or "Pending"
+        fraction = 1.0 if phase == "Succeeded" else progress.get(meta.get("name", ""))
+        rows.append(
+            {
+                "worker": index,
+                "pod": meta.get("name", ""),
+                "node": (pod.get("spec") or {}).get("nodeName") or "-",
+                "phase": phase,
+                "attempts": len(tries),
+                "progress": fraction,
+                "eta": eta(st.get("startTime"), fraction, now) if phase == "Running" else "-",
+            }
+        )
+    return rows
+
+
+def workers_table(step: str, rows: list[dict[str, Any]]) -> Table:
+    """The seed's per-worker view of a fan-out: worker, node, phase, attempts, progress, ETA."""
+    table = Table(
+        title=f"{step}: {sum(1 for r in rows if r['phase'] == 'Succeeded')}/{len(rows)} workers done",
+        box=None,
+        header_style="bold",
+        title_justify="left",
+    )
+    for col in ("WORKER", "POD", "NODE", "PHASE", "ATTEMPTS", "PROGRESS", "ETA"):
+        table.add_column(col)
+    pod_phase = {"Succeeded": "Completed", "Pending": "Waiting"}
+    for r in rows:
+        table.add_row(
+            str(r["worker"]),
+            r["pod"],
+            r["node"],
+            phase_text(pod_phase.get(r["phase"], r["phase"])),
+            str(r["attempts"]),
+            progress_bar(r["progress"]) or "-",
+            r["eta"],
         )
     return table

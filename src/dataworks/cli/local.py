@@ -20,7 +20,15 @@ from rich.console import Console
 from rich.live import Live
 
 from dataworks.cli import formatting
-from dataworks.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, load_pipelines, validate_or_fail
+from dataworks.cli.main import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    console,
+    fail,
+    load_pipelines,
+    validate_or_fail,
+)
 from dataworks.core.observations import last_progress
 from dataworks.local import runs
 from dataworks.local.executing import Executor, Options
@@ -57,7 +65,8 @@ def progress_of(jobs: dict[str, LocalJob]) -> dict[str, tuple[float | None, str]
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    con: Console = console()
+    return con
 
 
 def run_local(args: argparse.Namespace) -> int:

@@ -106,6 +106,15 @@ class Cluster:
         )
 
 
+def console() -> Any:
+    """A Rich console; when output is not a terminal (a pipe, a file), wide enough that
+    tables are not truncated to 80 columns."""
+    from rich.console import Console
+
+    plain = Console(highlight=False, soft_wrap=True)
+    return plain if plain.is_terminal else Console(highlight=False, soft_wrap=True, width=200)
+
+
 def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
     """The Pipelines in a file (or stdin), with `--param` values filled in."""
     from dataworks.core import params
@@ -173,7 +182,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         created.append(obj["metadata"]["name"])
         print(f"pipeline.dataworks.io/{obj['metadata']['name']} created")
-    if args.wait:
+    if args.watch and len(created) == 1:
+        from dataworks.cli import watching
+
+        return watching.watch_status(cluster, created[0], console())
+    if args.wait or args.watch:
         return max(wait_for_end(cluster, name) for name in created)
     return EXIT_OK
 
@@ -224,22 +237,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         from dataworks.cli import local
 
         return local.status_local(args)
-    from rich.console import Console
-
     from dataworks.cli import formatting
 
     cluster = Cluster(args)
     now = datetime.now(UTC)
-    console = Console(highlight=False)
+    out = console()
+    if args.watch and not args.name:
+        fail("--watch follows one pipeline: pipeline-ctl status NAME --watch")
     if args.name:
+        if args.watch:
+            from dataworks.cli import watching
+
+            return watching.watch_status(cluster, args.name, out)
         p = cluster.get(args.name)
         if args.output == "json":
             print(json.dumps(formatting.summary(p), indent=2))
         elif args.output == "yaml":
             print(yaml.safe_dump(formatting.summary(p), sort_keys=False), end="")
         else:
+            from dataworks.cli import watching
+
             for line in formatting.pipeline_detail(p, now):
-                console.print(line)
+                out.print(line)
+            for table in watching.worker_tables(cluster, p, all_fan_outs=args.output == "wide"):
+                out.print(table)
         return EXIT_OK
     items = cluster.list(all_namespaces=args.all_namespaces)
     if args.output == "json":
@@ -249,7 +270,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif not items:
         print(f"No pipelines in namespace {cluster.namespace}.")
     else:
-        console.print(formatting.pipelines_table(items, now, all_namespaces=args.all_namespaces))
+        out.print(formatting.pipelines_table(items, now, all_namespaces=args.all_namespaces))
     return EXIT_OK
 
 
@@ -291,14 +312,15 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    if not args.local:
-        fail(
-            "pipeline-ctl logs reads local runs for now: add --local. On a cluster: "
-            "kubectl logs -l dataworks.io/pipeline=NAME --prefix --all-containers"
-        )
-    from dataworks.cli import local
+    if args.local:
+        from dataworks.cli import local
 
-    return local.logs_local(args)
+        return local.logs_local(args)
+    if not args.name:
+        fail("which pipeline? pipeline-ctl logs NAME [--step S] [--worker I] [-f]")
+    from dataworks.cli import watching
+
+    return watching.logs(Cluster(args), args.name, args.step, args.worker, args.follow)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -338,6 +360,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--wait", action="store_true", help="wait for the end; the exit code reflects the final phase"
     )
+    run.add_argument("--watch", action="store_true", help="follow the run live (status --watch) to its end")
     run.set_defaults(fn=cmd_run)
 
     status = sub.add_parser(
@@ -345,7 +368,14 @@ def parser() -> argparse.ArgumentParser:
     )
     status.add_argument("name", nargs="?")
     status.add_argument("-A", "--all-namespaces", action="store_true")
-    status.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    status.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "wide", "json", "yaml"],
+        default="table",
+        help="wide: per-worker tables of every fan-out step, finished ones too",
+    )
+    status.add_argument("-w", "--watch", action="store_true", help="follow one pipeline live until it ends")
     status.set_defaults(fn=cmd_status)
 
     for verb, spec, done, text in (
@@ -366,7 +396,7 @@ def parser() -> argparse.ArgumentParser:
     retry.set_defaults(fn=cmd_retry)
 
     logs = sub.add_parser("logs", parents=[common, local], help="print a run's step and worker logs")
-    logs.add_argument("name", nargs="?", help="the run (default: the newest local run)")
+    logs.add_argument("name", nargs="?", help="the pipeline (--local: the run, default the newest)")
     logs.add_argument("--step", help="only this step")
     logs.add_argument("--worker", type=int, help="only this fan-out worker index")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")

@@ -12,10 +12,12 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dataworks.api import pipeline as api
 from dataworks.core import quantities
+
+if TYPE_CHECKING:  # only annotations: the worker imports this module and starts faster without pydantic
+    from dataworks.api import pipeline as api
 
 # Destinations the load step can write; anything else is rejected up front.
 LOAD_DESTINATIONS = ("postgres", "file", "duckdb", "sqlite")

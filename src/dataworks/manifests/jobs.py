@@ -22,6 +22,7 @@ from dataworks.core.quantities import parse_quantity
 from dataworks.core.steps import StepDef
 
 STEPS_MOUNT = "/etc/dataworks/steps"
+CONNECTIONS_MOUNT = "/etc/dataworks/connections"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 
@@ -49,6 +50,7 @@ def _security() -> tuple[dict[str, Any], dict[str, Any]]:
         "runAsNonRoot": True,
         "runAsUser": 65532,
         "runAsGroup": 65532,
+        "fsGroup": 65532,  # mounted Secrets (connections) are readable by the worker's group only
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     container = {
@@ -81,7 +83,9 @@ def _resources(step: StepDef, config: OperatorConfig) -> dict[str, Any]:
     return out
 
 
-def _container(step: StepDef, owner: Owner, attempt: int, config: OperatorConfig) -> dict[str, Any]:
+def _container(
+    step: StepDef, owner: Owner, attempt: int, config: OperatorConfig, connections_secret: str | None = None
+) -> dict[str, Any]:
     _, security = _security()
     env: list[dict[str, Any]] = [
         {"name": "DATAWORKS_PIPELINE", "value": owner.name},
@@ -109,6 +113,22 @@ def _container(step: StepDef, owner: Owner, attempt: int, config: OperatorConfig
         container["command"] = ["dataworks-worker"]
         container["args"] = ["--step-file", f"{STEPS_MOUNT}/{step.name}.json"]
         container["volumeMounts"] = [{"name": "steps", "mountPath": STEPS_MOUNT, "readOnly": True}]
+        env += [
+            {"name": "DATAWORKS_STORE", "value": config.artifact_store},
+            {"name": "DATAWORKS_RUN", "value": owner.uid or "run"},
+            {"name": "HOME", "value": "/tmp"},
+        ]
+        if connections_secret:
+            env.append({"name": "DATAWORKS_CONNECTIONS", "value": CONNECTIONS_MOUNT})
+            container["volumeMounts"].append(
+                {"name": "connections", "mountPath": CONNECTIONS_MOUNT, "readOnly": True}
+            )
+        if config.artifact_store_secret:
+            container["envFrom"] = [{"secretRef": {"name": config.artifact_store_secret}}]
+        if config.artifact_store_claim:
+            container["volumeMounts"].append(
+                {"name": "store", "mountPath": config.artifact_store.removeprefix("file://")}
+            )
     container["env"] = env
     resources = _resources(step, config)
     if resources:
@@ -151,7 +171,7 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Opera
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": pod_security,
-        "containers": [_container(step, owner, launch.attempt, config)],
+        "containers": [_container(step, owner, launch.attempt, config, spec.connections_secret)],
     }
     node_selector = {**(cls.node_selector if cls else {}), **(defaults.node_selector or {})}
     if node_selector:
@@ -165,6 +185,17 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Opera
         pod_spec["serviceAccountName"] = spec.service_account_name
     if step.type != "container":
         pod_spec["volumes"] = [{"name": "steps", "configMap": {"name": naming.config_map_name(owner.name)}}]
+        if spec.connections_secret:
+            pod_spec["volumes"].append(
+                {
+                    "name": "connections",
+                    "secret": {"secretName": spec.connections_secret, "defaultMode": 0o440},
+                }
+            )
+        if config.artifact_store_claim:
+            pod_spec["volumes"].append(
+                {"name": "store", "persistentVolumeClaim": {"claimName": config.artifact_store_claim}}
+            )
     retries = step.retry_limit if step.retry_limit is not None else config.default_retry_limit
     job_spec: dict[str, Any] = {
         "podFailurePolicy": _failure_policy(step),

@@ -140,6 +140,7 @@ class StepContext:
         if self._duckdb is None:
             con = duckdb.connect(str(self.scratch / "work.duckdb"))
             con.execute(f"SET temp_directory = {literal(str(self.scratch / 'spill'))}")
+            con.execute("SET enable_progress_bar = false")  # the worker prints its own PROGRESS lines
             if limit := self.environ.get("DATAWORKS_MEMORY_LIMIT"):
                 con.execute(f"SET memory_limit = {literal(limit)}")
             if threads := self.environ.get("DATAWORKS_THREADS"):

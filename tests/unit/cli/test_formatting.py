@@ -87,3 +87,40 @@ def test_a_new_pipeline_without_status() -> None:
     fresh = {"metadata": {"name": "new"}, "spec": {"steps": [{"name": "a"}, {"name": "b"}]}}
     row = render(formatting.pipelines_table([fresh], NOW)).splitlines()[1]
     assert row.split() == ["new", "Pending", "0/2", "-", "-"]
+
+
+def _pod(name: str, index: int, phase: str, created: str, start: str | None = None) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": name,
+            "creationTimestamp": created,
+            "annotations": {formatting.INDEX_ANNOTATION: str(index)},
+        },
+        "spec": {"nodeName": f"worker-0{index + 1}"},
+        "status": {"phase": phase, "startTime": start},
+    }
+
+
+def test_worker_rows_take_the_newest_pod_per_index_and_estimate_time_left() -> None:
+    now = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    pods = [
+        _pod("p-0-a", 0, "Failed", "2026-01-01T00:00:00Z"),
+        _pod("p-0-b", 0, "Running", "2026-01-01T00:01:00Z", "2026-01-01T00:06:00Z"),
+        _pod("p-1-a", 1, "Succeeded", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+        _pod("p-2-a", 2, "Pending", "2026-01-01T00:00:00Z"),
+    ]
+    rows = formatting.worker_rows(pods, {"p-0-b": 0.25}, now)
+    assert [(r["worker"], r["pod"], r["phase"], r["attempts"]) for r in rows] == [
+        (0, "p-0-b", "Running", 2),
+        (1, "p-1-a", "Succeeded", 1),
+        (2, "p-2-a", "Pending", 1),
+    ]
+    assert rows[0]["eta"] == formatting.quantities.format_duration(240 * 3)  # 4 min for 25%: 12 min left
+    assert rows[1]["progress"] == 1.0
+    assert rows[2]["eta"] == "-"
+    assert formatting.eta("2026-01-01T00:00:00Z", None, now) == "-"
+    text = Console(width=120, record=True)
+    text.print(formatting.workers_table("insights", rows))
+    out = text.export_text()
+    assert "insights: 1/3 workers done" in out
+    assert " 25.0%" in out

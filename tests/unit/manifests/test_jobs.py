@@ -103,3 +103,34 @@ def test_workload_classes_come_from_the_operator_config(tmp_path: Path) -> None:
     assert pod["containers"][0]["resources"]["requests"] == {"nvidia.com/gpu": "1"}
     assert pod["nodeSelector"] == {"accelerator": "nvidia"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_built_in_steps_mount_the_connections_secret_and_find_the_store() -> None:
+    spec = api.PipelineSpec.model_validate(
+        {
+            "connectionsSecret": "warehouse-connections",
+            "steps": [
+                {"name": "f", "type": "fetch", "config": {"source": "campaigns_db", "query": "SELECT 1"}}
+            ],
+        }
+    )
+    sdef, _ = steps.normalize(spec.steps[0])
+    config = OperatorConfig(artifact_store="s3://lake/dataworks", artifact_store_secret="store-creds")
+    job = jobs.step_job(OWNER, planning.Launch(step=sdef, attempt=1, job_name="p-f"), spec, config)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DATAWORKS_CONNECTIONS"] == jobs.CONNECTIONS_MOUNT
+    assert env["DATAWORKS_STORE"] == "s3://lake/dataworks"
+    assert env["DATAWORKS_RUN"] == "u-1"  # the Pipeline's uid: one store folder per run
+    assert {"name": "connections", "mountPath": jobs.CONNECTIONS_MOUNT, "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "connections",
+        "secret": {"secretName": "warehouse-connections", "defaultMode": 0o440},
+    } in pod["volumes"]
+    assert pod["securityContext"]["fsGroup"] == 65532
+    assert container["envFrom"] == [{"secretRef": {"name": "store-creds"}}]
+    # no literal value anywhere in the Job looks like a credential-bearing URI
+    assert "://" not in json.dumps([e for e in container["env"] if e["name"] != "DATAWORKS_STORE"])

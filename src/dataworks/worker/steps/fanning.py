@@ -41,6 +41,30 @@ def balance(sizes: list[int], workers: int) -> list[list[int]]:
     return [sorted(x) for x in out]
 
 
+def row_range(ctx: StepContext, files: list[str], source: str) -> str:
+    """Rows [start, end) of the input, in file order, read by row number: DuckDB skips the
+    row groups outside the range instead of reading and discarding them (as OFFSET would)."""
+    listing = ", ".join(literal(f) for f in files)
+    counts = dict(
+        ctx.duckdb.execute(
+            f"SELECT file_name, max(num_rows) FROM parquet_file_metadata([{listing}]) GROUP BY 1"
+        ).fetchall()
+    )
+    total = sum(int(counts.get(f, 0)) for f in files)
+    start, end = ctx.index * total // ctx.total, (ctx.index + 1) * total // ctx.total
+    parts, offset = [], 0
+    for f in files:
+        n = int(counts.get(f, 0))
+        lo, hi = max(start - offset, 0), min(end - offset, n)
+        if lo < hi:
+            parts.append(
+                f"SELECT * EXCLUDE (file_row_number) FROM read_parquet([{literal(f)}], file_row_number=true) "
+                f"WHERE file_row_number >= {lo} AND file_row_number < {hi}"
+            )
+        offset += n
+    return " UNION ALL ".join(parts) or f"SELECT * FROM {source} LIMIT 0"
+
+
 def chunk_query(ctx: StepContext, table: TableOutput) -> str:
     strategy = ctx.config.get("chunk_strategy", ctx.config.get("chunkStrategy"))
     key = ctx.config.get("key")
@@ -68,8 +92,7 @@ def chunk_query(ctx: StepContext, table: TableOutput) -> str:
         expr = ", ".join(quote(k) for k in keys)
         return f"SELECT * FROM {source} WHERE hash({expr}) % {ctx.total} = {ctx.index}"
     if strategy == "count-based":
-        start, end = ctx.index * table.rows // ctx.total, (ctx.index + 1) * table.rows // ctx.total
-        return f"SELECT * FROM {source} LIMIT {end - start} OFFSET {start}"
+        return row_range(ctx, files, source)
     raise ctx.fail("chunk_strategy", f"{strategy!r} is not one of hash-based, count-based, size-based")
 
 

@@ -19,9 +19,12 @@ aside, then renamed into place. DuckDB and SQLite: one transaction.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +72,37 @@ class Load:
                     "key", f"key column {k!r} is not in the input (columns: {', '.join(self.columns)})"
                 )
 
-    def csv(self) -> Path:
-        path = self.ctx.scratch / "load.csv"
-        self.ctx.duckdb.execute(f"COPY load_input TO {literal(str(path))} (FORMAT csv, HEADER false)")
-        return path
+    def csv_chunks(self) -> Iterator[bytes]:
+        """The input as CSV, streamed: DuckDB writes into a FIFO from a second thread while
+        the caller sends what arrives, so exporting and loading overlap."""
+        fifo = self.ctx.scratch / "load.fifo"
+        os.mkfifo(fifo)
+        failure: list[BaseException] = []
+
+        def export() -> None:
+            try:
+                self.ctx.duckdb.cursor().execute(
+                    f"COPY load_input TO {literal(str(fifo))} (FORMAT csv, HEADER false)"
+                )
+            except BaseException as e:  # handed to the reading thread below
+                failure.append(e)
+                with open(fifo, "wb"):  # unblock the reader if DuckDB never opened the FIFO
+                    pass
+
+        writer = threading.Thread(target=export, daemon=True)
+        writer.start()
+        with open(fifo, "rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+        writer.join()
+        if failure:
+            raise StepFailed(f"step {self.ctx.name!r}: cannot read the input: {failure[0]}") from failure[0]
 
 
 def to_postgres(ctx: StepContext, load: Load, conn: Connection) -> None:
     cols = ", ".join(quote(c) for c in load.columns)
     target = _qualified(load.table)
-    data = load.csv()
-    size = data.stat().st_size or 1
+    size = max(1, load.rows)
     with sources.pg_connect(ctx, conn) as pg, pg.cursor() as cur:
         try:
             cur.execute("SELECT to_regclass(%s)", (target,))
@@ -104,11 +127,11 @@ def to_postgres(ctx: StepContext, load: Load, conn: Connection) -> None:
                 into = quote(f"stage_{secrets.token_hex(4)}")
                 cur.execute(f"CREATE TEMP TABLE {into} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
             sent = 0
-            with cur.copy(f"COPY {into} ({cols}) FROM STDIN (FORMAT csv)") as copy, data.open("rb") as f:
-                while chunk := f.read(1 << 20):
+            with cur.copy(f"COPY {into} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                for chunk in load.csv_chunks():
                     copy.write(chunk)
-                    sent += len(chunk)
-                    ctx.progress(0.95 * sent / size)
+                    sent += chunk.count(b"\n")  # rows, near enough: quoted newlines are rare
+                    ctx.progress(0.95 * min(1.0, sent / size))
             if load.mode == "upsert":
                 match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in load.keys)
                 cur.execute(f"DELETE FROM {target} AS t USING {into} AS s WHERE {match}")

@@ -20,13 +20,15 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import psycopg
 
-from dataworks.worker import sources
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, quote
+
+if TYPE_CHECKING:
+    import psycopg
 
 DUCK_TO_PG = {
     "BOOLEAN": "boolean", "TINYINT": "smallint", "SMALLINT": "smallint", "INTEGER": "integer",
@@ -137,6 +139,10 @@ def _copy_out(ctx: StepContext, cur: psycopg.Cursor[tuple[object, ...]], table: 
 
 
 def run_postgres(ctx: StepContext, sql: str, default_table: str) -> None:
+    import psycopg  # only this engine needs it: DuckDB transforms start faster without
+
+    from dataworks.worker import sources
+
     name = ctx.config.get("connection") or ctx.config.get("source")
     if not name:
         raise ctx.fail("connection", "engine: postgres needs a connection to a PostgreSQL database")

@@ -1,0 +1,176 @@
+"""`pipeline-ctl status --watch` and `logs` on a cluster (edge layer).
+
+`--watch` follows a Pipeline with the watch API (reconnecting when the server
+ends the watch or the connection drops) and redraws a Rich Live view: the step
+list, and for each running fan-out one row per worker with its node, attempts,
+the last `PROGRESS:` line its pod printed, and an ETA. `logs` prints the logs of
+a pipeline's pods, prefixed by step and worker, optionally following them all.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+from dataworks.cli import formatting
+from dataworks.cli.main import EXIT_FAILED, EXIT_OK, Cluster, fail
+from dataworks.core.observations import LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_STEP, last_progress
+
+TERMINAL = {"Completed", "Failed", "Cancelled"}
+COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
+
+
+def pods(
+    cluster: Cluster, pipeline: str, step: str | None = None, attempt: int | None = None
+) -> list[dict[str, Any]]:
+    from lightkube.resources.core_v1 import Pod
+
+    labels: dict[str, Any] = {LABEL_PIPELINE: pipeline}
+    if step:
+        labels[LABEL_STEP] = step
+    if attempt:
+        labels[LABEL_ATTEMPT] = str(attempt)
+    found = cluster.call(
+        "list pods", lambda: list(cluster.client.list(Pod, namespace=cluster.namespace, labels=labels))
+    )
+    return [dict(p.to_dict()) for p in found]
+
+
+def tail(cluster: Cluster, pod: str, lines: int = 20) -> str:
+    try:
+        return "\n".join(cluster.client.log(pod, namespace=cluster.namespace, tail_lines=lines))
+    except Exception:  # a pod without logs yet (pending) has no tail; the view shows "-"
+        return ""
+
+
+def worker_tables(cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = False) -> list[Any]:
+    now = datetime.now(UTC)
+    st = p.get("status") or {}
+    types = {s["name"]: s.get("type") for s in (p.get("spec") or {}).get("steps") or []}
+    tables: list[Any] = []
+    for s in st.get("stepStatuses") or []:
+        if types.get(s["name"]) != "fan-out" or not (all_fan_outs or s.get("phase") == "Running"):
+            continue
+        found = pods(cluster, p["metadata"]["name"], s["name"], s.get("attempt", 1))
+        progress = {
+            pod["metadata"]["name"]: last_progress(tail(cluster, pod["metadata"]["name"]))
+            for pod in found
+            if (pod.get("status") or {}).get("phase") == "Running"
+        }
+        tables += [
+            Text(""),
+            formatting.workers_table(s["name"], formatting.worker_rows(found, progress, now)),
+        ]
+    return tables
+
+
+def render(cluster: Cluster, p: dict[str, Any]) -> Group:
+    lines: list[Any] = list(formatting.pipeline_detail(p, datetime.now(UTC)))
+    return Group(*lines, *worker_tables(cluster, p))
+
+
+def _follow(
+    cluster: Cluster, name: str, latest: dict[str, Any], changed: threading.Event, stop: threading.Event
+) -> None:
+    """Keep the newest Pipeline in `latest`, re-opening the watch whenever it ends."""
+    from dataworks.kube.resources import Pipeline
+
+    while not stop.is_set():
+        try:
+            events: Any = cluster.client.watch(
+                Pipeline, namespace=cluster.namespace, fields={"metadata.name": name}, server_timeout=60
+            )
+            for _, obj in events:
+                latest["p"] = dict(obj.to_dict())
+                changed.set()
+                if stop.is_set():
+                    return
+        except Exception:  # the server closed the watch or the network blinked: watch again
+            time.sleep(1)
+
+
+def watch_status(cluster: Cluster, name: str, console: Console) -> int:
+    latest = {"p": cluster.get(name)}
+    changed, stop = threading.Event(), threading.Event()
+    threading.Thread(target=_follow, args=(cluster, name, latest, changed, stop), daemon=True).start()
+    try:
+        with Live(render(cluster, latest["p"]), console=console, refresh_per_second=4) as live:
+            while True:
+                changed.wait(2.0)  # redraw on every change, and every 2 s for durations and progress
+                changed.clear()
+                live.update(render(cluster, latest["p"]))
+                if ((latest["p"].get("status") or {}).get("phase")) in TERMINAL:
+                    break
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        stop.set()
+    phase = (latest["p"].get("status") or {}).get("phase")
+    return EXIT_OK if phase == "Completed" else EXIT_FAILED
+
+
+def _prefix(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    index = annotations.get(formatting.INDEX_ANNOTATION)
+    who = f"{labels.get(LABEL_STEP, '?')}" + (f"/worker-{index}" if index is not None else "")
+    return f"[{who} attempt {labels.get(LABEL_ATTEMPT, '1')}]"
+
+
+def logs(cluster: Cluster, name: str, step: str | None, worker: int | None, follow: bool) -> int:
+    p = cluster.get(name)  # a clear "not found" with suggestions
+    steps = [s["name"] for s in (p.get("spec") or {}).get("steps") or []]
+    if step and step not in steps:
+        fail(f"pipeline {name} has no step {step} (steps: {', '.join(steps)})")
+    found = pods(cluster, name, step)
+    if worker is not None:
+        found = [
+            x
+            for x in found
+            if (x["metadata"].get("annotations") or {}).get(formatting.INDEX_ANNOTATION) == str(worker)
+        ]
+    if not found:
+        fail(f"no pods for pipeline {name}" + (f" step {step}" if step else "") + " (yet)")
+    order = {s: i for i, s in enumerate(steps)}
+    found.sort(key=lambda x: (order.get(x["metadata"]["labels"].get(LABEL_STEP), 0), x["metadata"]["name"]))
+    console = Console(highlight=False, soft_wrap=True)
+    colour = {x["metadata"]["name"]: COLOURS[i % len(COLOURS)] for i, x in enumerate(found)}
+    if not follow:
+        for x in found:
+            prefix = Text(_prefix(x) + " ", style=colour[x["metadata"]["name"]])
+            for line in cluster.client.log(x["metadata"]["name"], namespace=cluster.namespace):
+                console.print(prefix + Text(line.rstrip("\n")))
+        return EXIT_OK
+    lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+
+    def stream(pod: dict[str, Any]) -> None:
+        try:
+            for line in cluster.client.log(pod["metadata"]["name"], namespace=cluster.namespace, follow=True):
+                lines.put((pod["metadata"]["name"], line.rstrip("\n")))
+        except Exception as e:
+            lines.put((pod["metadata"]["name"], f"(log stream ended: {e})"))
+        finally:
+            lines.put(None)
+
+    by_name = {x["metadata"]["name"]: x for x in found}
+    for x in found:
+        threading.Thread(target=stream, args=(x,), daemon=True).start()
+    open_streams = len(found)
+    try:
+        while open_streams:
+            item = lines.get()
+            if item is None:
+                open_streams -= 1
+                continue
+            pod_name, line = item
+            console.print(Text(_prefix(by_name[pod_name]) + " ", style=colour[pod_name]) + Text(line))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK

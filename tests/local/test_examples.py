@@ -1,0 +1,91 @@
+"""Every local example runs end to end; the PostgreSQL ones against the test-started server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.local import services
+
+ROOT = Path(__file__).resolve().parents[2]
+CTL = str(Path(sys.executable).parent / "pipeline-ctl")
+
+
+@pytest.fixture
+def shop(pg: services.Postgres) -> services.Postgres:
+    pg.psql("DROP DATABASE IF EXISTS shop", db="postgres")
+    pg.psql("CREATE DATABASE shop", db="postgres")
+    subprocess.run(
+        [
+            "psql",
+            pg.uri("shop"),
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+            str(ROOT / "examples" / "local" / "seed.sql"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return pg
+
+
+def run(example: str, cwd: Path, env: dict[str, str], *args: str) -> dict[str, object]:
+    out = subprocess.run(  # noqa: PLW1510 (checked below, with the output in the message)
+        [CTL, "run", "--local", str(ROOT / "examples" / example), *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    status = subprocess.run(
+        [CTL, "status", "--local", "-o", "json"], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(status.stdout))
+
+
+def test_marketing_q1_analysis(shop: services.Postgres, tmp_path: Path) -> None:
+    st = run("local/marketing-q1-analysis.yaml", tmp_path, {"DATAWORKS_CONN_CAMPAIGNS_DB": shop.uri("shop")})
+    assert st["phase"] == "Completed"
+    run_dir = next((tmp_path / ".dataworks" / "runs").iterdir())
+    manifests = sorted(run_dir.glob("store/**/generate-insights/_manifest/*.json"))
+    assert len(manifests) == 5
+    rows = sum(json.loads(m.read_text())["tables"]["generate-insights"]["rows"] for m in manifests)
+    assert rows == 3 * 3  # every (segment, channel) pair, each on exactly one worker
+
+
+def test_daily_production_etl(shop: services.Postgres, tmp_path: Path) -> None:
+    env = {"DATAWORKS_CONN_PRODUCTION_DB": shop.uri("shop")}
+    st = run("local/daily-etl.yaml", tmp_path, env, "--param", "day=2024-01-15")
+    assert st["phase"] == "Completed"
+    got = shop.psql("SELECT count(*), sum(orders) FROM daily_aggregates", db="shop")
+    expected = shop.psql(
+        "SELECT count(DISTINCT c.country), count(*) FROM orders o JOIN customers c ON c.id = o.customer_id "
+        "WHERE o.partition_date = '2024-01-15' AND o.total_amount >= 0",
+        db="shop",
+    )
+    assert got == expected
+    # a second run of the same day upserts: the table keeps one row per (country, day)
+    run("local/daily-etl.yaml", tmp_path, env, "--param", "day=2024-01-15")
+    assert shop.psql("SELECT count(*), sum(orders) FROM daily_aggregates", db="shop") == expected
+
+
+def test_every_example_is_run_by_a_test() -> None:
+    """The examples tree holds only pipelines some test runs (the cluster tests run examples/seed)."""
+    ran = {
+        "quickstart.yaml",
+        "local/marketing-q1-analysis.yaml",
+        "local/daily-etl.yaml",
+        "seed/marketing-q1-analysis.yaml",
+        "seed/production-etl-2024-01-15.yaml",
+    }
+    found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
+    assert found == ran
