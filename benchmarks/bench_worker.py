@@ -303,7 +303,8 @@ def bench_big_pipeline(root: Path) -> dict[str, Any]:
         env = worker_env(root / "big", DATAWORKS_CONN_DB=pg.uri(), DATAWORKS_MEMORY_LIMIT="1GB")
         summary = (
             "SELECT user_id, count(*) AS n, max(seen_at) AS last_seen, min(payload) AS first_payload "
-            "FROM events GROUP BY user_id UNION ALL SELECT id, 1, seen_at, payload FROM events WHERE id % 10 = 0"
+            "FROM events GROUP BY user_id "
+            "UNION ALL SELECT id, 1, seen_at, payload FROM events WHERE id % 10 = 0"
         )
         steps = [
             {
