@@ -10,7 +10,8 @@ FROM generate_series(1, 500) i;
 CREATE TABLE campaigns (id int PRIMARY KEY, user_id int REFERENCES users, quarter text, year int,
                         channel text, spend numeric(10, 2), conversions int);
 INSERT INTO campaigns
-SELECT i, 1 + i % 500, 'Q' || (1 + i % 4), 2023 + i % 2, (ARRAY['email', 'search', 'social'])[1 + i % 3],
+SELECT i, 1 + i % 500, 'Q' || (1 + i % 4), CASE WHEN i % 3 = 0 THEN 2023 ELSE 2024 END,
+       (ARRAY['email', 'search', 'social'])[1 + i % 3],
        round((i * 13 % 1000)::numeric, 2), i % 17
 FROM generate_series(1, 4000) i;
 

@@ -360,3 +360,14 @@ def test_oom_killed_step_names_the_reason(client: Client, namespace: str) -> Non
     assert st["message"].startswith("step big failed: OOMKilled (BackoffLimitExceeded:")
     failed = next(c for c in st["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "OOMKilled"
+
+
+def test_the_workers_error_line_reaches_the_step_status(client: Client, namespace: str) -> None:
+    said = {
+        "outcome": "fail",
+        "message": "PROGRESS: 40.0%\nerror: step 'load': load into orders failed and was rolled back",
+    }
+    create(client, namespace, manifest("talks", [step("load", fate=said, retry={"limit": 0})]))
+    st = wait_phase(client, namespace, "talks", "Failed")
+    (s,) = st["stepStatuses"]
+    assert s["message"].endswith(": step 'load': load into orders failed and was rolled back")

@@ -153,7 +153,11 @@ def test_retry_succeeds_on_a_later_attempt_and_fan_out_worker_failure(tmp_path: 
     st = status(tmp_path)
     phases = {s["name"]: (s["phase"], s["message"]) for s in st["steps"]}
     assert phases["flaky"] == ("Completed", None)
-    assert phases["fan"] == ("Failed", "1 of 3 workers failed (FailedIndexes)")
+    assert phases["fan"] == (
+        "Failed",
+        "1 of 3 workers failed (FailedIndexes): step 'fan' worker 1: script sh -c 'test $WORKER_INDEX != 1' "
+        "exited with 1",
+    )
     log = next((tmp_path / ".dataworks" / "runs").iterdir()) / "logs" / "flaky" / "attempt-1" / "worker-0.log"
     assert log.exists()
 

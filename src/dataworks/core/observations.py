@@ -31,6 +31,7 @@ class JobView:
     failed_indexes: str | None = None
     deleting: bool = False
     pod_reason: str | None = None  # e.g. OOMKilled, from the failed pods' containers
+    pod_message: str | None = None  # the failed container's termination message (the worker's error line)
 
 
 def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
@@ -43,6 +44,30 @@ def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:
                 reasons.append(str(term["reason"]))
     specific = [r for r in reasons if r not in {"Error", "Completed"}]
     return specific[-1] if specific else None
+
+
+MESSAGE_LIMIT = 400
+
+
+def pod_failure_message(pods: list[dict[str, Any]]) -> str | None:
+    """The termination message of the most recently failed container, shortened to one line."""
+    found: list[tuple[str, str]] = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated") or {}
+            if term.get("exitCode") not in (None, 0) and (term.get("message") or "").strip():
+                found.append((str(term.get("finishedAt") or ""), str(term["message"])))
+    if not found:
+        return None
+    return one_line(max(found)[1])
+
+
+def one_line(text: str) -> str:
+    """The last `error:` line of a worker's output (or its last line), at most MESSAGE_LIMIT long."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    line = (errors[-1].removeprefix("error: ") if errors else lines[-1]) if lines else ""
+    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 1] + "…"
 
 
 def _condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:

@@ -141,6 +141,8 @@ def _apply_job(st: api.StepStatus, job: JobView, sdef: StepDef, now: datetime) -
         if sdef.is_fan_out and sdef.parallelism > 1:
             failed_workers = len(_indexes(job.failed_indexes)) or job.failed
             detail = f"{failed_workers} of {sdef.parallelism} workers failed ({st.reason})"
+        if job.pod_message:  # what the container itself said, e.g. the worker's error line
+            detail = f"{detail}: {job.pod_message}" if detail else job.pod_message
         st.message = detail
     else:
         st.phase = "Running"

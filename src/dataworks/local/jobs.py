@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dataworks.core.observations import JobState, JobView
+from dataworks.core.observations import JobState, JobView, one_line
 from dataworks.core.planning import ts
 from dataworks.core.steps import StepDef
 
@@ -75,6 +75,7 @@ class LocalJob:
         self.message: str | None = None
         self.deleting = False
         self.suspended = False
+        self.message_of_failure: str | None = None
 
     # -- processes -----------------------------------------------------------
     def start(self, now: datetime) -> None:
@@ -193,6 +194,21 @@ class LocalJob:
         self.completion_time = ts(now)
         if state == "Failed":
             self._signal(signal.SIGKILL)
+            self.message_of_failure = self.failure_message()
+
+    def failure_message(self) -> str | None:
+        """What the last failed worker printed last: its `error:` line, as a pod's termination message."""
+        failed = [
+            w for w in self.workers if w.failed or (self.state == "Failed" and w.exit_codes[-1:] != [0])
+        ]
+        for w in reversed(failed):
+            if w.log is not None and w.log.exists():
+                with w.log.open("rb") as f:
+                    f.seek(max(0, w.log.stat().st_size - 8192))
+                    text = f.read().decode(errors="replace")
+                if text.strip():
+                    return one_line(text)
+        return None
 
     def view(self) -> JobView:
         failed_indexes = ",".join(str(w.index) for w in self.workers if w.failed) or None
@@ -210,4 +226,5 @@ class LocalJob:
             failed=sum(w.failures for w in self.workers),
             failed_indexes=failed_indexes if self.step.is_fan_out else None,
             deleting=self.deleting,
+            pod_message=self.message_of_failure,
         )

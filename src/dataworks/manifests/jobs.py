@@ -98,7 +98,12 @@ def _container(
             {"name": "WORKER_INDEX", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
             {"name": "TOTAL_WORKERS", "value": str(step.parallelism)},
         ]
-    container: dict[str, Any] = {"name": "step", "securityContext": security}
+    # The worker writes its error to the termination log; a container step's last log lines stand in.
+    container: dict[str, Any] = {
+        "name": "step",
+        "securityContext": security,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
     if step.type == "container":
         container["image"] = step.image
         if step.command:

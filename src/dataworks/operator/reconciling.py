@@ -239,7 +239,11 @@ class Reconciler:
                 Pod, namespace=namespace, labels={"batch.kubernetes.io/job-name": view.name}
             )
         ]
-        return dataclasses.replace(view, pod_reason=observations.pod_failure_reason(pods))
+        return dataclasses.replace(
+            view,
+            pod_reason=observations.pod_failure_reason(pods),
+            pod_message=observations.pod_failure_message(pods),
+        )
 
     async def _apply_children(self, owner: manifests.Owner, p: planning.Plan) -> None:
         assert p.validated is not None or not p.create

@@ -87,6 +87,19 @@ def load_step(path: str) -> dict[str, Any]:
     return step
 
 
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def termination_message(environ: dict[str, str], message: str) -> None:
+    """Leave the error where Kubernetes puts it in the pod's status (the operator shows it)."""
+    path = environ.get("DATAWORKS_TERMINATION_LOG", TERMINATION_LOG)
+    try:
+        with open(path, "w") as f:
+            f.write(message[:4000])
+    except OSError:
+        pass  # not in a pod (or not writable): stderr has it anyway
+
+
 def run(step: dict[str, Any], environ: dict[str, str]) -> int:
     """Run one step to its end; returns the exit code."""
     index = _int_env(environ, "WORKER_INDEX", 0)
@@ -109,6 +122,7 @@ def run(step: dict[str, Any], environ: dict[str, str]) -> int:
             return 143
         if isinstance(e, StepFailed):
             print(f"error: {e}", file=sys.stderr, flush=True)
+            termination_message(environ, str(e))
             return e.exit_code
         raise
     print(ctx.summary.line(ctx.name, index, total), flush=True)

@@ -80,8 +80,8 @@ def fetch_postgres(ctx: StepContext, conn: Connection, table: str, query: str) -
     spec = "{" + ", ".join(f"{literal(n)}: {literal(t)}" for n, t in columns) + "}"
     return ctx.write_query(
         table,
-        f"SELECT * FROM read_csv({literal(str(target))}, columns={spec}, header=false, "
-        "quote='\"', escape='\"', allow_quoted_nulls=false)",
+        f"SELECT * FROM read_csv({literal(str(target))}, columns={spec}, header=false, auto_detect=false, "
+        "delim=',', quote='\"', escape='\"', nullstr='', allow_quoted_nulls=false)",
     )
 
 
@@ -130,7 +130,10 @@ def filesystem(ctx: StepContext, conn: Connection | None, url: str) -> tuple[fss
     """The file system and path of a URL, or of a path relative to a file-like connection."""
     try:
         if conn is not None and conn.scheme == "sftp":
-            fs = fsspec.filesystem("sftp", **conn.storage_options())
+            # fsspec's own paramiko-based class, by name: installing sshfs re-registers "sftp".
+            from fsspec.implementations.sftp import SFTPFileSystem
+
+            fs = SFTPFileSystem(**conn.storage_options())
             return fs, url if url.startswith("/") else f"{conn.base_url().rstrip('/')}/{url}"
         if conn is not None:
             base = conn.base_url().rstrip("/")

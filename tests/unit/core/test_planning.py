@@ -237,3 +237,20 @@ def test_request_above_own_limit_is_invalid() -> None:
     )
     assert plan.status.phase == "Failed"
     assert "step 'a': resources.requests.cpu: 4 exceeds its limit 2" in (plan.status.message or "")
+
+
+def test_pod_failure_message_is_the_last_error_line_of_the_newest_failure() -> None:
+    from dataworks.core import observations
+
+    def pod(finished: str, message: str) -> dict[str, object]:
+        term = {"exitCode": 1, "finishedAt": finished, "message": message}
+        return {"status": {"containerStatuses": [{"state": {"terminated": term}}]}}
+
+    pods = [
+        pod("2026-01-01T00:00:01Z", "error: first try"),
+        pod("2026-01-01T00:00:09Z", "x\nerror: second\ntail"),
+    ]
+    assert observations.pod_failure_message(pods) == "second"
+    assert observations.pod_failure_message([pod("t", "just text\nlast line")]) == "last line"
+    assert observations.pod_failure_message([]) is None
+    assert len(observations.one_line("error: " + "x" * 1000)) == observations.MESSAGE_LIMIT
