@@ -333,6 +333,24 @@ def bench_big_pipeline(root: Path) -> dict[str, Any]:
     return out
 
 
+def bench_quickstart(root: Path) -> dict[str, Any]:
+    """README's first command, minus the install: the quickstart's wall time."""
+    runs = [
+        timed(
+            [
+                str(BIN / "pipeline-ctl"),
+                "run",
+                "--local",
+                str(REPO / "examples" / "quickstart.yaml"),
+                "--workdir",
+                str(root / "qs"),
+            ]
+        )
+        for _ in range(REPEAT)
+    ]
+    return {"wall_s": statistics.median(runs), "runs": len(runs)}
+
+
 def main() -> None:
     out = REPO / "benchmarks" / "results" / "worker.json"
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
@@ -344,6 +362,7 @@ def main() -> None:
         "postgres_load": lambda: bench_pg_load(root),
         "executor_chain_20": lambda: bench_executor(root, 20),
         "executor_chain_100": lambda: bench_executor(root, 100),
+        "quickstart": lambda: bench_quickstart(root),
         "sftp": lambda: bench_sftp(root),
         "big_pipeline": lambda: bench_big_pipeline(root),
     }
@@ -390,6 +409,9 @@ def main() -> None:
             f"{e['per_step_ms']:.0f} ms/step",
             "<= 300 ms",
         )
+    table.add_row(
+        "quickstart (8 steps, 12 processes)", f"{result['quickstart']['wall_s']:.2f}s", "", "", "< 60 s"
+    )
     sf = result["sftp"]
     table.add_row(
         f"sftp fetch of {sf['mib']} MiB vs sftp client",

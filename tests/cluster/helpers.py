@@ -69,7 +69,7 @@ def install_crds(client: Client, directory: Path) -> None:
     """Apply every generated CRD in directory and wait until each is Established."""
     if not directory.is_dir():
         return
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted(p for p in directory.glob("*.yaml") if p.name != "kustomization.yaml"):
         for obj in codecs.load_all_yaml(path.read_text()):
             client.apply(obj, field_manager="dataworks-tests", force=True)
             wait_for(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.test_bad_input import INVALID_SPEC, REJECTED
 from tests.unit.core.builders import Sim, make_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,18 +115,44 @@ CASES: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
         [step("a", script="exit 3", retry={"limit": 0}, onFailure="continue"), step("b", ["a"])],
         {"a"},
     ),
+    # the first try fails, the Job's retry succeeds: the planner sees one succeeded Job
+    "retry-succeeds": (
+        [
+            step("flaky", script="test -f tried || { touch tried; exit 1; }", retry={"limit": 2}),
+            step("b", ["flaky"]),
+        ],
+        set(),
+    ),
+    "fan-out-worker-fails": (
+        [
+            step("a"),
+            {
+                "name": "fan",
+                "type": "fan-out",
+                "parallelism": 3,
+                "dependsOn": ["a"],
+                "retry": {"limit": 0},
+                "config": {"script": "sh -c 'test $WORKER_INDEX != 1'"},
+            },
+            step("after", ["fan"]),
+        ],
+        {"fan"},
+    ),
+    "concurrency-limit": ([step(f"s{i}", script="sleep 0.3") for i in range(5)], set()),
 }
+LIMITS = {"concurrency-limit": 2}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_dag_cases_agree_with_the_operator_planner(case: str, tmp_path: Path) -> None:
     steps, failing = CASES[case]
-    out = ctl("run", "--local", str(write(tmp_path / f"{case}.yaml", steps)), cwd=tmp_path)
+    limit = {"maxParallel": LIMITS[case]} if case in LIMITS else {}
+    out = ctl("run", "--local", str(write(tmp_path / f"{case}.yaml", steps, **limit)), cwd=tmp_path)
     st = status(tmp_path)
-    builder = make_pipeline(case)
+    builder = make_pipeline(case).set(**limit)
     for s in steps:
-        extra = {k: v for k, v in s.items() if k in {"onFailure", "retry"}}
-        builder.step(s["name"], depends_on=s["dependsOn"], **extra)
+        extra = {k: v for k, v in s.items() if k in {"onFailure", "retry", "parallelism", "config"}}
+        builder.step(s["name"], s["type"], depends_on=s.get("dependsOn"), **extra)
     sim = Sim(builder, fail={name: {1} for name in failing})
     expected = sim.run()
     assert st["phase"] == expected.phase
@@ -134,9 +161,23 @@ def test_dag_cases_agree_with_the_operator_planner(case: str, tmp_path: Path) ->
     events = [line.split() for line in (tmp_path / "events").read_text().splitlines()]
     at = {(kind, name): float(t) for kind, name, t in events}
     for s in steps:  # nothing starts before everything it depends on has ended
-        for d in s["dependsOn"]:
-            if ("start", s["name"]) in at:
+        for d in s.get("dependsOn", []):
+            if ("start", s["name"]) in at and ("end", d) in at:
                 assert at[("start", s["name"])] >= at[("end", d)]
+    running = peak = 0
+    for _, kind in sorted((t, kind) for (kind, _), t in at.items()):
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    sim_peak = (
+        max(  # the planner's own concurrency, round by round
+            sum(1 for n in names if n) for names in sim.running_by_round
+        )
+        if sim.running_by_round
+        else 0
+    )
+    assert peak <= (LIMITS.get(case) or len(steps))
+    if case in LIMITS:
+        assert peak == sim_peak == LIMITS[case]
 
 
 def test_retry_succeeds_on_a_later_attempt_and_fan_out_worker_failure(tmp_path: Path) -> None:
@@ -160,21 +201,6 @@ def test_retry_succeeds_on_a_later_attempt_and_fan_out_worker_failure(tmp_path: 
     )
     log = next((tmp_path / ".dataworks" / "runs").iterdir()) / "logs" / "flaky" / "attempt-1" / "worker-0.log"
     assert log.exists()
-
-
-def test_concurrency_limit(tmp_path: Path) -> None:
-    steps = [step(f"s{i}", script="sleep 0.5") for i in range(5)]
-    out = ctl("run", "--local", "--max-parallel", "2", str(write(tmp_path / "c.yaml", steps)), cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    events = sorted(
-        (float(t), kind)
-        for kind, _, t in (ln.split() for ln in (tmp_path / "events").read_text().splitlines())
-    )
-    running = peak = 0
-    for _, kind in events:
-        running += 1 if kind == "start" else -1
-        peak = max(peak, running)
-    assert peak == 2
 
 
 def test_ctrl_c_cancels_stops_children_and_commits_nothing(tmp_path: Path) -> None:
@@ -260,3 +286,21 @@ def test_bad_input_gives_the_operator_messages(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "--param 'oops' must look like name=value" in missing.stderr
+
+
+@pytest.mark.parametrize("case", [c[0] for c in INVALID_SPEC])
+def test_the_operators_adversarial_specs_give_the_same_messages_locally(case: str, tmp_path: Path) -> None:
+    _, steps, message = next(c for c in INVALID_SPEC if c[0] == case)
+    out = ctl("run", "--local", str(write(tmp_path / f"{case}.yaml", steps)), cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert not (tmp_path / ".dataworks").exists()
+
+
+@pytest.mark.parametrize("case", [c[0] for c in REJECTED])
+def test_specs_the_api_server_rejects_are_rejected_locally_too(case: str, tmp_path: Path) -> None:
+    _, steps, _ = next(c for c in REJECTED if c[0] == case)
+    out = ctl("run", "--local", str(write(tmp_path / f"{case}.yaml", steps)), cwd=tmp_path)
+    assert out.returncode == 2, out.stdout
+    assert f"pipeline {case} is invalid" in out.stderr
+    assert not (tmp_path / ".dataworks").exists()

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import yaml
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
-CRD_FIX = "kubectl apply --server-side -f deploy/crds/"
+CRD_FIX = "kubectl apply --server-side -k deploy/crds"
 
 
 class CliError(Exception):

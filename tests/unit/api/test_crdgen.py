@@ -13,7 +13,7 @@ CRDS = Path(__file__).resolve().parents[3] / "deploy" / "crds"
 
 def test_committed_crds_match_the_models() -> None:
     rendered = crdgen.render_all()
-    committed = {p.name: p.read_text() for p in CRDS.glob("*.yaml")}
+    committed = {p.name: p.read_text() for p in CRDS.glob("*.yaml") if p.name != "kustomization.yaml"}
     assert set(committed) == set(rendered), "run `make crds` and commit deploy/crds"
     for name, text in rendered.items():
         assert committed[name] == text, f"deploy/crds/{name} is stale: run `make crds`"

@@ -49,6 +49,7 @@ class Sim:
     created: list[str] = field(default_factory=list)
     events: list[planning.Event] = field(default_factory=list)
     now: datetime = T0
+    running_by_round: list[list[str]] = field(default_factory=list)
 
     def reconcile(self) -> planning.Plan:
         self.now += timedelta(seconds=1)
@@ -69,6 +70,7 @@ class Sim:
             self.jobs.pop(name, None)
         self.status = p.status
         self.events += p.events
+        self.running_by_round.append([s.name for s in p.status.step_statuses if s.phase == "Running"])
         return p
 
     def finish_running(self) -> None:

@@ -1,0 +1,157 @@
+"""Least privilege, proven: the operator runs on the shipped ClusterRole, as its ServiceAccount,
+and every rule of that role is needed by a named behaviour.
+
+The operator here authenticates with a real ServiceAccount token (TokenRequest
+API) bound by deploy/rbac, not as the admin. The session's admin operator is
+paused meanwhile, so only the least-privileged one reconciles.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import codecs
+from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import ConfigMap, Event, ServiceAccount
+
+from dataworks.kube.resources import Pipeline
+from tests.cluster.conftest import Cluster, Operator, terminate
+from tests.cluster.pipelines import create, manifest, step
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = yaml.safe_load((REPO / "deploy" / "rbac" / "role.yaml").read_text())
+# What each rule of the shipped role makes possible; removing the rule must break it.
+NEEDS = {
+    "pipelines": "reconciled",
+    "pipelines/status": "reconciled",
+    "jobs": "job-created",
+    "configmaps": "configmap-created",
+    "pods": "failure-reason",
+    "events": "events",
+}
+
+
+@pytest.fixture
+def admin_operator_paused(operator: Operator) -> Iterator[None]:
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()
+
+
+def bind(cluster: Cluster, namespace: str, rules: list[dict[str, Any]], tmp: Path) -> Path:
+    """A ServiceAccount bound to a ClusterRole with `rules`, and a kubeconfig with its token."""
+    name = f"dataworks-operator-{uuid.uuid4().hex[:6]}"
+    role = copy.deepcopy(ROLE)
+    role["metadata"]["name"], role["rules"] = name, rules
+    binding = yaml.safe_load((REPO / "deploy" / "rbac" / "role_binding.yaml").read_text())
+    binding["metadata"]["name"] = binding["roleRef"]["name"] = name
+    binding["subjects"] = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    cluster.client.create(ServiceAccount(metadata=ObjectMeta(name=name)), namespace=namespace)
+    for obj in (role, binding):
+        cluster.client.create(codecs.from_dict(obj))
+    token = cluster.client.create(
+        ServiceAccount.Token(
+            metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
+        ),
+        name,
+        namespace=namespace,
+    ).status.token
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    config["users"] = [{"name": name, "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = name
+    path = tmp / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def exercise(cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, timeout: float) -> set[str]:
+    """Run the operator as that identity on a pipeline that needs every rule; what worked."""
+    exe = Path(sys.executable).parent / "dataworks-operator"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(exe), "--kubeconfig", str(kubeconfig), "--health-port", "0", "--log-format", "json"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
+            fetch = {
+                "name": "fetch",
+                "type": "fetch",
+                "config": {"path": "in.csv"},
+                "annotations": {"fate.testcluster.dataworks.io/duration": "200ms"},
+            }
+            create(
+                cluster.client,
+                namespace,
+                manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})]),
+            )
+            seen: set[str] = set()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and len(seen) < len(set(NEEDS.values())):
+                c = cluster.client
+                p = c.get(Pipeline, "least", namespace=namespace).to_dict()
+                st = p.get("status") or {}
+                if st.get("phase"):
+                    seen.add("reconciled")
+                if list(c.list(Job, namespace=namespace)):
+                    seen.add("job-created")
+                if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):
+                    seen.add("configmap-created")
+                if any(s.get("reason") == "OOMKilled" for s in st.get("stepStatuses") or []):
+                    seen.add("failure-reason")
+                if any(e.reason == "StepStarted" for e in c.list(Event, namespace=namespace)):
+                    seen.add("events")
+                time.sleep(0.3)
+            return seen
+        finally:
+            terminate(proc)
+
+
+def test_the_shipped_manifests_apply_on_the_server(cluster: Cluster) -> None:
+    # A server-side dry run cannot place objects in a namespace it only pretends to create.
+    cluster.kubectl("create", "namespace", "dataworks-system", check=False)
+    out = cluster.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-k", str(REPO / "deploy" / "default"), check=False
+    )
+    assert out.returncode == 0, out.stderr
+    kinds = [line.split("/")[0] for line in out.stdout.splitlines()]
+    for kind in (
+        "namespace",
+        "customresourcedefinition.apiextensions.k8s.io",
+        "serviceaccount",
+        "clusterrole.rbac.authorization.k8s.io",
+        "configmap",
+        "deployment.apps",
+    ):
+        assert kind in kinds, out.stdout
+
+
+@pytest.mark.usefixtures("admin_operator_paused")
+def test_the_shipped_role_is_enough(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    kubeconfig = bind(cluster, namespace, ROLE["rules"], tmp_path)
+    seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", timeout=60)
+    assert seen == set(NEEDS.values()), (tmp_path / "operator.log").read_text()[-3000:]
+
+
+@pytest.mark.usefixtures("admin_operator_paused")
+@pytest.mark.parametrize("resource", list(NEEDS))
+def test_every_rule_is_needed(resource: str, cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    rules = [r for r in ROLE["rules"] if resource not in r["resources"]]
+    assert len(rules) == len(ROLE["rules"]) - 1
+    kubeconfig = bind(cluster, namespace, rules, tmp_path)
+    seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", timeout=12)
+    assert NEEDS[resource] not in seen, f"without the {resource} rule the operator still {NEEDS[resource]}"
