@@ -25,7 +25,11 @@ from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.core import observations
 from dataworks.kube import clients, resources
+from dataworks.observability import serving
+from dataworks.observability.metrics import Metrics
 from dataworks.operator import reconciling
+
+VERSION = "0.1.0"
 
 log = logging.getLogger("dataworks.operator")
 
@@ -73,10 +77,13 @@ def load_config(path: str | None) -> OperatorConfig:
 
 
 def build_registry(
-    config: OperatorConfig, kubeconfig: str | None, stats_path: str | None = None
+    config: OperatorConfig, kubeconfig: str | None, stats_path: str | None = None, health_port: int = 0
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    counter = clients.RequestCounter() if stats_path else None
+    counter = clients.RequestCounter()
+    metrics = Metrics(version=VERSION)
+    metrics.watch_requests(lambda: dict(counter.counts))
+    health = serving.Health()
     state: dict[str, Any] = {}
 
     kopf.on.login(registry=registry)(kopf.login_with_service_account)
@@ -89,18 +96,24 @@ def build_registry(
         settings.persistence.finalizer = "dataworks.io/unused-finalizer"
         settings.persistence.diffbase_storage = NoDiffBase()
         client = clients.async_client(kubeconfig, counter=counter)
-        state["reconciler"] = reconciling.Reconciler(client, config)
+        state["reconciler"] = reconciling.Reconciler(client, config, metrics=metrics)
         state["resync"] = asyncio.create_task(_resync(state["reconciler"], client, config.resync_seconds))
+        if health_port:
+            state["http"] = await serving.start(health_port, metrics, health)
+        state["ready"] = asyncio.create_task(_become_ready(client, health))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        task = state.get("resync")
-        if task is not None:
-            task.cancel()
+        for name in ("resync", "ready"):
+            task = state.get(name)
+            if task is not None:
+                task.cancel()
+        if state.get("http") is not None:
+            await state["http"].cleanup()
         reconciler = state.get("reconciler")
         if reconciler is not None:
             await reconciler.client.close()
-        if counter is not None and stats_path:
+        if stats_path:
             rows = [{"verb": v, "resource": r, "count": n} for (v, r), n in sorted(counter.counts.items())]
             await asyncio.to_thread(Path(stats_path).write_text, json.dumps(rows, indent=1))
 
@@ -125,6 +138,22 @@ def build_registry(
     return registry
 
 
+async def _become_ready(client: Any, health: serving.Health) -> None:
+    """Ready once Pipelines and Jobs can be listed with our own credentials."""
+    from lightkube.resources.batch_v1 import Job
+
+    while not health.ready:
+        try:
+            async for _ in client.list(resources.Pipeline, namespace="*", chunk_size=1):
+                break
+            async for _ in client.list(Job, namespace="*", chunk_size=1):
+                break
+            health.ready, health.why = True, ""
+        except Exception as e:  # not yet: the API is unreachable or RBAC is missing
+            health.why = f"cannot list pipelines and jobs: {e}"
+            await asyncio.sleep(2)
+
+
 async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float) -> None:
     while True:
         await asyncio.sleep(period)
@@ -146,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
     scope.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
-    parser.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables it)")
+    parser.add_argument(
+        "--health-port", type=int, default=8080, help="port of /healthz, /readyz and /metrics (0 disables it)"
+    )
     parser.add_argument(
         "--log-format", choices=["json", "text"], default="json" if not sys.stderr.isatty() else "text"
     )
@@ -168,14 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     config = load_config(args.config)
-    registry = build_registry(config, args.kubeconfig, args.request_stats)
-    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    registry = build_registry(config, args.kubeconfig, args.request_stats, args.health_port)
     kopf.run(
         registry=registry,
         standalone=True,
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
-        liveness_endpoint=liveness,
     )
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from dataworks.api.config import OperatorConfig
 from dataworks.core import observations, planning, validation
 from dataworks.kube.resources import Pipeline
 from dataworks.manifests import jobs as manifests
+from dataworks.observability.metrics import Metrics
 
 log = logging.getLogger("dataworks.operator")
 
@@ -66,7 +68,7 @@ class Reconciler:
     before it acts. A pipeline not in the cache (e.g. on resync) is read.
     """
 
-    def __init__(self, client: AsyncClient, config: OperatorConfig) -> None:
+    def __init__(self, client: AsyncClient, config: OperatorConfig, metrics: Metrics | None = None) -> None:
         self.client, self.config = client, config
         self.settings = planning.Settings(max_parallelism=config.max_parallelism)
         self._slots: dict[tuple[str, str], _Slot] = {}
@@ -78,6 +80,16 @@ class Reconciler:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._refused: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.active.set_function(self._active_count)
+            metrics.queue_depth.set_function(lambda: sum(1 for s in self._slots.values() if s.lock.locked()))
+
+    def _active_count(self) -> int:
+        terminal = {"Completed", "Failed", "Cancelled"}
+        return sum(
+            1 for p in self._pipelines.values() if ((p.get("status") or {}).get("phase")) not in terminal
+        )
 
     def _check(self, namespace: str, name: str, meta: dict[str, Any], spec: dict[str, Any]) -> Any:
         key, uid, gen = (namespace, name), meta.get("uid", ""), int(meta.get("generation") or 1)
@@ -97,6 +109,8 @@ class Reconciler:
             self._checked.pop(key, None)
             self._jobs.pop(key, None)
             self._jobs_listed.discard(key)
+            if self.metrics is not None:
+                self.metrics.forget(*key)
             return False
         before = self._pipelines.get(key)
         if before is not None and (before.get("metadata") or {}).get("resourceVersion") == meta.get(
@@ -154,15 +168,25 @@ class Reconciler:
             slot.again = True
             while slot.again:
                 slot.again = False
+                started = time.perf_counter()
                 try:
                     await self.reconcile(namespace, name)
                 except ApiError as e:
                     if e.status.code == 404:
                         self._slots.pop((namespace, name), None)
                         return
+                    self._count_error(f"ApiError{e.status.code}")
                     log.warning("reconcile of %s/%s failed: %s", namespace, name, e.status.message)
-                except Exception:
+                except Exception as e:
+                    self._count_error(type(e).__name__)
                     log.exception("reconcile of %s/%s failed", namespace, name)
+                finally:
+                    if self.metrics is not None:
+                        self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+
+    def _count_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reconcile_errors.labels(error=kind).inc()
 
     async def reconcile(self, namespace: str, name: str) -> planning.Plan | None:
         raw = await self._pipeline(namespace, name)
@@ -206,6 +230,9 @@ class Reconciler:
                 Pipeline.Status, name, {"status": new_status}, namespace=namespace, patch_type=PatchType.MERGE
             )
             self.observe_pipeline(written.to_dict())  # type: ignore[no-untyped-call]
+            if self.metrics is not None and p.validated is not None:
+                types = {sd.name: sd.type for sd in p.validated.steps}
+                self.metrics.observe_status((namespace, name), old, p.status, types, time.time())
         for event in p.events:
             await self._event(owner, event)
         if p.delete_pipeline:
