@@ -8,6 +8,7 @@ paused meanwhile, so only the least-privileged one reconciles.
 
 from __future__ import annotations
 
+import base64
 import copy
 import subprocess
 import sys
@@ -23,14 +24,18 @@ from lightkube import codecs
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Event, Secret, ServiceAccount
 
 from dataworks.kube.resources import Pipeline
 from tests.cluster.conftest import Cluster, Operator, terminate
 from tests.cluster.pipelines import create, manifest, step
+from tests.cluster.test_notifications import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = yaml.safe_load((REPO / "deploy" / "rbac" / "role.yaml").read_text())
+NOTIFY_ROLE, NOTIFY_BINDING = yaml.safe_load_all(
+    (REPO / "deploy" / "rbac" / "notifications_role.yaml").read_text()
+)
 # What each rule of the shipped role makes possible; removing the rule must break it.
 NEEDS = {
     "pipelines": "reconciled",
@@ -39,6 +44,7 @@ NEEDS = {
     "configmaps": "configmap-created",
     "pods": "failure-reason",
     "events": "events",
+    "secrets": "notified",  # the namespaced Role: the notification receivers' URLs
 }
 
 
@@ -51,8 +57,15 @@ def admin_operator_paused(operator: Operator) -> Iterator[None]:
         operator.start()
 
 
-def bind(cluster: Cluster, namespace: str, rules: list[dict[str, Any]], tmp: Path) -> Path:
-    """A ServiceAccount bound to a ClusterRole with `rules`, and a kubeconfig with its token."""
+def bind(
+    cluster: Cluster,
+    namespace: str,
+    rules: list[dict[str, Any]],
+    tmp: Path,
+    notify_rules: list[dict[str, Any]],
+) -> Path:
+    """A ServiceAccount bound to a ClusterRole with `rules` (and, in `namespace`, the notifications
+    Role with `notify_rules`), and a kubeconfig with its token."""
     name = f"dataworks-operator-{uuid.uuid4().hex[:6]}"
     role = copy.deepcopy(ROLE)
     role["metadata"]["name"], role["rules"] = name, rules
@@ -62,6 +75,11 @@ def bind(cluster: Cluster, namespace: str, rules: list[dict[str, Any]], tmp: Pat
     cluster.client.create(ServiceAccount(metadata=ObjectMeta(name=name)), namespace=namespace)
     for obj in (role, binding):
         cluster.client.create(codecs.from_dict(obj))
+    notify, notify_binding = copy.deepcopy(NOTIFY_ROLE), copy.deepcopy(NOTIFY_BINDING)
+    notify["rules"] = notify_rules
+    notify_binding["subjects"] = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    for obj in (notify, notify_binding):
+        cluster.client.create(codecs.from_dict(obj), namespace=namespace)
     token = cluster.client.create(
         ServiceAccount.Token(
             metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
@@ -80,9 +98,26 @@ def bind(cluster: Cluster, namespace: str, rules: list[dict[str, Any]], tmp: Pat
 def exercise(cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, timeout: float) -> set[str]:
     """Run the operator as that identity on a pipeline that needs every rule; what worked."""
     exe = Path(sys.executable).parent / "dataworks-operator"
+    receiver = Receiver()
+    url = base64.b64encode(receiver.url.encode()).decode()
+    secret = Secret(metadata=ObjectMeta(name="dataworks-notifications"), data={"url": url})
+    cluster.client.create(secret, namespace=namespace)
+    config = log.with_name("config.yaml")
+    team = {"name": "team", "urlSecret": {"name": "dataworks-notifications", "key": "url"}}
+    config.write_text(yaml.safe_dump({"notificationsNamespace": namespace, "notifications": [team]}))
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(exe), "--kubeconfig", str(kubeconfig), "--health-port", "0", "--log-format", "json"],
+            [
+                str(exe),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--config",
+                str(config),
+                "--health-port",
+                "0",
+                "--log-format",
+                "json",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -115,10 +150,13 @@ def exercise(cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, time
                     seen.add("failure-reason")
                 if any(e.reason == "StepStarted" for e in c.list(Event, namespace=namespace)):
                     seen.add("events")
+                if receiver.bodies:
+                    seen.add("notified")
                 time.sleep(0.3)
             return seen
         finally:
             terminate(proc)
+            receiver.close()
 
 
 def test_the_shipped_manifests_apply_on_the_server(cluster: Cluster) -> None:
@@ -142,7 +180,7 @@ def test_the_shipped_manifests_apply_on_the_server(cluster: Cluster) -> None:
 
 @pytest.mark.usefixtures("admin_operator_paused")
 def test_the_shipped_role_is_enough(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
-    kubeconfig = bind(cluster, namespace, ROLE["rules"], tmp_path)
+    kubeconfig = bind(cluster, namespace, ROLE["rules"], tmp_path, NOTIFY_ROLE["rules"])
     seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", timeout=60)
     assert seen == set(NEEDS.values()), (tmp_path / "operator.log").read_text()[-3000:]
 
@@ -151,7 +189,8 @@ def test_the_shipped_role_is_enough(cluster: Cluster, namespace: str, tmp_path: 
 @pytest.mark.parametrize("resource", list(NEEDS))
 def test_every_rule_is_needed(resource: str, cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     rules = [r for r in ROLE["rules"] if resource not in r["resources"]]
-    assert len(rules) == len(ROLE["rules"]) - 1
-    kubeconfig = bind(cluster, namespace, rules, tmp_path)
+    notify = [r for r in NOTIFY_ROLE["rules"] if resource not in r["resources"]]
+    assert len(rules) + len(notify) == len(ROLE["rules"]) + len(NOTIFY_ROLE["rules"]) - 1
+    kubeconfig = bind(cluster, namespace, rules, tmp_path, notify)
     seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", timeout=12)
     assert NEEDS[resource] not in seen, f"without the {resource} rule the operator still {NEEDS[resource]}"

@@ -7,7 +7,7 @@ mapping from step type to class all come from this file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -51,6 +51,29 @@ def _default_step_classes() -> dict[str, str]:
     }
 
 
+class SecretKeyRef(Model):
+    """One key of a Secret in the operator's namespace (`notificationsNamespace`)."""
+
+    name: str
+    key: str = "url"
+
+
+class Receiver(Model):
+    """A webhook told when a pipeline fails or a step exhausts its retries."""
+
+    name: str
+    format: Literal["json", "slack"] = Field("json", description="json: our payload; slack: {text: ...}")
+    url_secret: SecretKeyRef = Field(
+        description="The webhook URL, read from a Secret (it often holds a token)."
+    )
+    min_severity: Literal["warning", "critical"] = Field(
+        "warning", description="critical: only failed pipelines; warning: also steps that failed on their own"
+    )
+    cooldown_seconds: int = Field(
+        900, ge=0, description="At most one notification per pipeline in this time."
+    )
+
+
 class OperatorConfig(Model):
     """Everything the operator reads from its configuration file."""
 
@@ -69,6 +92,10 @@ class OperatorConfig(Model):
         None,
         description="A Secret in the pipeline's namespace with the store's credentials, as env vars "
         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...).",
+    )
+    notifications: list[Receiver] = Field(default_factory=list)
+    notifications_namespace: str = Field(
+        "dataworks-system", description="Where the receivers' Secrets are (the operator's own namespace)."
     )
     artifact_store_claim: str | None = Field(
         None, description="A ReadWriteMany PersistentVolumeClaim mounted at a file:// store's path."

@@ -28,6 +28,7 @@ from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
 from dataworks.operator import reconciling
+from dataworks.operator.notifying import Notifier
 
 VERSION = "0.1.0"
 
@@ -96,7 +97,10 @@ def build_registry(
         settings.persistence.finalizer = "dataworks.io/unused-finalizer"
         settings.persistence.diffbase_storage = NoDiffBase()
         client = clients.async_client(kubeconfig, counter=counter)
-        state["reconciler"] = reconciling.Reconciler(client, config, metrics=metrics)
+        notifier = Notifier(client, config)
+        notifier.start()
+        state["notifier"] = notifier
+        state["reconciler"] = reconciling.Reconciler(client, config, metrics=metrics, notifier=notifier)
         state["resync"] = asyncio.create_task(_resync(state["reconciler"], client, config.resync_seconds))
         if health_port:
             state["http"] = await serving.start(health_port, metrics, health)
@@ -110,6 +114,8 @@ def build_registry(
                 task.cancel()
         if state.get("http") is not None:
             await state["http"].cleanup()
+        if state.get("notifier") is not None:
+            await state["notifier"].stop()
         reconciler = state.get("reconciler")
         if reconciler is not None:
             await reconciler.client.close()

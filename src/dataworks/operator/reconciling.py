@@ -30,6 +30,7 @@ from dataworks.core import observations, planning, validation
 from dataworks.kube.resources import Pipeline
 from dataworks.manifests import jobs as manifests
 from dataworks.observability.metrics import Metrics
+from dataworks.operator.notifying import Notifier
 
 log = logging.getLogger("dataworks.operator")
 
@@ -68,7 +69,13 @@ class Reconciler:
     before it acts. A pipeline not in the cache (e.g. on resync) is read.
     """
 
-    def __init__(self, client: AsyncClient, config: OperatorConfig, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        config: OperatorConfig,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.client, self.config = client, config
         self.settings = planning.Settings(max_parallelism=config.max_parallelism)
         self._slots: dict[tuple[str, str], _Slot] = {}
@@ -81,6 +88,7 @@ class Reconciler:
         self._refused: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics = metrics
+        self.notifier = notifier
         if metrics is not None:
             metrics.active.set_function(self._active_count)
             metrics.queue_depth.set_function(lambda: sum(1 for s in self._slots.values() if s.lock.locked()))
@@ -230,6 +238,8 @@ class Reconciler:
                 Pipeline.Status, name, {"status": new_status}, namespace=namespace, patch_type=PatchType.MERGE
             )
             self.observe_pipeline(written.to_dict())  # type: ignore[no-untyped-call]
+            if self.notifier is not None:
+                self.notifier.observe((namespace, name), old, p.status, datetime.now(UTC))
             if self.metrics is not None and p.validated is not None:
                 types = {sd.name: sd.type for sd in p.validated.steps}
                 self.metrics.observe_status((namespace, name), old, p.status, types, time.time())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from dataworks.core import planning
-from tests.unit.core.builders import Sim, make_pipeline
+from tests.unit.core.builders import T0, Sim, make_pipeline
 
 
 def diamond(**on_failure: str):  # type: ignore[no-untyped-def]
@@ -254,3 +254,33 @@ def test_pod_failure_message_is_the_last_error_line_of_the_newest_failure() -> N
     assert observations.pod_failure_message([pod("t", "just text\nlast line")]) == "last line"
     assert observations.pod_failure_message([]) is None
     assert len(observations.one_line("error: " + "x" * 1000)) == observations.MESSAGE_LIMIT
+
+
+def test_notices_severity_filter_cooldown_and_payloads() -> None:
+    from dataworks.api.config import Receiver
+    from dataworks.core import notifying
+
+    every = Receiver.model_validate({"name": "all", "urlSecret": {"name": "s"}, "cooldownSeconds": 600})
+    pager = Receiver.model_validate(
+        {"name": "pager", "format": "slack", "urlSecret": {"name": "s"}, "minSeverity": "critical"}
+    )
+    sim = Sim(make_pipeline("p").step("a", onFailure="continue").step("b", depends_on=["a"]), fail={"a": {1}})
+    done = sim.run()  # a failed on its own (continue): a warning, the pipeline completes
+    sent: dict[tuple[str, str, str], datetime] = {}
+    got = notifying.notices(("ns", "p"), None, done, receivers=[every, pager], last_sent=sent, now=T0)
+    assert [(n.receiver.name, n.severity, n.step) for n in got] == [("all", "warning", "a")]
+    body = notifying.payload(got[0])
+    assert body["pipeline"] == "p"
+    assert body["reason"] == "BackoffLimitExceeded"
+    assert body["hint"] == "pipeline-ctl status p -n ns; pipeline-ctl logs p -n ns --step a"
+    failing = Sim(make_pipeline("q").step("a"), fail={"a": {1}}).run()
+    sent[("all", "ns", "q")] = T0
+    got = notifying.notices(("ns", "q"), None, failing, receivers=[every, pager], last_sent=sent, now=T0)
+    assert [(n.receiver.name, n.severity) for n in got] == [("pager", "critical")]  # "all" is cooling down
+    assert notifying.payload(got[0])["text"].startswith(
+        ":red_circle: *ns/q*: step a failed (BackoffLimitExceeded)"
+    )
+    later = T0 + timedelta(seconds=601)
+    again = notifying.notices(("ns", "q"), None, failing, receivers=[every], last_sent=sent, now=later)
+    assert len(again) == 1
+    assert notifying.notices(("ns", "q"), failing, failing, receivers=[every], last_sent={}, now=later) == []
