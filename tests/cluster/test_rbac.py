@@ -80,6 +80,11 @@ def bind(
     notify_binding["subjects"] = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
     for obj in (notify, notify_binding):
         cluster.client.create(codecs.from_dict(obj), namespace=namespace)
+    return token_kubeconfig(cluster, namespace, name, tmp)
+
+
+def token_kubeconfig(cluster: Cluster, namespace: str, name: str, tmp: Path) -> Path:
+    """A kubeconfig authenticating as ServiceAccount `name` with a TokenRequest token."""
     token = cluster.client.create(
         ServiceAccount.Token(
             metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
@@ -95,7 +100,9 @@ def bind(
     return path
 
 
-def exercise(cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, timeout: float) -> set[str]:
+def exercise(
+    cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, timeout: float, *extra: str
+) -> set[str]:
     """Run the operator as that identity on a pipeline that needs every rule; what worked."""
     exe = Path(sys.executable).parent / "dataworks-operator"
     receiver = Receiver()
@@ -117,6 +124,7 @@ def exercise(cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, time
                 "0",
                 "--log-format",
                 "json",
+                *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -194,3 +202,23 @@ def test_every_rule_is_needed(resource: str, cluster: Cluster, namespace: str, t
     kubeconfig = bind(cluster, namespace, rules, tmp_path, notify)
     seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", timeout=12)
     assert NEEDS[resource] not in seen, f"without the {resource} rule the operator still {NEEDS[resource]}"
+
+
+@pytest.mark.usefixtures("admin_operator_paused")
+def test_the_namespaced_install_needs_no_cluster_role(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """deploy/namespaced: a Role in the watched namespace and `--namespace`; nothing cluster-wide."""
+    name = f"dataworks-ns-{uuid.uuid4().hex[:6]}"
+    cluster.client.create(ServiceAccount(metadata=ObjectMeta(name=name)), namespace=namespace)
+    role, binding = yaml.safe_load_all((REPO / "deploy" / "namespaced" / "role.yaml").read_text())
+    for obj in (role, binding):
+        obj["metadata"]["namespace"] = namespace
+    binding["subjects"] = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    notify, notify_binding = copy.deepcopy(NOTIFY_ROLE), copy.deepcopy(NOTIFY_BINDING)
+    notify_binding["subjects"] = binding["subjects"]
+    for obj in (role, binding, notify, notify_binding):
+        cluster.client.create(codecs.from_dict(obj), namespace=namespace)
+    kubeconfig = token_kubeconfig(cluster, namespace, name, tmp_path)
+    seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", 60, "--namespace", namespace)
+    assert seen == set(NEEDS.values()), (tmp_path / "operator.log").read_text()[-3000:]

@@ -78,8 +78,15 @@ def load_config(path: str | None) -> OperatorConfig:
 
 
 def build_registry(
-    config: OperatorConfig, kubeconfig: str | None, stats_path: str | None = None, health_port: int = 0
+    config: OperatorConfig,
+    kubeconfig: str | None,
+    stats_path: str | None = None,
+    health_port: int = 0,
+    namespaces: list[str] | None = None,
 ) -> kopf.OperatorRegistry:
+    """The operator's handlers. `namespaces` limits every list to those namespaces (the
+    namespaced install, with Roles instead of a ClusterRole); None means all of them."""
+    scope = namespaces or ["*"]
     registry = kopf.OperatorRegistry()
     counter = clients.RequestCounter()
     metrics = Metrics(version=VERSION)
@@ -101,10 +108,12 @@ def build_registry(
         notifier.start()
         state["notifier"] = notifier
         state["reconciler"] = reconciling.Reconciler(client, config, metrics=metrics, notifier=notifier)
-        state["resync"] = asyncio.create_task(_resync(state["reconciler"], client, config.resync_seconds))
+        state["resync"] = asyncio.create_task(
+            _resync(state["reconciler"], client, config.resync_seconds, scope)
+        )
         if health_port:
             state["http"] = await serving.start(health_port, metrics, health)
-        state["ready"] = asyncio.create_task(_become_ready(client, health))
+        state["ready"] = asyncio.create_task(_become_ready(client, health, scope))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -144,30 +153,32 @@ def build_registry(
     return registry
 
 
-async def _become_ready(client: Any, health: serving.Health) -> None:
+async def _become_ready(client: Any, health: serving.Health, scope: list[str]) -> None:
     """Ready once Pipelines and Jobs can be listed with our own credentials."""
     from lightkube.resources.batch_v1 import Job
 
     while not health.ready:
         try:
-            async for _ in client.list(resources.Pipeline, namespace="*", chunk_size=1):
-                break
-            async for _ in client.list(Job, namespace="*", chunk_size=1):
-                break
+            for ns in scope:
+                async for _ in client.list(resources.Pipeline, namespace=ns, chunk_size=1):
+                    break
+                async for _ in client.list(Job, namespace=ns, chunk_size=1):
+                    break
             health.ready, health.why = True, ""
         except Exception as e:  # not yet: the API is unreachable or RBAC is missing
             health.why = f"cannot list pipelines and jobs: {e}"
             await asyncio.sleep(2)
 
 
-async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float) -> None:
+async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float, scope: list[str]) -> None:
     while True:
         await asyncio.sleep(period)
         try:
-            async for p in client.list(resources.Pipeline, namespace="*"):
-                phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
-                if phase not in {"Completed", "Failed", "Cancelled"}:
-                    await reconciler.trigger(p.metadata.namespace, p.metadata.name)
+            for ns in scope:
+                async for p in client.list(resources.Pipeline, namespace=ns):
+                    phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
+                    if phase not in {"Completed", "Failed", "Cancelled"}:
+                        await reconciler.trigger(p.metadata.namespace, p.metadata.name)
         except Exception:
             log.exception("resync failed")
 
@@ -205,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     config = load_config(args.config)
-    registry = build_registry(config, args.kubeconfig, args.request_stats, args.health_port)
+    registry = build_registry(config, args.kubeconfig, args.request_stats, args.health_port, args.namespace)
     kopf.run(
         registry=registry,
         standalone=True,

@@ -1,0 +1,67 @@
+"""Every manifest we ship validates against the Kubernetes versions we support
+(kubernetes-validate's bundled schemas), and every example Pipeline against our CRD's schema."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SUPPORTED = ["1.32", "1.33", "1.34", "1.35", "1.36"]
+# Kinds whose schemas come from CRDs, not from Kubernetes itself: ours (checked below against
+# deploy/crds) and the Prometheus operator's (checked by promtool and by kustomize building them).
+CRD_KINDS = {"Pipeline", "ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"}
+
+
+def build(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [str(ROOT / "bin" / "kubectl"), "kustomize", str(ROOT / "deploy" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+@pytest.mark.parametrize("overlay", ["default", "with-monitoring", "namespaced"])
+def test_deploy_validates(overlay: str, version: str) -> None:
+    docs = build(overlay)
+    checked = 0
+    for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+    assert checked >= 8  # namespace, service account, role(s), bindings, config, deployment, service
+
+
+def test_the_namespaced_role_grants_what_the_cluster_role_does() -> None:
+    cluster_role = yaml.safe_load((ROOT / "deploy" / "rbac" / "role.yaml").read_text())
+    role = next(
+        d
+        for d in yaml.safe_load_all((ROOT / "deploy" / "namespaced" / "role.yaml").read_text())
+        if d["kind"] == "Role"
+    )
+    assert role["rules"] == cluster_role["rules"]
+    kinds = [d["kind"] for d in build("namespaced")]
+    assert "ClusterRole" not in kinds
+    assert "ClusterRoleBinding" not in kinds
+
+
+def test_examples_validate_against_the_crd() -> None:
+    crd = yaml.safe_load((ROOT / "deploy" / "crds" / "dataworks.io_pipelines.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    found = 0
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "Pipeline":
+                jsonschema.validate(doc, schema)
+                found += 1
+    assert found == 5
