@@ -177,6 +177,12 @@ def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:
         2,
         "error: pipeline fan has no step nope (steps: insights)",
     )
+    described = ctl(cluster, namespace, "describe", "fan").stdout
+    assert "insights: job/fan-insights (attempt 1)" in described
+    assert "insights: 0/3 workers done" in described
+    events = described[described.index("Events") :]
+    assert "StepStarted" in events
+    assert "step insights started (attempt 1, job fan-insights)" in events
     ctl(cluster, namespace, "cancel", "fan")
     quick = manifest("quick", [step("a"), step("b", ["a"])])
     watched = ctl(

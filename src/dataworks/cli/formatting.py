@@ -229,3 +229,27 @@ def workers_table(step: str, rows: list[dict[str, Any]]) -> Table:
             r["eta"],
         )
     return table
+
+
+def events_table(events: list[dict[str, Any]], now: datetime) -> Table:
+    """A pipeline's Events, oldest first, as `kubectl describe` lists them."""
+    table = Table(box=None, header_style="bold", title="Events", title_justify="left")
+    for col in ("AGE", "TYPE", "REASON", "MESSAGE"):
+        table.add_column(col)
+
+    def when(e: dict[str, Any]) -> str:
+        return str(
+            e.get("lastTimestamp")
+            or e.get("eventTime")
+            or (e.get("metadata") or {}).get("creationTimestamp")
+            or ""
+        )
+
+    for e in sorted(events, key=when):
+        stamp = when(e)[:19] + "Z" if when(e) else None
+        age = elapsed(stamp, None, now) if stamp else "-"
+        style = "red" if e.get("type") == "Warning" else ""
+        table.add_row(
+            age, Text(e.get("type") or "", style=style), e.get("reason") or "", e.get("message") or ""
+        )
+    return table

@@ -323,6 +323,19 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return watching.logs(Cluster(args), args.name, args.step, args.worker, args.follow)
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    from dataworks.cli import watching
+
+    return watching.describe(Cluster(args), args.name, console())
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from dataworks.cli import completing
+
+    print(completing.script(parser(), args.shell), end="")
+    return EXIT_OK
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     from dataworks.kube.resources import Pipeline
 
@@ -401,6 +414,16 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--worker", type=int, help="only this fan-out worker index")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
     logs.set_defaults(fn=cmd_logs)
+
+    describe = sub.add_parser(
+        "describe", parents=[common], help="one pipeline in full: steps, Jobs, fan-out workers, Events"
+    )
+    describe.add_argument("name")
+    describe.set_defaults(fn=cmd_describe)
+
+    completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.set_defaults(fn=cmd_completion)
 
     delete = sub.add_parser("delete", parents=[common], help="delete a pipeline and its Jobs")
     delete.add_argument("name")

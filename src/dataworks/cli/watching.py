@@ -71,6 +71,41 @@ def worker_tables(cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = F
     return tables
 
 
+def events_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    from lightkube.resources.core_v1 import Event
+
+    found = cluster.call(
+        "list events",
+        lambda: list(
+            cluster.client.list(
+                Event,
+                namespace=cluster.namespace,
+                fields={"involvedObject.name": name, "involvedObject.kind": "Pipeline"},
+            )
+        ),
+    )
+    return [dict(e.to_dict()) for e in found]
+
+
+def describe(cluster: Cluster, name: str, console: Console) -> int:
+    """Everything about one pipeline: its steps, each step's Job, fan-out workers, and its Events."""
+    p = cluster.get(name)
+    now = datetime.now(UTC)
+    for line in formatting.pipeline_detail(p, now):
+        console.print(line)
+    jobs = [s for s in (p.get("status") or {}).get("stepStatuses") or [] if s.get("jobName")]
+    if jobs:
+        console.print(Text(""))
+        console.print(Text("Jobs:"))
+        for s in jobs:
+            console.print(Text(f"  {s['name']}: job/{s['jobName']} (attempt {s.get('attempt', 1)})"))
+    for table in worker_tables(cluster, p, all_fan_outs=True):
+        console.print(table)
+    console.print(Text(""))
+    console.print(formatting.events_table(events_of(cluster, name), now))
+    return EXIT_OK
+
+
 def render(cluster: Cluster, p: dict[str, Any]) -> Group:
     lines: list[Any] = list(formatting.pipeline_detail(p, datetime.now(UTC)))
     return Group(*lines, *worker_tables(cluster, p))
