@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import yaml
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.pipelines import FATE, manifest, step
+from tests.local.test_completing import complete
 
 pytestmark = pytest.mark.usefixtures("operator")
 CTL = str(Path(sys.executable).parent / "pipeline-ctl")
@@ -101,6 +103,10 @@ def test_dry_run_needs_no_cluster_and_the_server_accepts_its_jobs(cluster: Clust
     )
     docs = list(yaml.safe_load_all(out.stdout))
     assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Job", "Job"]
+    import kubernetes_validate
+
+    for d in docs:  # the schemas of the test cluster's version
+        kubernetes_validate.validate(d, "1.36", strict=True)
     for d in docs:  # strip the placeholder owner, then let the API server validate (and admit) it
         d["metadata"].pop("ownerReferences")
     checked = cluster.kubectl(
@@ -160,6 +166,7 @@ def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:
             break
         time.sleep(0.5)
     assert "insights: 0/3 workers done" in detail
+    assert "Progress: " in detail  # overall progress and ETA from the workers' PROGRESS lines
     for i in range(3):
         row = next(line for line in detail.splitlines() if line.split()[:1] == [str(i)])
         assert "Running" in row
@@ -183,6 +190,14 @@ def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:
     events = described[described.index("Events") :]
     assert "StepStarted" in events
     assert "step insights started (attempt 1, job fan-insights)" in events
+    # completion asks the cluster for pipeline and step names
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    config["contexts"][0]["context"]["namespace"] = namespace
+    kubeconfig = Path(cluster.kubeconfig).with_name(f"{namespace}.kubeconfig")
+    kubeconfig.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": f"{Path(CTL).parent}:{os.environ['PATH']}"}
+    assert complete(["pipeline-ctl", "describe", "f"], env) == ["fan"]
+    assert complete(["pipeline-ctl", "logs", "fan", "--step", "in"], env) == ["insights"]
     ctl(cluster, namespace, "cancel", "fan")
     quick = manifest("quick", [step("a"), step("b", ["a"])])
     watched = ctl(
@@ -190,3 +205,55 @@ def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:
     )
     assert watched.returncode == 0, watched.stderr
     assert "Phase: Completed" in watched.stdout
+
+
+def test_failure_diagnosis_logs_tail_follow_and_previous(cluster: Cluster, namespace: str) -> None:
+    fate = {
+        "fail-if-label": "dataworks.io/attempt=1",
+        "logs": "reading orders\nPROGRESS: 50.0%\nerror: step 'x': connection refused by db:5432",
+    }
+    doc = manifest("diag", [step("x", fate=fate, retry={"limit": 0})])
+    run = ctl(cluster, namespace, "run", "-f", "-", "--name", "diag", "--wait", stdin=yaml.safe_dump(doc))
+    assert run.returncode == 1
+    described = ctl(cluster, namespace, "describe", "diag").stdout
+    assert "Step x failed: BackoffLimitExceeded" in described
+    assert "error: step 'x': connection refused by db:5432" in described.split("Step x failed", 1)[1]
+    followed = ctl(cluster, namespace, "logs", "diag", "--step", "x", "-f")  # the pod has ended: -f returns
+    assert followed.returncode == 0
+    assert followed.stdout.splitlines()[-1] == "[x attempt 1] error: step 'x': connection refused by db:5432"
+    last = ctl(cluster, namespace, "logs", "diag", "--tail", "1").stdout.splitlines()
+    assert last == ["[x attempt 1] error: step 'x': connection refused by db:5432"]
+    assert ctl(cluster, namespace, "retry", "diag").returncode == 0
+    wait_until = time.monotonic() + 60
+    while "Phase: Completed" not in ctl(cluster, namespace, "status", "diag").stdout:
+        assert time.monotonic() < wait_until
+        time.sleep(0.5)
+    every = ctl(cluster, namespace, "logs", "diag").stdout.splitlines()
+    assert {line.split("]")[0] for line in every} == {"[x attempt 1", "[x attempt 2"}
+    earlier = ctl(cluster, namespace, "logs", "diag", "--previous").stdout.splitlines()
+    assert earlier
+    assert all(line.startswith("[x attempt 1]") for line in earlier)
+
+
+def test_crds_missing_and_cluster_unreachable(tmp_path: Path) -> None:
+    from tests.cluster import conftest
+    from tests.local.services import free_port
+
+    bare = conftest._start(tmp_path)  # a second control plane, without our CRDs
+    try:
+        out = run_ctl("status", "--kubeconfig", bare.kubeconfig)
+        assert out.returncode == 3
+        assert out.stderr.strip() == (
+            "error: the Pipeline CRD is not installed in this cluster: "
+            "kubectl apply --server-side -k deploy/crds"
+        )
+    finally:
+        bare.stop()
+    config = yaml.safe_load(Path(bare.kubeconfig).read_text())
+    closed = free_port()
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed}"
+    gone = tmp_path / "gone.kubeconfig"
+    gone.write_text(yaml.safe_dump(config))
+    out = run_ctl("status", "--kubeconfig", str(gone))
+    assert out.returncode == 3
+    assert out.stderr.startswith(f"error: cannot reach the cluster at https://127.0.0.1:{closed}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 import duckdb
@@ -247,3 +249,22 @@ def test_fetch_and_load_on_s3(s3_endpoint: str, ws: Workspace) -> None:
     fs.get("lake/exports/ids.parquet", str(local))
     assert sorted(r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet('{local}')").fetchall()) == [1, 2, 3]
     assert json.dumps(fs.ls("lake/exports")).count("ids.parquet") == 1
+
+
+def test_a_host_that_never_answers_times_out_with_its_name(ws: Workspace) -> None:
+    silent = socket.socket()  # accepts the TCP connection (backlog) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    port = silent.getsockname()[1]
+    try:
+        ws.env["DATAWORKS_CONN_SLOW"] = f"postgresql://u:p@127.0.0.1:{port}/db?connect_timeout=2"
+        started = time.monotonic()
+        result = ws.run({"name": "f", "type": "fetch", "config": {"source": "slow", "query": "SELECT 1"}})
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.code == 1
+    assert f"cannot connect to PostgreSQL at 127.0.0.1:{port} (connection 'slow')" in result.stderr
+    assert "timeout" in result.stderr
+    assert 2 <= took < 10
+    assert not ws.committed("f")

@@ -21,6 +21,7 @@ import yaml
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 CRD_FIX = "kubectl apply --server-side -k deploy/crds"
+CRD_GROUP = "dataworks.io"
 
 
 class CliError(Exception):
@@ -62,6 +63,11 @@ class Cluster:
                 fail(f"the Pipeline CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
             if status.code == 403:
                 fail(f"forbidden: {status.message} (ask for RBAC permission to {what})", EXIT_CLUSTER)
+            raise
+        except httpx2.HTTPStatusError as e:
+            # An API group the server does not serve answers a bare 404 page, not a Status.
+            if e.response.status_code == 404 and f"/apis/{CRD_GROUP}/" in str(e.request.url):
+                fail(f"the Pipeline CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
             raise
         except httpx2.TransportError as e:
             fail(f"cannot reach the cluster at {self.client.config.cluster.server}: {e}", EXIT_CLUSTER)
@@ -250,20 +256,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
             return watching.watch_status(cluster, args.name, out)
         p = cluster.get(args.name)
-        if args.output == "json":
+        if args.output == "name":
+            print("\n".join(st["name"] for st in (p.get("spec") or {}).get("steps") or []))
+        elif args.output == "json":
             print(json.dumps(formatting.summary(p), indent=2))
         elif args.output == "yaml":
             print(yaml.safe_dump(formatting.summary(p), sort_keys=False), end="")
         else:
             from dataworks.cli import watching
 
-            for line in formatting.pipeline_detail(p, now):
-                out.print(line)
-            for table in watching.worker_tables(cluster, p, all_fan_outs=args.output == "wide"):
-                out.print(table)
+            out.print(watching.render(cluster, p, all_fan_outs=args.output == "wide"))
         return EXIT_OK
     items = cluster.list(all_namespaces=args.all_namespaces)
-    if args.output == "json":
+    if args.output == "name":
+        print("\n".join(p["metadata"]["name"] for p in items))
+    elif args.output == "json":
         print(json.dumps([formatting.summary(p) for p in items], indent=2))
     elif args.output == "yaml":
         print(yaml.safe_dump([formatting.summary(p) for p in items], sort_keys=False), end="")
@@ -319,8 +326,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not args.name:
         fail("which pipeline? pipeline-ctl logs NAME [--step S] [--worker I] [-f]")
     from dataworks.cli import watching
+    from dataworks.core import quantities
 
-    return watching.logs(Cluster(args), args.name, args.step, args.worker, args.follow)
+    try:
+        since = int(quantities.parse_duration(args.since)) if args.since else None
+    except ValueError as e:
+        fail(f"--since {args.since!r}: {e} (for example 10m or 1h)")
+    opts = watching.LogOptions(args.step, args.worker, args.follow, args.tail, since, args.previous)
+    return watching.logs(Cluster(args), args.name, opts)
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -344,6 +357,18 @@ def cmd_delete(args: argparse.Namespace) -> int:
     cluster.call("delete pipelines", cluster.client.delete, Pipeline, args.name, namespace=cluster.namespace)
     print(f"pipeline.dataworks.io/{args.name} deleted")
     return EXIT_OK
+
+
+def _add_logs(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    logs = sub.add_parser("logs", parents=parents, help="print a run's step and worker logs")
+    logs.add_argument("name", nargs="?", help="the pipeline (--local: the run, default the newest)")
+    logs.add_argument("--step", help="only this step")
+    logs.add_argument("--worker", type=int, help="only this fan-out worker index")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each pod")
+    logs.add_argument("--since", metavar="DURATION", help="only lines newer than this (10m, 1h)")
+    logs.add_argument("--previous", action="store_true", help="only earlier attempts of retried steps")
+    logs.set_defaults(fn=cmd_logs)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -384,9 +409,10 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument(
         "-o",
         "--output",
-        choices=["table", "wide", "json", "yaml"],
+        choices=["table", "wide", "json", "yaml", "name"],
         default="table",
-        help="wide: per-worker tables of every fan-out step, finished ones too",
+        help="wide: per-worker tables of every fan-out step, finished ones too; "
+        "name: pipeline names (or, with NAME, its step names), one per line",
     )
     status.add_argument("-w", "--watch", action="store_true", help="follow one pipeline live until it ends")
     status.set_defaults(fn=cmd_status)
@@ -408,12 +434,7 @@ def parser() -> argparse.ArgumentParser:
     retry.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
     retry.set_defaults(fn=cmd_retry)
 
-    logs = sub.add_parser("logs", parents=[common, local], help="print a run's step and worker logs")
-    logs.add_argument("name", nargs="?", help="the pipeline (--local: the run, default the newest)")
-    logs.add_argument("--step", help="only this step")
-    logs.add_argument("--worker", type=int, help="only this fan-out worker index")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
-    logs.set_defaults(fn=cmd_logs)
+    _add_logs(sub, [common, local])
 
     describe = sub.add_parser(
         "describe", parents=[common], help="one pipeline in full: steps, Jobs, fan-out workers, Events"
@@ -421,8 +442,8 @@ def parser() -> argparse.ArgumentParser:
     describe.add_argument("name")
     describe.set_defaults(fn=cmd_describe)
 
-    completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
-    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"])
     completion.set_defaults(fn=cmd_completion)
 
     delete = sub.add_parser("delete", parents=[common], help="delete a pipeline and its Jobs")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,20 +44,34 @@ def pods(
     return [dict(p.to_dict()) for p in found]
 
 
+TAIL_INTERVAL = 2.0  # seconds: a pod's log tail is read at most this often (the watch redraws faster)
+_tails: dict[str, tuple[float, str]] = {}
+
+
 def tail(cluster: Cluster, pod: str, lines: int = 20) -> str:
+    cached = _tails.get(pod)
+    if cached and time.monotonic() - cached[0] < TAIL_INTERVAL:
+        return cached[1]
     try:
-        return "\n".join(cluster.client.log(pod, namespace=cluster.namespace, tail_lines=lines))
+        text = "\n".join(cluster.client.log(pod, namespace=cluster.namespace, tail_lines=lines))
     except Exception:  # a pod without logs yet (pending) has no tail; the view shows "-"
-        return ""
+        text = ""
+    _tails[pod] = (time.monotonic(), text)
+    return text
 
 
-def worker_tables(cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = False) -> list[Any]:
+def step_progress(
+    cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = False
+) -> tuple[dict[str, float], list[Any]]:
+    """Each running step's progress (its workers' mean PROGRESS), and the fan-outs' worker tables."""
     now = datetime.now(UTC)
     st = p.get("status") or {}
     types = {s["name"]: s.get("type") for s in (p.get("spec") or {}).get("steps") or []}
+    fractions: dict[str, float] = {}
     tables: list[Any] = []
     for s in st.get("stepStatuses") or []:
-        if types.get(s["name"]) != "fan-out" or not (all_fan_outs or s.get("phase") == "Running"):
+        fan_out = types.get(s["name"]) == "fan-out"
+        if s.get("phase") != "Running" and not (fan_out and all_fan_outs):
             continue
         found = pods(cluster, p["metadata"]["name"], s["name"], s.get("attempt", 1))
         progress = {
@@ -64,11 +79,27 @@ def worker_tables(cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = F
             for pod in found
             if (pod.get("status") or {}).get("phase") == "Running"
         }
-        tables += [
-            Text(""),
-            formatting.workers_table(s["name"], formatting.worker_rows(found, progress, now)),
-        ]
-    return tables
+        rows = formatting.worker_rows(found, progress, now)
+        if s.get("phase") == "Running" and rows:
+            fractions[s["name"]] = sum(r["progress"] or 0.0 for r in rows) / len(rows)
+        if fan_out:
+            tables += [Text(""), formatting.workers_table(s["name"], rows)]
+    return fractions, tables
+
+
+def worker_tables(cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = False) -> list[Any]:
+    return step_progress(cluster, p, all_fan_outs=all_fan_outs)[1]
+
+
+def overall(p: dict[str, Any], running: dict[str, float]) -> Text | None:
+    """Overall progress (completed steps plus running steps' fractions) and an ETA at the rate so far."""
+    st = p.get("status") or {}
+    total = st.get("totalSteps") or len((p.get("spec") or {}).get("steps") or [])
+    if not total or st.get("phase") != "Running":
+        return None
+    fraction = min(1.0, ((st.get("completedSteps") or 0) + sum(running.values())) / total)
+    eta = formatting.eta(st.get("startTime"), fraction, datetime.now(UTC))
+    return Text(f"Progress: {formatting.progress_bar(fraction)}  ETA {eta}")
 
 
 def events_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
@@ -101,14 +132,34 @@ def describe(cluster: Cluster, name: str, console: Console) -> int:
             console.print(Text(f"  {s['name']}: job/{s['jobName']} (attempt {s.get('attempt', 1)})"))
     for table in worker_tables(cluster, p, all_fan_outs=True):
         console.print(table)
+    for st in (p.get("status") or {}).get("stepStatuses") or []:
+        if st.get("phase") != "Failed":
+            continue
+        failed = [
+            x
+            for x in pods(cluster, name, st["name"], st.get("attempt", 1))
+            if (x.get("status") or {}).get("phase") == "Failed"
+        ]
+        console.print(Text(""))
+        console.print(
+            Text(f"Step {st['name']} failed: {st.get('reason')}: {st.get('message') or ''}", style="red")
+        )
+        for x in failed[-2:]:  # the last lines the failed pods printed: the seed's failure diagnosis
+            console.print(Text(f"  last lines of pod {x['metadata']['name']}:"))
+            for printed in tail(cluster, x["metadata"]["name"], 10).splitlines():
+                console.print(Text(f"    {printed}"))
     console.print(Text(""))
     console.print(formatting.events_table(events_of(cluster, name), now))
     return EXIT_OK
 
 
-def render(cluster: Cluster, p: dict[str, Any]) -> Group:
+def render(cluster: Cluster, p: dict[str, Any], *, all_fan_outs: bool = False) -> Group:
     lines: list[Any] = list(formatting.pipeline_detail(p, datetime.now(UTC)))
-    return Group(*lines, *worker_tables(cluster, p))
+    fractions, tables = step_progress(cluster, p, all_fan_outs=all_fan_outs)
+    progress = overall(p, fractions)
+    if progress is not None:
+        lines.insert(3, progress)
+    return Group(*lines, *tables)
 
 
 def _follow(
@@ -159,12 +210,31 @@ def _prefix(pod: dict[str, Any]) -> str:
     return f"[{who} attempt {labels.get(LABEL_ATTEMPT, '1')}]"
 
 
-def logs(cluster: Cluster, name: str, step: str | None, worker: int | None, follow: bool) -> int:
+@dataclass(frozen=True)
+class LogOptions:
+    step: str | None = None
+    worker: int | None = None
+    follow: bool = False
+    tail: int | None = None
+    since: int | None = None  # seconds
+    previous: bool = False  # only the pods of earlier attempts (a retried step's failed runs)
+
+
+def logs(cluster: Cluster, name: str, opts: LogOptions) -> int:
     p = cluster.get(name)  # a clear "not found" with suggestions
     steps = [s["name"] for s in (p.get("spec") or {}).get("steps") or []]
+    step, worker, follow = opts.step, opts.worker, opts.follow
     if step and step not in steps:
         fail(f"pipeline {name} has no step {step} (steps: {', '.join(steps)})")
     found = pods(cluster, name, step)
+    if opts.previous:
+        current = {s["name"]: s.get("attempt", 1) for s in (p.get("status") or {}).get("stepStatuses") or []}
+        found = [
+            x
+            for x in found
+            if int(x["metadata"]["labels"].get(LABEL_ATTEMPT, "1"))
+            < current.get(x["metadata"]["labels"].get(LABEL_STEP, ""), 1)
+        ]
     if worker is not None:
         found = [
             x
@@ -180,14 +250,23 @@ def logs(cluster: Cluster, name: str, step: str | None, worker: int | None, foll
     if not follow:
         for x in found:
             prefix = Text(_prefix(x) + " ", style=colour[x["metadata"]["name"]])
-            for line in cluster.client.log(x["metadata"]["name"], namespace=cluster.namespace):
+            for line in cluster.client.log(
+                x["metadata"]["name"], namespace=cluster.namespace, tail_lines=opts.tail, since=opts.since
+            ):
                 console.print(prefix + Text(line.rstrip("\n")))
         return EXIT_OK
     lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
 
     def stream(pod: dict[str, Any]) -> None:
+        ended = (pod.get("status") or {}).get("phase") in {"Succeeded", "Failed"}
         try:
-            for line in cluster.client.log(pod["metadata"]["name"], namespace=cluster.namespace, follow=True):
+            for line in cluster.client.log(
+                pod["metadata"]["name"],
+                namespace=cluster.namespace,
+                follow=not ended,  # an ended pod's log is complete: read it and stop
+                tail_lines=opts.tail,
+                since=opts.since,
+            ):
                 lines.put((pod["metadata"]["name"], line.rstrip("\n")))
         except Exception as e:
             lines.put((pod["metadata"]["name"], f"(log stream ended: {e})"))

@@ -44,8 +44,10 @@ CONNECT_TIMEOUT = 10
 
 
 def pg_connect(ctx: StepContext, conn: Connection, **kwargs: Any) -> psycopg.Connection[Any]:
+    if "connect_timeout=" not in conn.uri:  # the URI's own value wins
+        kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
     try:
-        return psycopg.connect(conn.uri, connect_timeout=CONNECT_TIMEOUT, **kwargs)
+        return psycopg.connect(conn.uri, **kwargs)
     except psycopg.OperationalError as e:
         raise StepFailed(
             f"step {ctx.name!r}: cannot connect to PostgreSQL at {conn.host} "
