@@ -257,3 +257,27 @@ def test_crds_missing_and_cluster_unreachable(tmp_path: Path) -> None:
     out = run_ctl("status", "--kubeconfig", str(gone))
     assert out.returncode == 3
     assert out.stderr.startswith(f"error: cannot reach the cluster at https://127.0.0.1:{closed}")
+
+
+def test_every_verb_speaks_json(cluster: Cluster, namespace: str) -> None:
+    doc = yaml.safe_dump(manifest("js", [step("a", fate={"outcome": "run"})]))
+    made = json.loads(
+        ctl(cluster, namespace, "run", "-f", "-", "--name", "js", "-o", "json", stdin=doc).stdout
+    )
+    assert made == [{"name": "js", "namespace": namespace, "action": "created"}]
+    for verb, action in (("suspend", "suspended"), ("resume", "resumed"), ("cancel", "cancelled")):
+        out = json.loads(ctl(cluster, namespace, verb, "js", "-o", "json").stdout)
+        assert out == {"name": "js", "namespace": namespace, "action": action}
+    deadline = time.monotonic() + 30
+    while json.loads(ctl(cluster, namespace, "status", "js", "-o", "json").stdout)["phase"] != "Cancelled":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    retried = yaml.safe_load(ctl(cluster, namespace, "retry", "js", "-o", "yaml").stdout)
+    assert retried["rerun"] == ["a"]
+    assert retried["retryId"].startswith("r-")
+    described = json.loads(ctl(cluster, namespace, "describe", "js", "-o", "json").stdout)
+    assert described["name"] == "js"
+    assert "a" in described["jobs"]
+    assert "StepStarted" in [e["reason"] for e in described["events"]]
+    gone = json.loads(ctl(cluster, namespace, "delete", "js", "-o", "json").stdout)
+    assert gone == {"name": "js", "namespace": namespace, "action": "deleted"}

@@ -121,6 +121,17 @@ def console() -> Any:
     return plain if plain.is_terminal else Console(highlight=False, soft_wrap=True, width=200)
 
 
+def emit(args: argparse.Namespace, text: str, data: Any) -> None:
+    """Print a command's result: its sentence, or (-o json|yaml) the same facts for scripts."""
+    output = getattr(args, "output", "table")
+    if output == "json":
+        print(json.dumps(data, indent=2))
+    elif output == "yaml":
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    else:
+        print(text)
+
+
 def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
     """The Pipelines in a file (or stdin), with `--param` values filled in."""
     from dataworks.core import params
@@ -187,7 +198,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "create pipelines", cluster.client.create, codecs.from_dict(obj), namespace=cluster.namespace
         )
         created.append(obj["metadata"]["name"])
-        print(f"pipeline.dataworks.io/{obj['metadata']['name']} created")
+        if args.output not in {"json", "yaml"}:
+            print(f"pipeline.dataworks.io/{obj['metadata']['name']} created")
+    if args.output in {"json", "yaml"}:
+        emit(args, "", [{"name": n, "namespace": cluster.namespace, "action": "created"} for n in created])
     if args.watch and len(created) == 1:
         from dataworks.cli import watching
 
@@ -283,8 +297,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_patch(spec: dict[str, Any], verb: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        Cluster(args).patch_spec(args.name, spec)
-        print(f"pipeline.dataworks.io/{args.name} {verb}")
+        cluster = Cluster(args)
+        cluster.patch_spec(args.name, spec)
+        data = {"name": args.name, "namespace": cluster.namespace, "action": verb}
+        emit(args, f"pipeline.dataworks.io/{args.name} {verb}", data)
         return EXIT_OK
 
     return run
@@ -312,8 +328,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
         if not rerun:
             fail(f"pipeline {args.name} has no failed, skipped or cancelled step to retry")
     cluster.patch_spec(args.name, {"retry": request})
-    print(
-        f"pipeline.dataworks.io/{args.name} retry {request['id']} requested; will re-run: {', '.join(rerun)}"
+    emit(
+        args,
+        f"pipeline.dataworks.io/{args.name} retry {request['id']} requested; will re-run: {', '.join(rerun)}",
+        {"name": args.name, "namespace": cluster.namespace, "retryId": request["id"], "rerun": rerun},
     )
     return EXIT_OK
 
@@ -339,7 +357,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from dataworks.cli import watching
 
-    return watching.describe(Cluster(args), args.name, console())
+    cluster = Cluster(args)
+    if args.output in {"json", "yaml"}:
+        emit(args, "", watching.describe_data(cluster, args.name))
+        return EXIT_OK
+    return watching.describe(cluster, args.name, console())
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
@@ -355,7 +377,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     cluster = Cluster(args)
     cluster.get(args.name)
     cluster.call("delete pipelines", cluster.client.delete, Pipeline, args.name, namespace=cluster.namespace)
-    print(f"pipeline.dataworks.io/{args.name} deleted")
+    data = {"name": args.name, "namespace": cluster.namespace, "action": "deleted"}
+    emit(args, f"pipeline.dataworks.io/{args.name} deleted", data)
     return EXIT_OK
 
 
@@ -377,6 +400,14 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     common.add_argument("--context", help="kubeconfig context")
     common.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "wide", "json", "yaml"],
+        default="table",
+        help="json|yaml for scripts",
+    )
     local = argparse.ArgumentParser(add_help=False)
     local.add_argument("--local", action="store_true", help="local runs on this machine, no cluster")
     local.add_argument(
@@ -385,7 +416,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser(
-        "run", parents=[common, local], help="run a pipeline file (--local: on this machine)"
+        "run", parents=[common, local, output], help="run a pipeline file (--local: on this machine)"
     )
     run.add_argument("file", nargs="?", help="Pipeline YAML (multi-document allowed; - for stdin)")
     run.add_argument("-f", "--file", dest="file_flag", help="the same, as kubectl spells it")
@@ -422,12 +453,14 @@ def parser() -> argparse.ArgumentParser:
         ("suspend", {"suspend": True}, "suspended", "pause: no new steps start, running Jobs are suspended"),
         ("resume", {"suspend": False}, "resumed", "resume a suspended pipeline"),
     ):
-        p = sub.add_parser(verb, parents=[common], help=text)
+        p = sub.add_parser(verb, parents=[common, output], help=text)
         p.add_argument("name")
         p.set_defaults(fn=cmd_patch(spec, done))
 
     retry = sub.add_parser(
-        "retry", parents=[common, local], help="re-run failed, skipped and cancelled steps, or one step"
+        "retry",
+        parents=[common, local, output],
+        help="re-run failed, skipped and cancelled steps, or one step",
     )
     retry.add_argument("name")
     retry.add_argument("--step", help="re-run only this step")
@@ -437,7 +470,9 @@ def parser() -> argparse.ArgumentParser:
     _add_logs(sub, [common, local])
 
     describe = sub.add_parser(
-        "describe", parents=[common], help="one pipeline in full: steps, Jobs, fan-out workers, Events"
+        "describe",
+        parents=[common, output],
+        help="one pipeline in full: steps, Jobs, fan-out workers, Events",
     )
     describe.add_argument("name")
     describe.set_defaults(fn=cmd_describe)
@@ -446,7 +481,7 @@ def parser() -> argparse.ArgumentParser:
     completion.add_argument("shell", choices=["bash", "zsh", "fish"])
     completion.set_defaults(fn=cmd_completion)
 
-    delete = sub.add_parser("delete", parents=[common], help="delete a pipeline and its Jobs")
+    delete = sub.add_parser("delete", parents=[common, output], help="delete a pipeline and its Jobs")
     delete.add_argument("name")
     delete.set_defaults(fn=cmd_delete)
     return root

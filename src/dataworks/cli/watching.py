@@ -118,6 +118,21 @@ def events_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     return [dict(e.to_dict()) for e in found]
 
 
+def describe_data(cluster: Cluster, name: str) -> dict[str, Any]:
+    """`describe -o json|yaml`: the status summary, each step's Job, and the Events."""
+    p = cluster.get(name)
+    events = sorted(events_of(cluster, name), key=lambda e: str(e.get("lastTimestamp") or ""))
+    return {
+        **formatting.summary(p),
+        "jobs": {
+            s["name"]: s["jobName"]
+            for s in (p.get("status") or {}).get("stepStatuses") or []
+            if s.get("jobName")
+        },
+        "events": [{k: e.get(k) for k in ("type", "reason", "message", "lastTimestamp")} for e in events],
+    }
+
+
 def describe(cluster: Cluster, name: str, console: Console) -> int:
     """Everything about one pipeline: its steps, each step's Job, fan-out workers, and its Events."""
     p = cluster.get(name)
@@ -147,7 +162,8 @@ def describe(cluster: Cluster, name: str, console: Console) -> int:
         for x in failed[-2:]:  # the last lines the failed pods printed: the seed's failure diagnosis
             console.print(Text(f"  last lines of pod {x['metadata']['name']}:"))
             for printed in tail(cluster, x["metadata"]["name"], 10).splitlines():
-                console.print(Text(f"    {printed}"))
+                if printed.strip():
+                    console.print(Text(f"    {printed}"))
     console.print(Text(""))
     console.print(formatting.events_table(events_of(cluster, name), now))
     return EXIT_OK
