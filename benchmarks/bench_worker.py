@@ -368,7 +368,8 @@ def main() -> None:
     }
     try:
         parquet = prepare(root)
-        result.update(rows=ROWS, repeat=REPEAT)
+        if not only:  # a partial rerun keeps the full run's parameters; its sections record their own
+            result.update(rows=ROWS, repeat=REPEAT)
         for name, run in sections.items():
             if not only or name in only:
                 result[name] = run()
