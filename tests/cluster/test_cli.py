@@ -230,6 +230,11 @@ def test_failure_diagnosis_logs_tail_follow_and_previous(cluster: Cluster, names
         time.sleep(0.5)
     every = ctl(cluster, namespace, "logs", "diag").stdout.splitlines()
     assert {line.split("]")[0] for line in every} == {"[x attempt 1", "[x attempt 2"}
+    as_json = [
+        json.loads(line) for line in ctl(cluster, namespace, "logs", "diag", "-o", "json").stdout.splitlines()
+    ]
+    assert {(r["step"], r["attempt"], r["worker"]) for r in as_json} == {("x", 1, None), ("x", 2, None)}
+    assert as_json[-1]["line"]
     earlier = ctl(cluster, namespace, "logs", "diag", "--previous").stdout.splitlines()
     assert earlier
     assert all(line.startswith("[x attempt 1]") for line in earlier)

@@ -350,7 +350,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         since = int(quantities.parse_duration(args.since)) if args.since else None
     except ValueError as e:
         fail(f"--since {args.since!r}: {e} (for example 10m or 1h)")
-    opts = watching.LogOptions(args.step, args.worker, args.follow, args.tail, since, args.previous)
+    opts = watching.LogOptions(
+        args.step, args.worker, args.follow, args.tail, since, args.previous, args.output == "json"
+    )
     return watching.logs(Cluster(args), args.name, opts)
 
 
@@ -391,6 +393,9 @@ def _add_logs(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each pod")
     logs.add_argument("--since", metavar="DURATION", help="only lines newer than this (10m, 1h)")
     logs.add_argument("--previous", action="store_true", help="only earlier attempts of retried steps")
+    logs.add_argument(
+        "-o", "--output", choices=["table", "json"], default="table", help="json: one object per line"
+    )
     logs.set_defaults(fn=cmd_logs)
 
 

@@ -9,6 +9,7 @@ a pipeline's pods, prefixed by step and worker, optionally following them all.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -234,6 +235,22 @@ class LogOptions:
     tail: int | None = None
     since: int | None = None  # seconds
     previous: bool = False  # only the pods of earlier attempts (a retried step's failed runs)
+    as_json: bool = False  # one JSON object per line: pod, step, worker, attempt, line
+
+
+def _json_line(pod: dict[str, Any], line: str) -> str:
+    meta = pod["metadata"]
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    index = annotations.get(formatting.INDEX_ANNOTATION)
+    return json.dumps(
+        {
+            "pod": meta["name"],
+            "step": labels.get(LABEL_STEP),
+            "worker": int(index) if index is not None and index.isdigit() else None,
+            "attempt": int(labels.get(LABEL_ATTEMPT, "1")),
+            "line": line,
+        }
+    )
 
 
 def logs(cluster: Cluster, name: str, opts: LogOptions) -> int:
@@ -269,7 +286,10 @@ def logs(cluster: Cluster, name: str, opts: LogOptions) -> int:
             for line in cluster.client.log(
                 x["metadata"]["name"], namespace=cluster.namespace, tail_lines=opts.tail, since=opts.since
             ):
-                console.print(prefix + Text(line.rstrip("\n")))
+                if opts.as_json:
+                    print(_json_line(x, line.rstrip("\n")), flush=True)
+                else:
+                    console.print(prefix + Text(line.rstrip("\n")))
         return EXIT_OK
     lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
 
@@ -300,7 +320,10 @@ def logs(cluster: Cluster, name: str, opts: LogOptions) -> int:
                 open_streams -= 1
                 continue
             pod_name, line = item
-            console.print(Text(_prefix(by_name[pod_name]) + " ", style=colour[pod_name]) + Text(line))
+            if opts.as_json:
+                print(_json_line(by_name[pod_name], line), flush=True)
+            else:
+                console.print(Text(_prefix(by_name[pod_name]) + " ", style=colour[pod_name]) + Text(line))
     except KeyboardInterrupt:
         pass
     return EXIT_OK
