@@ -217,6 +217,9 @@ def test_failure_diagnosis_logs_tail_follow_and_previous(cluster: Cluster, names
     assert run.returncode == 1
     described = ctl(cluster, namespace, "describe", "diag").stdout
     assert "Step x failed: BackoffLimitExceeded" in described
+    conditions = described[described.index("Conditions") : described.index("Jobs:")].splitlines()
+    failed_row = next(line.split() for line in conditions if line.split()[:1] == ["Failed"])
+    assert failed_row[1:3] == ["True", "BackoffLimitExceeded"]
     assert "error: step 'x': connection refused by db:5432" in described.split("Step x failed", 1)[1]
     followed = ctl(cluster, namespace, "logs", "diag", "--step", "x", "-f")  # the pod has ended: -f returns
     assert followed.returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,14 @@ def test_metrics_count_what_happened(metered: str, cluster: Cluster, namespace: 
     assert value("dataworks_reconcile_duration_seconds_count") >= 4
     assert value("dataworks_operator_build_info", version="0.1.0") == 1
     assert not any(name.startswith("pipeline") and ("name", "ok") in labels for name, labels in got)
+    # Structured logs: one JSON object per line, naming the pipeline, the step and the reconcile.
+    records = [
+        json.loads(line) for line in (tmp_path / "operator.log").read_text().splitlines() if line.strip()
+    ]
+    started = [r for r in records if r.get("reason") == "StepStarted" and r.get("pipeline") == "ok"]
+    assert {r["step"] for r in started} == {"a", "b"}
+    assert all(r["namespace"] == namespace and len(r["reconcile"]) == 8 for r in started)
+    assert len({r["reconcile"] for r in started}) == 2  # two reconciles started the two steps
     promtool = shutil.which("promtool")
     assert promtool, "promtool (Debian's prometheus package) is installed by .ci/run"
     lint = subprocess.run(

@@ -253,3 +253,13 @@ def events_table(events: list[dict[str, Any]], now: datetime) -> Table:
             age, Text(e.get("type") or "", style=style), e.get("reason") or "", e.get("message") or ""
         )
     return table
+
+
+def conditions_table(conditions: list[dict[str, Any]]) -> Table:
+    """A pipeline's conditions (Valid, Complete, Failed, Suspended) as `kubectl describe` shows them."""
+    table = Table(box=None, header_style="bold", title="Conditions", title_justify="left")
+    for col in ("TYPE", "STATUS", "REASON", "MESSAGE"):
+        table.add_column(col)
+    for c in conditions:
+        table.add_row(c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""))
+    return table

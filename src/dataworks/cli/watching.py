@@ -140,6 +140,10 @@ def describe(cluster: Cluster, name: str, console: Console) -> int:
     now = datetime.now(UTC)
     for line in formatting.pipeline_detail(p, now):
         console.print(line)
+    conditions = (p.get("status") or {}).get("conditions") or []
+    if conditions:
+        console.print(Text(""))
+        console.print(formatting.conditions_table(conditions))
     jobs = [s for s in (p.get("status") or {}).get("stepStatuses") or [] if s.get("jobName")]
     if jobs:
         console.print(Text(""))

@@ -90,7 +90,7 @@ def notices(
 
 def payload(n: Notice) -> dict[str, Any]:
     """The body one receiver gets: our JSON, or a Slack-compatible message."""
-    hint = f"pipeline-ctl status {n.pipeline} -n {n.namespace}"
+    hint = f"pipeline-ctl describe {n.pipeline} -n {n.namespace}"
     if n.step:
         hint += f"; pipeline-ctl logs {n.pipeline} -n {n.namespace} --step {n.step}"
     what = f"step {n.step} failed" if n.step else "the pipeline failed"

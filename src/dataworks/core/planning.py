@@ -50,6 +50,7 @@ class Event:
     type: str  # Normal or Warning
     reason: str
     message: str
+    step: str | None = None  # the step it is about, if any (for logs)
 
 
 @dataclass
@@ -439,9 +440,12 @@ def _step_events(previous: dict[str, api.StepStatus], status: api.PipelineStatus
                     "Normal",
                     "StepStarted",
                     f"step {st.name} started (attempt {st.attempt}, job {st.job_name})",
+                    step=st.name,
                 )
             )
         elif st.phase == "Completed":
-            p.events.append(Event("Normal", "StepCompleted", f"step {st.name} completed"))
+            p.events.append(Event("Normal", "StepCompleted", f"step {st.name} completed", step=st.name))
         elif st.phase == "Failed":
-            p.events.append(Event("Warning", "StepFailed", f"step {st.name} failed: {st.message}"))
+            p.events.append(
+                Event("Warning", "StepFailed", f"step {st.name} failed: {st.message}", step=st.name)
+            )

@@ -48,6 +48,11 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)
         if isinstance(k8s, dict):
             out.update({k: v for k, v in k8s.items() if k in {"namespace", "name"}})
+        out.update(reconciling.context.get() or {})  # namespace, pipeline, reconcile id of this reconcile
+        for key in ("step", "reason"):
+            value = getattr(record, key, None)
+            if value is not None:
+                out[key] = value
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
         return json.dumps(out)

@@ -9,6 +9,7 @@ concurrently; a trigger that arrives during a reconcile runs one more pass.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import time
@@ -33,6 +34,8 @@ from dataworks.observability.metrics import Metrics
 from dataworks.operator.notifying import Notifier
 
 log = logging.getLogger("dataworks.operator")
+# Which pipeline, and which reconcile of it, the current task works for: added to every log record.
+context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("reconcile", default=None)
 
 COMPONENT = "dataworks-operator"
 
@@ -177,6 +180,7 @@ class Reconciler:
             while slot.again:
                 slot.again = False
                 started = time.perf_counter()
+                context.set({"namespace": namespace, "pipeline": name, "reconcile": uuid.uuid4().hex[:8]})
                 try:
                     await self.reconcile(namespace, name)
                 except ApiError as e:
@@ -245,6 +249,7 @@ class Reconciler:
                 self.metrics.observe_status((namespace, name), old, p.status, types, time.time())
         for event in p.events:
             await self._event(owner, event)
+            log.info(event.message, extra={"reason": event.reason, "step": event.step})
         if p.delete_pipeline:
             log.info("deleting %s/%s: ttlSecondsAfterFinished has passed", namespace, name)
             await self.client.delete(Pipeline, name, namespace=namespace)
