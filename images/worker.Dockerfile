@@ -13,8 +13,12 @@ RUN python -m venv /venv \
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.source="https://github.com/dataworks/dataworks" \
       org.opencontainers.image.description="dataworks step worker"
-# psycopg's binary wheel bundles libpq; paramiko (sftp) and DuckDB are wheels too,
-# so the runtime image needs no compiler and no extra Debian packages.
+# psycopg's binary wheel bundles libpq; paramiko and DuckDB are wheels too. OpenSSH's
+# sftp client moves key-authenticated sftp fetches (about twice paramiko's throughput).
+# Not pinned to a Debian revision on purpose: security updates replace it in the archive.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openssh-client \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /venv /venv
 ENV PATH=/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 WORKDIR /tmp

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -214,13 +216,29 @@ def test_fetch_over_sftp_with_key_and_password(sftp_server: services.Sftp, ws: W
     (sftp_server.home / "exports").mkdir(exist_ok=True)
     for day in (14, 15):
         (sftp_server.home / "exports" / f"orders-{day}.csv").write_text(f"id,day\n1,{day}\n2,{day}\n")
+    # A wrapper in front of OpenSSH's client records that the key-based fetch went through it.
+    wrapper = ws.root / "bin" / "sftp"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f'#!/bin/sh\necho used >> {ws.root / "openssh-used"}\nexec {shutil.which("sftp")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    ws.env["PATH"] = f"{wrapper.parent}:{os.environ['PATH']}"
     ws.env["DATAWORKS_CONN_PARTNER_KEY"] = sftp_server.uri()
     ws.env["DATAWORKS_CONN_PARTNER_PW"] = sftp_server.uri(password=True)
     ws.env["DATAWORKS_CONN_PARTNER_BAD"] = sftp_server.uri(password=True, wrong=True)
     ws.ok({"name": "k", "type": "fetch", "config": {"source": "partner_key", "glob": "exports/*.csv"}})
     assert len(ws.rows("k")) == 4
+    assert (ws.root / "openssh-used").read_text() == "used\n"  # key auth: OpenSSH's client moved the data
     ws.ok({"name": "p", "type": "fetch", "config": {"source": "partner_pw", "path": "exports/orders-15.csv"}})
     assert ws.rows("p", order="id") == [(1, 15), (2, 15)]
+    assert (ws.root / "openssh-used").read_text() == "used\n"  # password auth: paramiko, not the client
+    missing = ws.run(
+        {"name": "m", "type": "fetch", "config": {"source": "partner_key", "path": "exports/nope.csv"}}
+    )
+    assert missing.code == 1
+    assert f"cannot download from 127.0.0.1:{sftp_server.port} (connection 'partner_key')" in missing.stderr
+    assert "nope.csv" in missing.stderr
     bad = ws.run({"name": "b", "type": "fetch", "config": {"source": "partner_bad", "path": "exports/"}})
     assert bad.code == 1
     assert f"127.0.0.1:{sftp_server.port}" in bad.stderr
