@@ -155,8 +155,9 @@ def client(cluster: Cluster) -> Client:
 class Operator:
     """The dataworks-operator process, run out of cluster with the test kubeconfig."""
 
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
-        self.kubeconfig, self.log_path = kubeconfig, log_path
+    def __init__(self, kubeconfig: str, log_path: Path, *extra: str) -> None:
+        """`extra` flags follow the defaults, so they win (e.g. --health-port 8089, --config F)."""
+        self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
 
@@ -164,7 +165,16 @@ class Operator:
         self.log = self.log_path.open("ab")
         exe = Path(sys.executable).parent / "dataworks-operator"
         self.proc = subprocess.Popen(
-            [str(exe), "--kubeconfig", self.kubeconfig, "--health-port", "0", "--log-format", "json"],
+            [
+                str(exe),
+                "--kubeconfig",
+                self.kubeconfig,
+                "--health-port",
+                "0",
+                "--log-format",
+                "json",
+                *self.extra,
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

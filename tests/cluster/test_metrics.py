@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.conftest import Cluster, Operator, terminate
+from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import create, manifest, step, wait_phase
 from tests.local.services import free_port, wait_port
 
@@ -24,27 +23,14 @@ def metered(operator: Operator, cluster: Cluster, tmp_path: Path) -> Iterator[st
     """The admin operator paused, and one with its HTTP port on: its base URL."""
     operator.stop()
     port = free_port()
-    exe = Path(sys.executable).parent / "dataworks-operator"
-    with (tmp_path / "operator.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(exe),
-                "--kubeconfig",
-                cluster.kubeconfig,
-                "--health-port",
-                str(port),
-                "--log-format",
-                "json",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_port(port)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            terminate(proc)
-            operator.start()
+    own = Operator(cluster.kubeconfig, tmp_path / "operator.log", "--health-port", str(port))
+    own.start()
+    try:
+        wait_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        own.stop()
+        operator.start()
 
 
 def get(url: str) -> tuple[int, str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import yaml
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
-from tests.cluster.conftest import Cluster, Operator, terminate
+from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import create, manifest, patch_spec, step, wait_phase
 
 
@@ -83,30 +81,15 @@ def receivers(
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     operator.stop()
-    exe = Path(sys.executable).parent / "dataworks-operator"
-    with (tmp_path / "operator.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(exe),
-                "--kubeconfig",
-                cluster.kubeconfig,
-                "--config",
-                str(tmp_path / "config.yaml"),
-                "--health-port",
-                "0",
-                "--log-format",
-                "json",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield got
-        finally:
-            terminate(proc)
-            operator.start()
-            for r in got.values():
-                r.close()
+    own = Operator(cluster.kubeconfig, tmp_path / "operator.log", "--config", str(tmp_path / "config.yaml"))
+    own.start()
+    try:
+        yield got
+    finally:
+        own.stop()
+        operator.start()
+        for r in got.values():
+            r.close()
 
 
 def wait_until(check: Any, timeout: float = 30) -> None:

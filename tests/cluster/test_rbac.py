@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Secret, ServiceAccount
 
 from dataworks.kube.resources import Pipeline
-from tests.cluster.conftest import Cluster, Operator, terminate
+from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import create, manifest, step
 from tests.cluster.test_notifications import Receiver
 
@@ -104,7 +102,6 @@ def exercise(
     cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, timeout: float, *extra: str
 ) -> set[str]:
     """Run the operator as that identity on a pipeline that needs every rule; what worked."""
-    exe = Path(sys.executable).parent / "dataworks-operator"
     receiver = Receiver()
     url = base64.b64encode(receiver.url.encode()).decode()
     secret = Secret(metadata=ObjectMeta(name="dataworks-notifications"), data={"url": url})
@@ -112,59 +109,44 @@ def exercise(
     config = log.with_name("config.yaml")
     team = {"name": "team", "urlSecret": {"name": "dataworks-notifications", "key": "url"}}
     config.write_text(yaml.safe_dump({"notificationsNamespace": namespace, "notifications": [team]}))
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(exe),
-                "--kubeconfig",
-                str(kubeconfig),
-                "--config",
-                str(config),
-                "--health-port",
-                "0",
-                "--log-format",
-                "json",
-                *extra,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
+    own = Operator(str(kubeconfig), log, "--config", str(config), *extra)
+    own.start()
+    try:
+        oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
+        fetch = {
+            "name": "fetch",
+            "type": "fetch",
+            "config": {"path": "in.csv"},
+            "annotations": {"fate.testcluster.dataworks.io/duration": "200ms"},
+        }
+        create(
+            cluster.client,
+            namespace,
+            manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})]),
         )
-        try:
-            oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
-            fetch = {
-                "name": "fetch",
-                "type": "fetch",
-                "config": {"path": "in.csv"},
-                "annotations": {"fate.testcluster.dataworks.io/duration": "200ms"},
-            }
-            create(
-                cluster.client,
-                namespace,
-                manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})]),
-            )
-            seen: set[str] = set()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and len(seen) < len(set(NEEDS.values())):
-                c = cluster.client
-                p = c.get(Pipeline, "least", namespace=namespace).to_dict()
-                st = p.get("status") or {}
-                if st.get("phase"):
-                    seen.add("reconciled")
-                if list(c.list(Job, namespace=namespace)):
-                    seen.add("job-created")
-                if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):
-                    seen.add("configmap-created")
-                if any(s.get("reason") == "OOMKilled" for s in st.get("stepStatuses") or []):
-                    seen.add("failure-reason")
-                if any(e.reason == "StepStarted" for e in c.list(Event, namespace=namespace)):
-                    seen.add("events")
-                if receiver.bodies:
-                    seen.add("notified")
-                time.sleep(0.3)
-            return seen
-        finally:
-            terminate(proc)
-            receiver.close()
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(seen) < len(set(NEEDS.values())):
+            c = cluster.client
+            p = c.get(Pipeline, "least", namespace=namespace).to_dict()
+            st = p.get("status") or {}
+            if st.get("phase"):
+                seen.add("reconciled")
+            if list(c.list(Job, namespace=namespace)):
+                seen.add("job-created")
+            if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):
+                seen.add("configmap-created")
+            if any(s.get("reason") == "OOMKilled" for s in st.get("stepStatuses") or []):
+                seen.add("failure-reason")
+            if any(e.reason == "StepStarted" for e in c.list(Event, namespace=namespace)):
+                seen.add("events")
+            if receiver.bodies:
+                seen.add("notified")
+            time.sleep(0.3)
+        return seen
+    finally:
+        own.stop()
+        receiver.close()
 
 
 def test_the_shipped_manifests_apply_on_the_server(cluster: Cluster) -> None:
