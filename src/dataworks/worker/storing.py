@@ -74,8 +74,12 @@ class Store:
         """A local directory for one attempt's files; on a local store, beside their final place."""
         if self.local:
             base = Path(self.step_path(where, step)) / SCRATCH
-            base.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=f"{index:05d}-", dir=base))
+            while True:  # a sibling worker finishing may remove the empty base between the two calls
+                base.mkdir(parents=True, exist_ok=True)
+                try:
+                    return Path(tempfile.mkdtemp(prefix=f"{index:05d}-", dir=base))
+                except FileNotFoundError:
+                    continue
         return Path(tempfile.mkdtemp(prefix=f"dataworks-{step}-{index:05d}-"))
 
     def commit(
