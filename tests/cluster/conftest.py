@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,32 +153,51 @@ def client(cluster: Cluster) -> Client:
     return cluster.client
 
 
-class Operator:
-    """The dataworks-operator process, run out of cluster with the test kubeconfig."""
+class InPod:
+    """What a pod gives a process: the ServiceAccount files at their fixed path and the
+    KUBERNETES_SERVICE_HOST/PORT environment. The files are bind-mounted over
+    /var/run/secrets/kubernetes.io/serviceaccount in a private mount namespace
+    (`unshare`), so the code path is the one a real pod takes; no kubeconfig is visible."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, *extra: str) -> None:
+    MOUNT = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is a link to /run
+
+    def __init__(self, sa_dir: Path, server: str) -> None:
+        self.sa_dir, self.server = sa_dir, server
+
+    def command(self, argv: list[str]) -> list[str]:
+        script = f'mount -t tmpfs tmpfs /run && mkdir -p {self.MOUNT} && mount --bind "$0" {self.MOUNT}'
+        script += ' && exec "$@"'
+        return ["unshare", "--mount", "--map-root-user", "--", "sh", "-c", script, str(self.sa_dir), *argv]
+
+    def env(self) -> dict[str, str]:
+        url = urllib.parse.urlsplit(self.server)
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env["HOME"] = str(self.sa_dir.parent)  # no ~/.kube/config either
+        env["KUBERNETES_SERVICE_HOST"] = url.hostname or ""
+        env["KUBERNETES_SERVICE_PORT"] = str(url.port or 443)
+        return env
+
+
+class Operator:
+    """The dataworks-operator process, run out of cluster with the test kubeconfig, or, given
+    `pod` (a ServiceAccount directory: token, ca.crt, namespace), as it runs in a pod."""
+
+    def __init__(self, kubeconfig: str | None, log_path: Path, *extra: str, pod: InPod | None = None) -> None:
         """`extra` flags follow the defaults, so they win (e.g. --health-port 8089, --config F)."""
-        self.kubeconfig, self.log_path, self.extra = kubeconfig, log_path, extra
+        self.kubeconfig, self.log_path, self.extra, self.pod = kubeconfig, log_path, extra, pod
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
 
     def start(self) -> None:
         self.log = self.log_path.open("ab")
         exe = Path(sys.executable).parent / "dataworks-operator"
-        self.proc = subprocess.Popen(
-            [
-                str(exe),
-                "--kubeconfig",
-                self.kubeconfig,
-                "--health-port",
-                "0",
-                "--log-format",
-                "json",
-                *self.extra,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        flags = ["--health-port", "0", "--log-format", "json", *self.extra]
+        if self.pod is None:
+            assert self.kubeconfig is not None
+            cmd, env = [str(exe), "--kubeconfig", self.kubeconfig, *flags], None
+        else:
+            cmd, env = self.pod.command([str(exe), *flags]), self.pod.env()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None:

@@ -25,7 +25,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Secret, ServiceAccount
 
 from dataworks.kube.resources import Pipeline
-from tests.cluster.conftest import Cluster, Operator
+from tests.cluster.conftest import Cluster, InPod, Operator
 from tests.cluster.pipelines import create, manifest, step
 from tests.cluster.test_notifications import Receiver
 
@@ -98,10 +98,29 @@ def token_kubeconfig(cluster: Cluster, namespace: str, name: str, tmp: Path) -> 
     return path
 
 
+def in_pod(kubeconfig: Path, namespace: str) -> InPod:
+    """The ServiceAccount files a pod would be given for the identity in `kubeconfig`."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster_entry, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    sa_dir = kubeconfig.parent / "serviceaccount"
+    sa_dir.mkdir()
+    (sa_dir / "token").write_text(user["token"])
+    (sa_dir / "namespace").write_text(namespace)
+    if "certificate-authority-data" in cluster_entry:
+        (sa_dir / "ca.crt").write_bytes(base64.b64decode(cluster_entry["certificate-authority-data"]))
+    else:
+        ca = Path(cluster_entry["certificate-authority"])
+        (sa_dir / "ca.crt").write_bytes(
+            ca.read_bytes() if ca.is_absolute() else (kubeconfig.parent / ca).read_bytes()
+        )
+    return InPod(sa_dir, cluster_entry["server"])
+
+
 def exercise(
-    cluster: Cluster, namespace: str, kubeconfig: Path, log: Path, timeout: float, *extra: str
+    cluster: Cluster, namespace: str, login: Path | InPod, log: Path, timeout: float, *extra: str
 ) -> set[str]:
-    """Run the operator as that identity on a pipeline that needs every rule; what worked."""
+    """Run the operator as that identity (a kubeconfig, or a pod's ServiceAccount files) on a
+    pipeline that needs every rule; what worked."""
     receiver = Receiver()
     url = base64.b64encode(receiver.url.encode()).decode()
     secret = Secret(metadata=ObjectMeta(name="dataworks-notifications"), data={"url": url})
@@ -109,7 +128,12 @@ def exercise(
     config = log.with_name("config.yaml")
     team = {"name": "team", "urlSecret": {"name": "dataworks-notifications", "key": "url"}}
     config.write_text(yaml.safe_dump({"notificationsNamespace": namespace, "notifications": [team]}))
-    own = Operator(str(kubeconfig), log, "--config", str(config), *extra)
+    flags = ("--config", str(config), *extra)
+    own = (
+        Operator(None, log, *flags, pod=login)
+        if isinstance(login, InPod)
+        else Operator(str(login), log, *flags)
+    )
     own.start()
     try:
         oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
@@ -173,6 +197,18 @@ def test_the_shipped_role_is_enough(cluster: Cluster, namespace: str, tmp_path: 
     kubeconfig = bind(cluster, namespace, ROLE["rules"], tmp_path, NOTIFY_ROLE["rules"])
     seen = exercise(cluster, namespace, kubeconfig, tmp_path / "operator.log", timeout=60)
     assert seen == set(NEEDS.values()), (tmp_path / "operator.log").read_text()[-3000:]
+
+
+@pytest.mark.usefixtures("admin_operator_paused")
+def test_in_a_pod_the_operator_uses_its_service_account(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """As deploy/default runs it: no --kubeconfig, no $KUBECONFIG, no ~/.kube/config; only the
+    pod's ServiceAccount files and the service environment."""
+    kubeconfig = bind(cluster, namespace, ROLE["rules"], tmp_path, NOTIFY_ROLE["rules"])
+    log = tmp_path / "operator.log"
+    seen = exercise(cluster, namespace, in_pod(kubeconfig, namespace), log, timeout=60)
+    assert seen == set(NEEDS.values()), log.read_text()[-3000:]
 
 
 @pytest.mark.usefixtures("admin_operator_paused")

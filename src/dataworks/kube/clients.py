@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -19,6 +21,7 @@ from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core import decoders
+from lightkube.core.exceptions import ConfigError
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -109,9 +112,61 @@ def _prepare(request: httpx2.Request, identity: Identity | None, counter: Reques
         counter.record(request.method, request.url.path)
 
 
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+@dataclass(frozen=True)
+class InCluster:
+    """The API endpoint and credentials a pod is given (what client-go's InClusterConfig reads)."""
+
+    server: str
+    token_file: Path
+    ca_file: Path
+    namespace: str | None
+
+
+def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR) -> InCluster | None:
+    """The pod's API server, from KUBERNETES_SERVICE_HOST/PORT and its ServiceAccount's files;
+    None outside a pod. The service's environment, not the DNS name kubernetes.default.svc,
+    so that hostNetwork pods and clusters without DNS work too."""
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    token = sa_dir / "token"
+    if not host or not port or not token.is_file():
+        return None
+    ns = sa_dir / "namespace"
+    return InCluster(
+        server=f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}",
+        token_file=token,
+        ca_file=sa_dir / "ca.crt",
+        namespace=ns.read_text().strip() if ns.is_file() else None,
+    )
+
+
+def kubeconfig_path(kubeconfig: str | None = None) -> str | None:
+    """The kubeconfig file to use, as kubectl chooses it: the flag, then $KUBECONFIG, then
+    ~/.kube/config if it exists; None means in-cluster."""
+    if kubeconfig:
+        return kubeconfig
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"]
+    default = Path(DEFAULT_KUBECONFIG).expanduser()
+    return str(default) if default.is_file() else None
+
+
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> SingleConfig:
-    """The selected context of a kubeconfig file, or of $KUBECONFIG / in-cluster."""
-    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    """The selected context of the kubeconfig file kubeconfig_path() chooses, or in-cluster."""
+    path = kubeconfig_path(kubeconfig)
+    if path is not None:
+        config = KubeConfig.from_file(path)
+    else:
+        pod = in_cluster()
+        if pod is None:
+            raise ConfigError(
+                f"no kubeconfig: none given, $KUBECONFIG is unset, {DEFAULT_KUBECONFIG} does not exist,"
+                " and this is not a pod (no KUBERNETES_SERVICE_HOST or ServiceAccount token)"
+            )
+        config = KubeConfig.from_service_account(pod.token_file.parent)
     single = config.get(context_name=context)
     if single is None:
         raise ValueError(f"kubeconfig {kubeconfig or '$KUBECONFIG'} has no current context; pass --context")

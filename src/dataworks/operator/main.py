@@ -99,8 +99,23 @@ def build_registry(
     health = serving.Health()
     state: dict[str, Any] = {}
 
-    kopf.on.login(registry=registry)(kopf.login_with_service_account)
-    kopf.on.login(registry=registry)(kopf.login_with_kubeconfig)
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """kopf connects exactly where our own client does (clients.load_config's choice)."""
+        if clients.kubeconfig_path(kubeconfig) is not None:
+            return kopf.login_with_kubeconfig(**kwargs)
+        pod = clients.in_cluster()
+        if pod is None:
+            return None
+        # kopf's own login_with_service_account dials https://kubernetes.default.svc, which
+        # needs cluster DNS; the service environment works in every pod. Re-run on a 401,
+        # so a rotated projected token is read again.
+        return kopf.ConnectionInfo(
+            server=pod.server,
+            ca_path=str(pod.ca_file) if pod.ca_file.is_file() else None,
+            token=pod.token_file.read_text().strip(),
+            default_namespace=pod.namespace,
+        )
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -192,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dataworks-operator", description="Runs the dataworks Pipeline operator."
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"
+    )
     parser.add_argument("--config", help="operator configuration YAML (workload classes, images, defaults)")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")

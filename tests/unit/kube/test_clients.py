@@ -43,3 +43,41 @@ def test_service_account_identity_sets_every_impersonation_header() -> None:
         "system:serviceaccounts:ns",
         "system:authenticated",
     ]
+
+
+def test_kubeconfig_is_chosen_as_kubectl_chooses_it(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    assert clients.kubeconfig_path() is None  # nothing: in-cluster
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("{}")
+    assert clients.kubeconfig_path() == str(tmp_path / ".kube" / "config")
+    monkeypatch.setenv("KUBECONFIG", "/from/env")
+    assert clients.kubeconfig_path() == "/from/env"
+    assert clients.kubeconfig_path("/from/flag") == "/from/flag"
+
+
+def test_in_cluster_reads_the_service_environment_and_account(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    (tmp_path / "token").write_text("t")
+    assert clients.in_cluster(tmp_path) is None  # not a pod: no service environment
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    pod = clients.in_cluster(tmp_path)
+    assert pod is not None
+    assert (pod.server, pod.namespace) == ("https://[fd00::1]:443", None)
+    (tmp_path / "namespace").write_text("dataworks-system\n")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    pod = clients.in_cluster(tmp_path)
+    assert pod is not None
+    assert (pod.server, pod.namespace) == ("https://10.96.0.1:443", "dataworks-system")
+    (tmp_path / "token").unlink()
+    assert clients.in_cluster(tmp_path) is None  # no ServiceAccount token mounted
+
+
+def test_no_kubeconfig_and_not_a_pod_says_what_was_tried(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(Exception, match=r"\$KUBECONFIG is unset.*not a pod"):
+        clients.load_config()
