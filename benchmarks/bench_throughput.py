@@ -4,7 +4,9 @@ Runs PIPELINES pipelines of STEPS chained container steps at once and reports
 the wall time, the operator's CPU seconds per step (from /proc), and its API
 write requests per step by verb and resource (from its counting transport,
 --request-stats). Then adds suspended pipelines until TOTAL exist and reports
-the operator's resident memory. Writes benchmarks/results/throughput.json.
+the operator's resident memory. The same run is repeated (in its own namespace,
+with its own operator) with `stepEvents: false`, to show what the per-step
+Events cost. Writes benchmarks/results/throughput.json.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from lightkube import codecs
 from rich.console import Console
@@ -60,62 +63,91 @@ def chain(name: str, suspend: bool = False) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    assert Pipeline is not None  # registers the generic resource used by codecs.from_dict
-    with cluster() as (kubeconfig, workdir), clients.sync_client(kubeconfig) as c:
-        ns = namespace(c, "throughput")
-        stats = workdir / "requests.json"
-        with operator(kubeconfig, workdir, stats=stats) as op:
-            cpu0 = cpu_seconds(op.pid)
-            t0 = time.monotonic()
-            for i in range(PIPELINES):
-                c.create(codecs.from_dict(chain(f"p{i:04d}")), namespace=ns)
-            while True:
-                done = sum(
-                    1
-                    for p in c.list(Pipeline, namespace=ns)
-                    if ((p.to_dict().get("status") or {}).get("phase")) in {"Completed", "Failed"}
-                )
-                if done == PIPELINES or time.monotonic() - t0 > 900:
-                    break
-                time.sleep(1)
-            wall = time.monotonic() - t0
-            cpu = cpu_seconds(op.pid) - cpu0
-            for i in range(PIPELINES, TOTAL):
+def run(
+    kubeconfig: str, workdir: Path, c: Any, ns: str, *, step_events: bool, rss_total: int = 0
+) -> dict[str, Any]:
+    """PIPELINES pipelines at once under an operator watching only `ns`; then, if rss_total,
+    suspended pipelines up to that many and the operator's RSS."""
+    stats, config = workdir / f"requests-{ns}.json", workdir / f"config-{ns}.yaml"
+    config.write_text(json.dumps({"stepEvents": step_events}))
+    with operator(kubeconfig, workdir, stats, "--namespace", ns, "--config", str(config)) as op:
+        cpu0 = cpu_seconds(op.pid)
+        t0 = time.monotonic()
+        for i in range(PIPELINES):
+            c.create(codecs.from_dict(chain(f"p{i:04d}")), namespace=ns)
+        while True:
+            done = sum(
+                1
+                for p in c.list(Pipeline, namespace=ns)
+                if ((p.to_dict().get("status") or {}).get("phase")) in {"Completed", "Failed"}
+            )
+            if done == PIPELINES or time.monotonic() - t0 > 900:
+                break
+            time.sleep(1)
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(op.pid) - cpu0
+        rss = None
+        if rss_total:
+            for i in range(PIPELINES, rss_total):
                 c.create(codecs.from_dict(chain(f"p{i:04d}", suspend=True)), namespace=ns)
             time.sleep(10)
             rss = rss_mib(op.pid)
-        rows = json.loads(stats.read_text())
-    steps = PIPELINES * STEPS
+    rows = json.loads(stats.read_text())
     writes = {
         f"{r['verb']} {r['resource']}": r["count"]
         for r in rows
         if r["verb"] in {"POST", "PATCH", "PUT", "DELETE"}
     }
-    # writes for the 800 suspended pipelines (one status patch each) are not step work
-    step_writes = {k: v for k, v in writes.items()}
-    step_writes["PATCH pipelines/status"] = step_writes.get("PATCH pipelines/status", 0) - (TOTAL - PIPELINES)
-    per_step = sum(step_writes.values()) / steps
-    result = {
-        "pipelines": PIPELINES,
-        "steps_per_pipeline": STEPS,
+    # the suspended pipelines' writes (one status patch each) are not step work
+    if rss_total:
+        writes["PATCH pipelines/status"] = writes.get("PATCH pipelines/status", 0) - (rss_total - PIPELINES)
+    steps = PIPELINES * STEPS
+    return {
+        "step_events": step_events,
         "completed": done,
         "wall_seconds": wall,
         "operator_cpu_seconds_per_step": cpu / steps,
-        "writes_per_step": per_step,
-        "writes_per_step_by_kind": {k: v / steps for k, v in sorted(step_writes.items())},
-        "operator_rss_mib_with_pipelines": {"pipelines": TOTAL, "rss_mib": rss},
+        "writes_per_step": sum(writes.values()) / steps,
+        "writes_per_step_by_kind": {k: v / steps for k, v in sorted(writes.items())},
+        "rss_mib": rss,
+    }
+
+
+def main() -> None:
+    assert Pipeline is not None  # registers the generic resource used by codecs.from_dict
+    with cluster() as (kubeconfig, workdir), clients.sync_client(kubeconfig) as c:
+        loud = run(kubeconfig, workdir, c, namespace(c, "throughput"), step_events=True, rss_total=TOTAL)
+        quiet = run(kubeconfig, workdir, c, namespace(c, "throughput-quiet"), step_events=False)
+    result = {
+        "pipelines": PIPELINES,
+        "steps_per_pipeline": STEPS,
+        "completed": loud["completed"],
+        "wall_seconds": loud["wall_seconds"],
+        "operator_cpu_seconds_per_step": loud["operator_cpu_seconds_per_step"],
+        "writes_per_step": loud["writes_per_step"],
+        "writes_per_step_by_kind": loud["writes_per_step_by_kind"],
+        "operator_rss_mib_with_pipelines": {"pipelines": TOTAL, "rss_mib": loud["rss_mib"]},
+        "without_step_events": {k: v for k, v in quiet.items() if k not in {"step_events", "rss_mib"}},
     }
     table = Table(title=f"operator throughput: {PIPELINES} pipelines x {STEPS} chained steps at once")
     table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("pipelines completed", f"{done} / {PIPELINES}")
-    table.add_row("wall time", f"{wall:.1f} s")
-    table.add_row("operator CPU per step", f"{1e3 * cpu / steps:.1f} ms")
-    table.add_row("operator writes per step (target <= 4)", f"{per_step:.2f}")
-    for k, v in sorted(step_writes.items()):
-        table.add_row(f"  {k}", f"{v / steps:.2f}")
-    table.add_row(f"operator RSS with {TOTAL} pipelines", f"{rss:.0f} MiB")
+    table.add_column("stepEvents: true (default)", justify="right")
+    table.add_column("stepEvents: false", justify="right")
+    done = (f"{r['completed']} / {PIPELINES}" for r in (loud, quiet))
+    table.add_row("pipelines completed", *done)
+    table.add_row("wall time", f"{loud['wall_seconds']:.1f} s", f"{quiet['wall_seconds']:.1f} s")
+    table.add_row(
+        "operator CPU per step",
+        f"{1e3 * loud['operator_cpu_seconds_per_step']:.1f} ms",
+        f"{1e3 * quiet['operator_cpu_seconds_per_step']:.1f} ms",
+    )
+    writes = (f"{r['writes_per_step']:.2f}" for r in (loud, quiet))
+    table.add_row("operator writes per step (target <= 4)", *writes)
+    kinds = sorted(set(loud["writes_per_step_by_kind"]) | set(quiet["writes_per_step_by_kind"]))
+    for k in kinds:
+        a, b = loud["writes_per_step_by_kind"].get(k, 0), quiet["writes_per_step_by_kind"].get(k, 0)
+        table.add_row(f"  {k}", f"{a:.2f}", f"{b:.2f}")
+    table.add_row(f"operator RSS with {TOTAL} pipelines", f"{loud['rss_mib']:.0f} MiB", "")
     Console().print(table)
     out = REPO / "benchmarks" / "results" / "throughput.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -58,7 +58,9 @@ def cluster() -> Iterator[tuple[str, Path]]:
 
 
 @contextmanager
-def operator(kubeconfig: str, workdir: Path, stats: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def operator(
+    kubeconfig: str, workdir: Path, stats: Path | None = None, *extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
         str(Path(sys.executable).parent / "dataworks-operator"),
         "--kubeconfig",
@@ -70,6 +72,7 @@ def operator(kubeconfig: str, workdir: Path, stats: Path | None = None) -> Itera
     ]
     if stats is not None:
         cmd += ["--request-stats", str(stats)]
+    cmd += extra
     with (workdir / "operator.log").open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         time.sleep(3)  # kopf start-up: login, CRD discovery, watches

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from dataworks.api.pipeline import Model
 
 
-class WorkloadClass(Model):
+class ConfigModel(Model):
+    """A part of the configuration file: unknown keys are errors, so a typo is not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkloadClass(ConfigModel):
     """Defaults for the pods of steps in one class (seed Day 13)."""
 
     requests: dict[str, str] = Field(default_factory=dict)
@@ -51,14 +57,14 @@ def _default_step_classes() -> dict[str, str]:
     }
 
 
-class SecretKeyRef(Model):
+class SecretKeyRef(ConfigModel):
     """One key of a Secret in the operator's namespace (`notificationsNamespace`)."""
 
     name: str
     key: str = "url"
 
 
-class Receiver(Model):
+class Receiver(ConfigModel):
     """A webhook told when a pipeline fails or a step exhausts its retries."""
 
     name: str
@@ -74,16 +80,36 @@ class Receiver(Model):
     )
 
 
-class OperatorConfig(Model):
+class OperatorConfig(ConfigModel):
     """Everything the operator reads from its configuration file."""
 
-    worker_image: str = "ghcr.io/dataworks/worker:0.1.0"
-    default_retry_limit: int = Field(1, ge=0)
-    max_parallelism: int = Field(1000, ge=1)
-    resync_seconds: float = Field(60.0, gt=0)
-    workload_classes: dict[str, WorkloadClass] = Field(default_factory=_default_classes)
-    step_classes: dict[str, str] = Field(default_factory=_default_step_classes)
-    pod_security_restricted: bool = True
+    worker_image: str = Field(
+        "ghcr.io/dataworks/worker:0.1.0",
+        description="The image of built-in steps (a step's image overrides it).",
+    )
+    default_retry_limit: int = Field(
+        1, ge=0, description="Retries of a step whose retry policy does not say (the Job's backoffLimit)."
+    )
+    max_parallelism: int = Field(
+        1000, ge=1, description="The largest fan-out a pipeline may ask for; above it is InvalidSpec."
+    )
+    resync_seconds: float = Field(
+        60.0, gt=0, description="How often every unfinished pipeline is reconciled anyway (a safety net)."
+    )
+    step_events: bool = Field(
+        True,
+        description="Post a Normal event when each step starts and completes. StepFailed, StepRetrying and "
+        "the pipeline's own events are always posted. false halves the event writes of a busy cluster "
+        "(like Argo's nodeEvents.enabled).",
+    )
+    workload_classes: dict[str, WorkloadClass] = Field(
+        default_factory=_default_classes,
+        description="Named pod defaults (requests, limits, nodeSelector, tolerations) "
+        "for steps that set no resources.",
+    )
+    step_classes: dict[str, str] = Field(
+        default_factory=_default_step_classes, description="The workload class of each step type."
+    )
     artifact_store: str = Field(
         "file:///var/lib/dataworks/store",
         description="fsspec URL where steps keep their outputs (s3://bucket/prefix on a real cluster).",
@@ -93,7 +119,9 @@ class OperatorConfig(Model):
         description="A Secret in the pipeline's namespace with the store's credentials, as env vars "
         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...).",
     )
-    notifications: list[Receiver] = Field(default_factory=list)
+    notifications: list[Receiver] = Field(
+        default_factory=list, description="Webhooks told of failed pipelines (and, if asked, failed steps)."
+    )
     notifications_namespace: str = Field(
         "dataworks-system", description="Where the receivers' Secrets are (the operator's own namespace)."
     )

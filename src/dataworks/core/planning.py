@@ -27,6 +27,7 @@ class Settings:
     """Operator configuration that planning depends on."""
 
     max_parallelism: int = 1000
+    step_events: bool = True  # StepStarted/StepCompleted; warnings and pipeline events always
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def plan(
         w.suspend_or_resume()
         if not w.spec.suspend:
             w.schedule()
-    _step_events(w.previous, w.status, w.plan)
+    _step_events(w.previous, w.status, w.plan, normal=settings.step_events)
     _finish(w, deadline_hit=w.spec.shutdown is None and w.deadline_hit())
     if old.observed_generation is not None and old.observed_generation != meta.generation:
         w.ignored_changes()
@@ -429,10 +430,14 @@ def _finish(w: _Work, *, deadline_hit: bool) -> None:
         p.events.append(Event(type_, ev, message))
 
 
-def _step_events(previous: dict[str, api.StepStatus], status: api.PipelineStatus, p: Plan) -> None:
+def _step_events(
+    previous: dict[str, api.StepStatus], status: api.PipelineStatus, p: Plan, *, normal: bool
+) -> None:
     for st in status.step_statuses:
         before = previous.get(st.name)
         if before is not None and before.phase == st.phase and before.attempt == st.attempt:
+            continue
+        if not normal and st.phase in {"Running", "Completed"}:
             continue
         if st.phase == "Running":
             p.events.append(

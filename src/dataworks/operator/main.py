@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+import pydantic
 import yaml
 
 from dataworks.api import pipeline as api
@@ -77,9 +78,20 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 def load_config(path: str | None) -> OperatorConfig:
+    """The configuration file, or the defaults; exits naming the file and each bad key."""
     if not path:
         return OperatorConfig()
-    return OperatorConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        return OperatorConfig.model_validate(raw)
+    except (OSError, yaml.YAMLError) as e:
+        raise SystemExit(f"dataworks-operator: cannot read --config {path}: {e}") from e
+    except pydantic.ValidationError as e:
+        lines = [f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise SystemExit(
+            f"dataworks-operator: invalid --config {path} (see docs/operations.md, Configuration):\n"
+            + "\n".join(lines)
+        ) from e
 
 
 def build_registry(

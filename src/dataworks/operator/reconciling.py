@@ -80,7 +80,9 @@ class Reconciler:
         notifier: Notifier | None = None,
     ) -> None:
         self.client, self.config = client, config
-        self.settings = planning.Settings(max_parallelism=config.max_parallelism)
+        self.settings = planning.Settings(
+            max_parallelism=config.max_parallelism, step_events=config.step_events
+        )
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._pipelines: dict[tuple[str, str], dict[str, Any]] = {}
         self._jobs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}

@@ -50,6 +50,7 @@ class Sim:
     events: list[planning.Event] = field(default_factory=list)
     now: datetime = T0
     running_by_round: list[list[str]] = field(default_factory=list)
+    settings: planning.Settings = field(default_factory=planning.Settings)
 
     def reconcile(self) -> planning.Plan:
         self.now += timedelta(seconds=1)
@@ -59,6 +60,7 @@ class Sim:
             self.status,
             list(self.jobs.values()),
             now=self.now,
+            settings=self.settings,
         )
         for launch in p.create:
             if launch.job_name not in self.jobs:

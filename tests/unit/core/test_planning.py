@@ -31,6 +31,16 @@ def test_diamond_runs_in_dependency_order() -> None:
     assert sim.events[-1].reason == "PipelineCompleted"
 
 
+def test_without_step_events_only_failures_and_outcomes_are_events() -> None:
+    quiet = planning.Settings(step_events=False)
+    sim = Sim(diamond(b="continue"), fail={"b": {1}}, settings=quiet)
+    assert sim.run().phase == "Completed"
+    assert [(e.reason, e.step) for e in sim.events] == [("StepFailed", "b"), ("PipelineCompleted", None)]
+    loud = Sim(diamond(b="continue"), fail={"b": {1}})
+    loud.run()
+    assert [e.reason for e in loud.events].count("StepStarted") == 4
+
+
 def test_independent_branches_start_together() -> None:
     sim = Sim(diamond())
     sim.reconcile()
