@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +152,14 @@ class Sftp:
     password: str
     key_file: Path
     home: Path
+    host_key: str  # the server's public key, as `ssh-keyscan` prints it (without the host)
 
-    def uri(self, *, password: bool = False, wrong: bool = False) -> str:
+    def uri(self, *, password: bool = False, wrong: bool = False, host_key: str | None = None) -> str:
         secret = f":{'wrong' if wrong else self.password}" if password else ""
-        query = "" if password else f"?key_file={self.key_file}"
+        params = [] if password else [f"key_file={self.key_file}"]
+        if host_key is not None:
+            params.append("host_key=" + urllib.parse.quote(host_key, safe=""))
+        query = "?" + "&".join(params) if params else ""
         return f"sftp://{self.user}{secret}@127.0.0.1:{self.port}{self.home}{query}"
 
 
@@ -209,7 +214,8 @@ def sftp(base: Path) -> Iterator[Sftp]:
         proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=log)
         try:
             wait_port(port)
-            yield Sftp(port, SFTP_USER, password, key, data)
+            public = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
+            yield Sftp(port, SFTP_USER, password, key, data, public)
         finally:
             proc.terminate()
             proc.wait(timeout=10)

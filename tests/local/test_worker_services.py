@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -243,6 +244,46 @@ def test_fetch_over_sftp_with_key_and_password(sftp_server: services.Sftp, ws: W
     assert bad.code == 1
     assert f"127.0.0.1:{sftp_server.port}" in bad.stderr
     assert "Authentication" in bad.stderr
+
+
+def test_sftp_host_keys_are_pinned_or_reported(
+    sftp_server: services.Sftp, ws: Workspace, tmp_path: Path
+) -> None:
+    (sftp_server.home / "pin.csv").write_text("id\n1\n")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    fetch = {"type": "fetch", "config": {"path": "pin.csv"}}
+    # key auth goes through OpenSSH's client, password auth through paramiko: both must check
+    for auth, password in (("key", False), ("pw", True)):
+        ws.env[f"DATAWORKS_CONN_{auth.upper()}_OPEN"] = sftp_server.uri(password=password)
+        ws.env[f"DATAWORKS_CONN_{auth.upper()}_PINNED"] = sftp_server.uri(
+            password=password, host_key=sftp_server.host_key
+        )
+        ws.env[f"DATAWORKS_CONN_{auth.upper()}_OTHER"] = sftp_server.uri(password=password, host_key=other)
+        opened = ws.run(
+            {**fetch, "name": f"{auth}-open", "config": {"path": "pin.csv", "source": f"{auth}_open"}}
+        )
+        assert opened.code == 0, opened.stderr
+        assert f"warning: the host key of 127.0.0.1:{sftp_server.port} was not verified" in opened.stderr
+        assert f"host_key='{sftp_server.host_key}'" in opened.stderr  # what to pin, ready to paste
+        pinned = ws.run(
+            {**fetch, "name": f"{auth}-pinned", "config": {"path": "pin.csv", "source": f"{auth}_pinned"}}
+        )
+        assert pinned.code == 0, pinned.stderr
+        assert "not verified" not in pinned.stderr
+        assert ws.rows(f"{auth}-pinned") == [(1,)]
+        refused = ws.run(
+            {**fetch, "name": f"{auth}-other", "config": {"path": "pin.csv", "source": f"{auth}_other"}}
+        )
+        assert refused.code == 1
+        assert f"127.0.0.1:{sftp_server.port}" in refused.stderr
+        assert f"host key mismatch for 127.0.0.1:{sftp_server.port}: it presented " in refused.stderr
+        assert "SHA256:" in refused.stderr.split("it presented ")[1].split(",")[0]
+        assert not ws.committed(f"{auth}-other")
+    ws.env["DATAWORKS_CONN_GARBLED"] = sftp_server.uri(password=True, host_key="not-a-key")
+    garbled = ws.run({**fetch, "name": "garbled", "config": {"path": "pin.csv", "source": "garbled"}})
+    assert garbled.code == 1
+    assert "host_key 'not-a-key' is not a public key" in garbled.stderr
 
 
 def test_fetch_and_load_on_s3(s3_endpoint: str, ws: Workspace) -> None:

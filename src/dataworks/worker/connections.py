@@ -49,6 +49,18 @@ class Connection:
         """The local path of a file, sqlite or duckdb URI (`sqlite:///abs/path`)."""
         return unquote(urlsplit(self.uri).path)
 
+    @property
+    def host_key(self) -> str | None:
+        """An sftp server's pinned public key: the `host_key` extra, or the query's `host_key`
+        (percent-decoded only, so a `+` of base64 stays a `+`)."""
+        if self.extras.get("host_key"):
+            return self.extras["host_key"]
+        for pair in urlsplit(self.uri).query.split("&"):
+            key, _, value = pair.partition("=")
+            if key == "host_key" and value:
+                return unquote(value)
+        return None
+
     def storage_options(self) -> dict[str, Any]:
         """fsspec options for a file-like connection (credentials included)."""
         parts = urlsplit(self.uri)
@@ -66,6 +78,9 @@ class Connection:
             if key_file:
                 options["key_filename"] = key_file
             options.update(look_for_keys=False, allow_agent=False, timeout=float(query.get("timeout", 10)))
+            from dataworks.worker import hostkeys  # paramiko: only sftp connections pay its import
+
+            options["host_key_policy"] = hostkeys.policy(self.host_key, self.name, self.host)
         elif self.scheme == "s3":
             client: dict[str, Any] = {}
             if "endpoint_url" in query:
@@ -125,8 +140,12 @@ def known_names(environ: dict[str, str]) -> list[str]:
 def resolve(name: str, step: str, environ: dict[str, str] | None = None) -> Connection:
     """The connection called `name`, or a StepFailed naming the step and the fix."""
     env = dict(os.environ if environ is None else environ)
-    if env.get(env_name(name)):
-        return Connection(name, env[env_name(name)].strip())
+    wanted = env_name(name)
+    for var in [wanted] + [
+        k for k in env if k != wanted and k.upper() == wanted
+    ]:  # as known_names lists them
+        if env.get(var):
+            return Connection(name, env[var].strip())
     source = env.get("DATAWORKS_CONNECTIONS")
     if source:
         path = Path(source)

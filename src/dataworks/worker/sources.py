@@ -239,7 +239,7 @@ def openssh_get(ctx: StepContext, conn: Connection, files: list[str], local: lis
 
     OpenSSH moves data about twice as fast as paramiko (benchmarks/bench_worker.py); paramiko
     still lists the files and serves password logins. False when this path does not apply.
-    Host keys are accepted on first use, as paramiko's AutoAddPolicy does (see docs/steps.md).
+    The server's key must be the connection's host_key if it pins one (worker/hostkeys.py).
     """
     options = conn.storage_options()
     client = shutil.which("sftp")
@@ -247,10 +247,14 @@ def openssh_get(ctx: StepContext, conn: Connection, files: list[str], local: lis
         return False
     targets = [ctx.scratch / "download" / f"{n:05d}-{PurePosixPath(f).name}" for n, f in enumerate(files)]
     targets[0].parent.mkdir(parents=True, exist_ok=True)
+    from dataworks.worker import hostkeys  # paramiko: only sftp pays its import
+
+    pinned = hostkeys.parse(conn.host_key, conn.name) if conn.host_key else None
     batch = "".join(f'get "{f}" "{t}"\n' for f, t in zip(files, targets, strict=True))
     argv = [
         client,
-        "-q",
+        "-o",
+        "LogLevel=ERROR",  # not -q: that hides "Host key verification failed" too
         "-b",
         "-",
         "-i",
@@ -259,10 +263,7 @@ def openssh_get(ctx: StepContext, conn: Connection, files: list[str], local: lis
         str(options["port"]),
         "-o",
         "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=accept-new",
-        "-o",
-        f"UserKnownHostsFile={ctx.scratch / 'known_hosts'}",
+        *hostkeys.openssh_options(pinned, str(options["host"]), int(options["port"]), ctx.scratch),
         "-o",
         f"ConnectTimeout={int(options.get('timeout', CONNECT_TIMEOUT))}",
         f"{options['username']}@{options['host']}",
@@ -270,9 +271,14 @@ def openssh_get(ctx: StepContext, conn: Connection, files: list[str], local: lis
     done = subprocess.run(argv, input=batch, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        if pinned is not None:
+            why = hostkeys.openssh_refusal(done.stderr, conn.host, pinned) or why
         raise StepFailed(
             f"step {ctx.name!r}: cannot download from {conn.host} (connection {conn.name!r}): {why}"
         )
+    accepted = hostkeys.learned(ctx.scratch) if pinned is None else None
+    if accepted is not None:
+        hostkeys.unverified(conn.host, *accepted)
     local.extend(str(t) for t in targets)
     ctx.progress(1.0)
     return True
