@@ -29,6 +29,7 @@ from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
 from dataworks.operator import reconciling
+from dataworks.operator.eventing import EventSender
 from dataworks.operator.notifying import Notifier
 
 VERSION = "0.1.0"
@@ -94,6 +95,24 @@ def load_config(path: str | None) -> OperatorConfig:
         ) from e
 
 
+def _login(kubeconfig: str | None, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf connects exactly where our own client does (clients.load_config's choice)."""
+    if clients.kubeconfig_path(kubeconfig) is not None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    pod = clients.in_cluster()
+    if pod is None:
+        return None
+    # kopf's own login_with_service_account dials https://kubernetes.default.svc, which
+    # needs cluster DNS; the service environment works in every pod. kopf calls this
+    # again on a 401, so a rotated projected token is read again.
+    return kopf.ConnectionInfo(
+        server=pod.server,
+        ca_path=str(pod.ca_file) if pod.ca_file.is_file() else None,
+        token=pod.token_file.read_text().strip(),
+        default_namespace=pod.namespace,
+    )
+
+
 def build_registry(
     config: OperatorConfig,
     kubeconfig: str | None,
@@ -113,21 +132,7 @@ def build_registry(
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        """kopf connects exactly where our own client does (clients.load_config's choice)."""
-        if clients.kubeconfig_path(kubeconfig) is not None:
-            return kopf.login_with_kubeconfig(**kwargs)
-        pod = clients.in_cluster()
-        if pod is None:
-            return None
-        # kopf's own login_with_service_account dials https://kubernetes.default.svc, which
-        # needs cluster DNS; the service environment works in every pod. Re-run on a 401,
-        # so a rotated projected token is read again.
-        return kopf.ConnectionInfo(
-            server=pod.server,
-            ca_path=str(pod.ca_file) if pod.ca_file.is_file() else None,
-            token=pod.token_file.read_text().strip(),
-            default_namespace=pod.namespace,
-        )
+        return _login(kubeconfig, **kwargs)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -139,7 +144,12 @@ def build_registry(
         notifier = Notifier(client, config)
         notifier.start()
         state["notifier"] = notifier
-        state["reconciler"] = reconciling.Reconciler(client, config, metrics=metrics, notifier=notifier)
+        events = EventSender(client)
+        events.start()
+        state["events"] = events
+        state["reconciler"] = reconciling.Reconciler(
+            client, config, metrics=metrics, notifier=notifier, events=events
+        )
         state["resync"] = asyncio.create_task(
             _resync(state["reconciler"], client, config.resync_seconds, scope)
         )
@@ -157,6 +167,8 @@ def build_registry(
             await state["http"].cleanup()
         if state.get("notifier") is not None:
             await state["notifier"].stop()
+        if state.get("events") is not None:
+            await state["events"].stop()
         reconciler = state.get("reconciler")
         if reconciler is not None:
             await reconciler.client.close()

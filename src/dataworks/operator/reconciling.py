@@ -2,8 +2,9 @@
 
 One reconcile reads the Pipeline and its Jobs, asks the planner for a Plan,
 creates/deletes/suspends Jobs, writes the status once, and only after that
-write succeeds sends the Plan's events. Reconciles of one pipeline never run
-concurrently; a trigger that arrives during a reconcile runs one more pass.
+write succeeds queues the Plan's events (operator/eventing.py posts them).
+Reconciles of one pipeline never run concurrently; a trigger that arrives
+during a reconcile runs one more pass.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import ApiError, AsyncClient, codecs
-from lightkube.models.core_v1 import EventSource, ObjectReference
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event, Pod
+from lightkube.resources.core_v1 import ConfigMap, Pod
 from lightkube.types import CascadeType, PatchType
 
 from dataworks.api import pipeline as api
@@ -31,13 +30,12 @@ from dataworks.core import observations, planning, validation
 from dataworks.kube.resources import Pipeline
 from dataworks.manifests import jobs as manifests
 from dataworks.observability.metrics import Metrics
+from dataworks.operator.eventing import EventSender
 from dataworks.operator.notifying import Notifier
 
 log = logging.getLogger("dataworks.operator")
 # Which pipeline, and which reconcile of it, the current task works for: added to every log record.
 context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("reconcile", default=None)
-
-COMPONENT = "dataworks-operator"
 
 
 @dataclass
@@ -78,8 +76,10 @@ class Reconciler:
         config: OperatorConfig,
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
+        events: EventSender | None = None,
     ) -> None:
         self.client, self.config = client, config
+        self.events = events or EventSender(client)
         self.settings = planning.Settings(
             max_parallelism=config.max_parallelism, step_events=config.step_events
         )
@@ -236,10 +236,12 @@ class Reconciler:
             text = f"cannot create the step's Job: {e.status.message}"
             if self._refused.get((namespace, name)) != text:
                 self._refused[(namespace, name)] = text
-                await self._event(owner, planning.Event("Warning", "FailedCreate", text))
+                self.events.send(owner, planning.Event("Warning", "FailedCreate", text))
             raise
-        new_status = p.status.model_dump(by_alias=True, mode="json")
-        if _strip_none(new_status) != _strip_none(old_raw or {}):
+        # The API server keeps no nulls, so the stored status compares with the one without them;
+        # the patch itself carries the nulls, which remove fields that were cleared.
+        if p.status.model_dump(by_alias=True, mode="json", exclude_none=True) != (old_raw or {}):
+            new_status = p.status.model_dump(by_alias=True, mode="json")
             written = await self.client.patch(
                 Pipeline.Status, name, {"status": new_status}, namespace=namespace, patch_type=PatchType.MERGE
             )
@@ -250,7 +252,7 @@ class Reconciler:
                 types = {sd.name: sd.type for sd in p.validated.steps}
                 self.metrics.observe_status((namespace, name), old, p.status, types, time.time())
         for event in p.events:
-            await self._event(owner, event)
+            self.events.send(owner, event)
             log.info(event.message, extra={"reason": event.reason, "step": event.step})
         if p.delete_pipeline:
             log.info("deleting %s/%s: ttlSecondsAfterFinished has passed", namespace, name)
@@ -340,30 +342,6 @@ class Reconciler:
                     f"{manifest['kind']} {md['name']} exists but is not owned by this pipeline"
                 ) from e
 
-    async def _event(self, owner: manifests.Owner, event: planning.Event) -> None:
-        now = datetime.now(UTC)
-        await self.client.create(
-            Event(
-                metadata=ObjectMeta(name=f"{owner.name}.{uuid.uuid4().hex[:12]}", namespace=owner.namespace),
-                involvedObject=ObjectReference(
-                    apiVersion=f"{api.GROUP}/{api.VERSION}",
-                    kind=api.KIND,
-                    name=owner.name,
-                    namespace=owner.namespace,
-                    uid=owner.uid,
-                ),
-                reason=event.reason,
-                message=event.message[:1024],
-                type=event.type,
-                source=EventSource(component=COMPONENT),
-                reportingComponent=COMPONENT,
-                reportingInstance=COMPONENT,
-                firstTimestamp=now,
-                lastTimestamp=now,
-                count=1,
-            )
-        )
-
 
 def _already_failed(old: api.PipelineStatus | None, view: observations.JobView) -> bool:
     """The failure of this Job is already in the status: no need to look at its pods again."""
@@ -381,11 +359,3 @@ def _parse_status(raw: dict[str, Any] | None) -> api.PipelineStatus | None:
     except ValueError:
         log.warning("ignoring an unreadable status")
         return None
-
-
-def _strip_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_strip_none(v) for v in value]
-    return value
