@@ -1,10 +1,11 @@
 """Posts the operator's Kubernetes Events off the reconcile path (I/O layer).
 
-As client-go's EventBroadcaster does, a reconcile only queues its Events; one
-sender task posts them in order. A reconcile then ends after its Job and status
+As client-go's EventBroadcaster does, a reconcile only queues its Events, and
+a few sender tasks post them. A reconcile then ends after its Job and status
 writes, and the next step of another pipeline does not wait behind Events.
-Events are best-effort in Kubernetes: when the queue is full, or the API
-refuses one, the Event is dropped, counted and logged, never retried forever.
+Each Event keeps the time it was queued, so their order survives concurrent
+posting. A full queue slows the reconciles that add to it (nothing is dropped
+for speed); an Event the API refuses is logged and counted, never retried.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger("dataworks.operator")
 
 COMPONENT = "dataworks-operator"
 QUEUE_SIZE = 1000  # client-go's broadcaster buffers as many
+SENDERS = 4  # one sender, at one round trip per Event, fell behind 200 pipelines at once
 STOP_GRACE = 5.0  # seconds to post what is queued when the operator stops
 
 
@@ -40,24 +42,21 @@ class _Queued:
 
 
 class EventSender:
-    """A queue of Events and the one task that posts them."""
+    """A queue of Events and the tasks that post them."""
 
     def __init__(self, client: AsyncClient, queue_size: int = QUEUE_SIZE) -> None:
         self.client = client
         self.dropped = 0
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_size)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    def start(self, senders: int = SENDERS) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()) for _ in range(senders)]
 
-    def send(self, owner: manifests.Owner, event: planning.Event) -> None:
-        """Queue an Event on the Pipeline `owner`; never blocks."""
-        try:
-            self._queue.put_nowait(_Queued(owner, event, datetime.now(UTC)))
-        except asyncio.QueueFull:
-            self.dropped += 1
-            log.warning("event queue full: dropped %s on %s/%s", event.reason, owner.namespace, owner.name)
+    async def send(self, owner: manifests.Owner, event: planning.Event) -> None:
+        """Queue an Event on the Pipeline `owner`; waits only while the queue is full."""
+        await self._queue.put(_Queued(owner, event, datetime.now(UTC)))
 
     async def flush(self) -> None:
         """Wait until every queued Event was posted (or dropped)."""
@@ -67,10 +66,11 @@ class EventSender:
         """Post what is queued, for at most STOP_GRACE seconds, then stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), STOP_GRACE)
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def _run(self) -> None:
         while True:

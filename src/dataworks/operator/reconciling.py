@@ -236,7 +236,7 @@ class Reconciler:
             text = f"cannot create the step's Job: {e.status.message}"
             if self._refused.get((namespace, name)) != text:
                 self._refused[(namespace, name)] = text
-                self.events.send(owner, planning.Event("Warning", "FailedCreate", text))
+                await self.events.send(owner, planning.Event("Warning", "FailedCreate", text))
             raise
         # The API server keeps no nulls, so the stored status compares with the one without them;
         # the patch itself carries the nulls, which remove fields that were cleared.
@@ -252,7 +252,7 @@ class Reconciler:
                 types = {sd.name: sd.type for sd in p.validated.steps}
                 self.metrics.observe_status((namespace, name), old, p.status, types, time.time())
         for event in p.events:
-            self.events.send(owner, event)
+            await self.events.send(owner, event)
             log.info(event.message, extra={"reason": event.reason, "step": event.step})
         if p.delete_pipeline:
             log.info("deleting %s/%s: ttlSecondsAfterFinished has passed", namespace, name)
