@@ -144,6 +144,55 @@ def test_forbidden_names_the_verb_and_resource(cluster: Cluster, namespace: str,
     assert "(ask for RBAC permission to list pipelines)" in out.stderr
 
 
+def test_run_checks_the_connections_secret_before_creating(cluster: Cluster, namespace: str) -> None:
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Secret
+
+    from dataworks.kube.resources import Pipeline
+
+    fetch = {"name": "pull", "type": "fetch", "config": {"source": "orders_db", "query": "SELECT 1"}}
+    load = {
+        "name": "push",
+        "type": "load",
+        "dependsOn": ["pull"],
+        "config": {"destination": "postgres", "connection": "warehouse", "table": "t"},
+    }
+    doc = yaml.safe_dump(manifest("etl", [fetch, load], connectionsSecret="etl-conns"))
+    missing = ctl(cluster, namespace, "run", "-f", "-", stdin=doc)
+    assert missing.returncode == 2
+    assert (
+        f"error: pipeline etl: spec.connectionsSecret: Secret 'etl-conns' not found in namespace {namespace}"
+        in missing.stderr
+    )
+    assert (
+        f"kubectl create secret generic etl-conns -n {namespace} --from-literal=orders_db=URI"
+        in missing.stderr
+    )
+    secret = Secret(
+        metadata=ObjectMeta(name="etl-conns"), stringData={"DATAWORKS_CONN_ORDERS_DB": "postgresql://x"}
+    )
+    cluster.client.create(secret, namespace=namespace)
+    lacking = ctl(cluster, namespace, "run", "-f", "-", stdin=doc)
+    assert lacking.returncode == 2
+    assert "step push: connection 'warehouse' is not a key of Secret 'etl-conns'" in lacking.stderr
+    assert "(its keys: DATAWORKS_CONN_ORDERS_DB)" in lacking.stderr
+    assert "orders_db" not in lacking.stderr  # found under its variable spelling
+    assert list(cluster.client.list(Pipeline, namespace=namespace)) == []  # nothing created by either
+    cluster.client.patch(
+        Secret, "etl-conns", {"stringData": {"warehouse": "postgresql://y"}}, namespace=namespace
+    )
+    ok = ctl(cluster, namespace, "run", "-f", "-", "--name", "etl", stdin=doc)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == ""
+    unset = yaml.safe_dump(manifest("etl", [fetch, load]))
+    warned = ctl(cluster, namespace, "run", "-f", "-", "--name", "etl-2", stdin=unset)
+    assert warned.returncode == 0
+    assert (
+        "warning: pipeline etl: steps name connections 'orders_db' (step pull); 'warehouse' (step push)"
+        in (warned.stderr)
+    )
+
+
 def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:
     fan = {
         "name": "insights",

@@ -186,6 +186,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(checked, args)
     cluster = Cluster(args)
+    from dataworks.cli import preflight  # what only the cluster can tell; errors stop the run
+
+    found = preflight.check(cluster, checked, Path(args.file).stem)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if found.errors:
+        fail("\n".join(found.errors))
     created = []
     for original, _ in checked:
         obj = {**original, "metadata": dict(original.get("metadata") or {})}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -212,3 +213,22 @@ def normalize(
         ),
         errors,
     )
+
+
+def connections_named(step: StepDef) -> list[str]:
+    """The named connections a built-in step resolves when it runs (the worker's own keys)."""
+    config = step.config
+    names: list[Any] = []
+    if step.type == "fetch":
+        names = [config.get("source")]
+    elif step.type == "load":
+        names = [config.get("connection")]
+    elif step.type == "transform" and config.get("engine") == "postgres":
+        names = [config.get("connection") or config.get("source")]
+    return [str(n) for n in names if n]
+
+
+def connection_keys(name: str) -> tuple[str, str]:
+    """The keys under which a connections Secret may hold connection `name`: the name itself,
+    or its environment-variable spelling (as the worker looks them up)."""
+    return name, "DATAWORKS_CONN_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()

@@ -12,7 +12,6 @@ credential is ever a literal value in a Job spec.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from dataworks.core.steps import connection_keys
 from dataworks.worker.errors import StepFailed
 
 SQL_SCHEMES = {"postgresql", "postgres", "sqlite", "duckdb"}
@@ -105,7 +105,7 @@ class Connection:
 
 
 def env_name(name: str) -> str:
-    return "DATAWORKS_CONN_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    return connection_keys(name)[1]
 
 
 def _from_mapping(name: str, value: Any, where: str) -> Connection:
