@@ -77,6 +77,10 @@ def test_metrics_count_what_happened(metered: str, cluster: Cluster, namespace: 
     assert value("dataworks_kubernetes_api_requests_total", verb="POST", resource="jobs") >= 3
     assert value("dataworks_reconcile_duration_seconds_count") >= 4
     assert value("dataworks_operator_build_info", version="0.1.0") == 1
+    # StepStarted, StepCompleted x2 and PipelineCompleted; StepStarted, StepFailed, PipelineFailed
+    assert value("dataworks_events_total", result="posted") >= 6
+    assert ("dataworks_events_total", frozenset({("result", "failed")})) in got
+    assert value("dataworks_events_total", result="failed") == 0
     assert not any(name.startswith("pipeline") and ("name", "ok") in labels for name, labels in got)
     # Structured logs: one JSON object per line, naming the pipeline, the step and the reconcile.
     records = [

@@ -104,6 +104,14 @@ class Metrics:
         self.queue_depth = Gauge(
             "dataworks_workqueue_depth", "Pipelines waiting for, or in, a reconcile", registry=r
         )
+        self.events = Counter(
+            "dataworks_events",
+            "Kubernetes Events posted, or refused by the API (not retried)",
+            ["result"],
+            registry=r,
+        )
+        for result in ("posted", "failed"):
+            self.events.labels(result=result)  # both exported from the start, so a rate sees 0
         # Per active pipeline (removed when it ends, so bounded by the active count): what the
         # PipelineStuck and PipelineDurationAnomaly alerts read.
         self.started_at = Gauge(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,9 +45,13 @@ class _Queued:
 class EventSender:
     """A queue of Events and the tasks that post them."""
 
-    def __init__(self, client: AsyncClient, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, client: AsyncClient, queue_size: int = QUEUE_SIZE, counted: Callable[[str], None] | None = None
+    ) -> None:
+        """`counted` is told "posted" or "failed" for each Event (the operator's metrics)."""
         self.client = client
         self.dropped = 0
+        self._counted = counted or (lambda result: None)
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -75,15 +80,17 @@ class EventSender:
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
+            result = "failed"
             try:
                 await self._post(item)
+                result = "posted"
             except (ApiError, OSError) as e:
-                self.dropped += 1
                 log.warning("event %s on %s dropped: %s", item.event.reason, item.owner.name, e)
             except Exception:
-                self.dropped += 1
                 log.exception("event %s on %s dropped", item.event.reason, item.owner.name)
             finally:
+                self.dropped += result == "failed"
+                self._counted(result)
                 self._queue.task_done()
 
     async def _post(self, item: _Queued) -> None:

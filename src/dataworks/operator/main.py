@@ -144,7 +144,7 @@ def build_registry(
         notifier = Notifier(client, config)
         notifier.start()
         state["notifier"] = notifier
-        events = EventSender(client)
+        events = EventSender(client, counted=lambda result: metrics.events.labels(result=result).inc())
         events.start()
         state["events"] = events
         state["reconciler"] = reconciling.Reconciler(
