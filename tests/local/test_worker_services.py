@@ -88,8 +88,9 @@ def test_load_modes_and_a_failure_mid_load_leaves_the_table_unchanged(
         "dependsOn": ["src"],
         "config": {"destination": "postgres", "connection": "warehouse", "table": "target"},
     }
-    ws.ok({**load, "name": "append"})
+    appended = ws.ok({**load, "name": "append"})
     assert db.psql("SELECT count(*) FROM target") == "10000"
+    assert "load: binary COPY of 10000 rows into target" in appended.stderr
     ws.ok({**load, "name": "over", "config": {**load["config"], "mode": "overwrite"}})
     assert db.psql("SELECT count(*) FROM target") == "10000"
     ws.ok(
@@ -132,6 +133,82 @@ def test_load_modes_and_a_failure_mid_load_leaves_the_table_unchanged(
         assert "rolled back, the table is unchanged" in result.stderr
         assert "target_v_check" in result.stderr
         assert db.psql("SELECT md5(string_agg(id || v, ',' ORDER BY id)) FROM target") == before, mode
+
+
+def test_load_keeps_every_value_in_binary_and_in_csv(db: services.Postgres, ws: Workspace) -> None:
+    """Binary COPY when each column's type is the encoder's; CSV, converted by PostgreSQL, otherwise."""
+    ws.env["DATAWORKS_CONN_WAREHOUSE"] = db.uri()
+    ws.ok(
+        {
+            "name": "src",
+            "type": "transform",
+            "config": {
+                "sql": "SELECT * FROM (VALUES "
+                "(1, 10000000000::BIGINT, 1.5::DOUBLE, 'a,\"b\"\nc', DATE '2024-02-29', "
+                "TIMESTAMP '2024-01-01 12:34:56.789', 12.34::DECIMAL(10,2), true, "
+                "TIMESTAMPTZ '2024-01-01 00:00:00+02'),"
+                "(2, NULL, 'NaN'::DOUBLE, '', NULL, NULL, NULL, NULL, NULL)) "
+                "AS t(id, big, f, s, d, ts, amount, ok, tz)"
+            },
+        }
+    )
+    load = {
+        "type": "load",
+        "dependsOn": ["src"],
+        "config": {"destination": "postgres", "connection": "warehouse"},
+    }
+    columns = "id, big, f, s = '', s IS NULL, replace(s, E'\\n', '|'), d, ts, amount, ok"
+    query = f"SELECT {columns}, tz FROM {{}} ORDER BY id"
+    want = [
+        '1|10000000000|1.5|f|f|a,"b"|c|2024-02-29|2024-01-01 12:34:56.789|12.34|t|2023-12-31 22:00:00+00',
+        "2||NaN|t|f||||||",
+    ]
+    # A table the load creates: every column but the timestamptz matches the encoder, so CSV.
+    made = ws.ok({**load, "name": "made", "config": {**load["config"], "table": "made"}})
+    assert "load: CSV COPY into made, not binary: column tz is timestamp with time zone" in made.stderr
+    assert db.psql(query.format("made")).splitlines() == want
+    db.psql(
+        "CREATE TABLE exact (id int, big bigint, f float8, s text, d date, ts timestamp, "
+        "amount numeric(10,2), ok boolean, tz timestamptz)"
+    )
+    exact = ws.ok(
+        {
+            "name": "exact",
+            "type": "load",
+            "dependsOn": ["src"],
+            "config": {**load["config"], "table": "exact"},
+        }
+    )
+    assert "CSV COPY" in exact.stderr  # timestamptz again
+    ws.ok(
+        {
+            "name": "no-tz",
+            "type": "transform",
+            "dependsOn": ["src"],
+            "config": {"sql": "SELECT * EXCLUDE (tz) FROM src"},
+        }
+    )
+    db.psql("ALTER TABLE exact DROP COLUMN tz; TRUNCATE exact")
+    binary = ws.ok(
+        {
+            "name": "bin",
+            "type": "load",
+            "dependsOn": ["no-tz"],
+            "config": {**load["config"], "table": "exact"},
+        }
+    )
+    assert "load: binary COPY of 2 rows into exact" in binary.stderr
+    assert db.psql(f"SELECT {columns} FROM exact ORDER BY id").splitlines() == [
+        w.rsplit("|", 1)[0] for w in want
+    ]
+    # An int column fed a BIGINT: not the encoder's type, so CSV, and PostgreSQL converts.
+    db.psql("CREATE TABLE wider (id bigint, big numeric)")
+    ws.ok({"name": "ids", "type": "transform", "config": {"sql": "SELECT 7::INT AS id, 8::BIGINT AS big"}})
+    wider = ws.ok(
+        {"name": "w", "type": "load", "dependsOn": ["ids"], "config": {**load["config"], "table": "wider"}}
+    )
+    assert "not binary: column id is bigint, the input gives int4" in wider.stderr
+    assert db.psql("SELECT id, big FROM wider") == "7|8"
 
 
 def test_load_missing_column_and_key(db: services.Postgres, ws: Workspace) -> None:

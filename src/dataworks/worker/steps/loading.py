@@ -34,7 +34,7 @@ import psycopg
 from fsspec.implementations.local import LocalFileSystem
 
 from dataworks.core.steps import LOAD_DESTINATIONS
-from dataworks.worker import sources
+from dataworks.worker import pgcopy, sources
 from dataworks.worker.connections import Connection
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, only_input, quote
@@ -126,12 +126,25 @@ def to_postgres(ctx: StepContext, load: Load, conn: Connection) -> None:
             elif load.mode == "upsert":
                 into = quote(f"stage_{secrets.token_hex(4)}")
                 cur.execute(f"CREATE TEMP TABLE {into} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
-            sent = 0
-            with cur.copy(f"COPY {into} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                for chunk in load.csv_chunks():
-                    copy.write(chunk)
-                    sent += chunk.count(b"\n")  # rows, near enough: quoted newlines are rare
-                    ctx.progress(0.95 * min(1.0, sent / size))
+            batches = (
+                ctx.duckdb.cursor()
+                .execute(f"SELECT {cols} FROM load_input")
+                .to_arrow_reader(pgcopy.BATCH_ROWS)
+            )
+            enc, why = pgcopy.encoder(cur, into, load.columns, batches.schema)
+            if enc is not None:
+                pgcopy.copy(
+                    cur,
+                    f"COPY {into} ({cols}) FROM STDIN (FORMAT binary)",
+                    enc,
+                    batches,
+                    lambda sent: ctx.progress(0.95 * min(1.0, sent / size)),
+                )
+                ctx.log(f"load: binary COPY of {load.rows} rows into {load.table}")
+            else:
+                batches.close()
+                ctx.log(f"load: CSV COPY into {load.table}, not binary: {why}")
+                _copy_csv(ctx, load, cur, f"COPY {into} ({cols}) FROM STDIN (FORMAT csv)")
             if load.mode == "upsert":
                 match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in load.keys)
                 cur.execute(f"DELETE FROM {target} AS t USING {into} AS s WHERE {match}")
@@ -144,6 +157,15 @@ def to_postgres(ctx: StepContext, load: Load, conn: Connection) -> None:
                 f"the table is unchanged: {str(e).strip()}"
             ) from e
     ctx.summary.rows_out = load.rows
+
+
+def _copy_csv(ctx: StepContext, load: Load, cur: psycopg.Cursor[Any], statement: str) -> None:
+    sent, size = 0, max(1, load.rows)
+    with cur.copy(statement) as copy:
+        for chunk in load.csv_chunks():
+            copy.write(chunk)
+            sent += chunk.count(b"\n")  # rows, near enough: quoted newlines are rare
+            ctx.progress(0.95 * min(1.0, sent / size))
 
 
 def _database_load(ctx: StepContext, load: Load, path: str) -> None:
