@@ -387,6 +387,51 @@ def test_fetch_and_load_on_s3(s3_endpoint: str, ws: Workspace) -> None:
     assert json.dumps(fs.ls("lake/exports")).count("ids.parquet") == 1
 
 
+def test_an_object_store_as_the_artifact_store(s3_endpoint: str, ws: Workspace) -> None:
+    """As on a cluster: outputs go to s3:// with the credentials in the environment (the operator's
+    artifactStoreSecret), parts first and each worker's manifest last; readers find them there."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(key="k", secret="s", client_kwargs={"endpoint_url": s3_endpoint})
+    fs.mkdir("artifacts")
+    ws.env.update(
+        DATAWORKS_STORE="s3://artifacts/dataworks",
+        AWS_ACCESS_KEY_ID="k",
+        AWS_SECRET_ACCESS_KEY="s",
+        AWS_ENDPOINT_URL=s3_endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    ws.ok({"name": "nums", "type": "transform", "config": {"sql": "SELECT range AS n FROM range(1000)"}})
+    fan = {
+        "name": "split",
+        "type": "fan-out",
+        "dependsOn": ["nums"],
+        "parallelism": 2,
+        "config": {"sql": "SELECT n, n * 2 AS twice FROM nums"},
+    }
+    for index in (0, 1):
+        ws.ok(fan, index=index, total=2)
+    ws.ok(
+        {
+            "name": "total",
+            "type": "transform",
+            "dependsOn": ["split"],
+            "config": {"sql": "SELECT count(*) AS c, sum(twice) AS s FROM split"},
+        }
+    )
+    step = "artifacts/dataworks/test/p/r1"
+    assert sorted(fs.ls(f"{step}/split/_manifest")) == [
+        f"{step}/split/_manifest/00000.json",
+        f"{step}/split/_manifest/00001.json",
+    ]
+    manifest = json.loads(fs.cat(f"{step}/total/_manifest/00000.json"))
+    (part,) = manifest["tables"]["total"]["files"]
+    local = ws.root / "total.parquet"
+    fs.get(f"{step}/total/{part}", str(local))
+    assert duckdb.sql(f"SELECT c, s FROM read_parquet('{local}')").fetchall() == [(1000, 999000)]
+    assert not (ws.root / "store").exists()  # nothing fell back to local disk
+
+
 def test_a_host_that_never_answers_times_out_with_its_name(ws: Workspace) -> None:
     silent = socket.socket()  # accepts the TCP connection (backlog) and never says a word
     silent.bind(("127.0.0.1", 0))

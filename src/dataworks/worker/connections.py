@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import yaml
-
 from dataworks.core.steps import connection_keys
 from dataworks.worker.errors import StepFailed
 
@@ -118,6 +116,8 @@ def _from_mapping(name: str, value: Any, where: str) -> Connection:
 
 
 def _load_file(path: Path) -> dict[str, Any]:
+    import yaml  # only a connections file needs it: a worker starts faster without
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
