@@ -44,7 +44,7 @@ def referenced(expr: str) -> set[str]:
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     check = promtool("check", "rules", "rules.yaml")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "5 rules found" in check.stdout
+    assert "6 rules found" in check.stdout
     tested = promtool("test", "rules", "rules_test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -61,6 +61,7 @@ def test_prometheus_rule_carries_exactly_the_tested_rules() -> None:
         "PipelineDurationAnomaly",
         "OperatorDown",
         "ReconcileErrors",
+        "EventsFailing",
     }
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     for name, rule in alerts.items():
