@@ -262,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     config = load_config(args.config)
+    try:  # fail now, in one line, rather than inside kopf's start-up retries
+        clients.load_config(args.kubeconfig)
+    except Exception as e:
+        raise SystemExit(f"dataworks-operator: no cluster credentials: {e}; pass --kubeconfig") from e
     registry = build_registry(config, args.kubeconfig, args.request_stats, args.health_port, args.namespace)
     kopf.run(
         registry=registry,
