@@ -50,7 +50,6 @@ class EventSender:
     ) -> None:
         """`counted` is told "posted" or "failed" for each Event (the operator's metrics)."""
         self.client = client
-        self.dropped = 0
         self._counted = counted or (lambda result: None)
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
@@ -61,6 +60,8 @@ class EventSender:
 
     async def send(self, owner: manifests.Owner, event: planning.Event) -> None:
         """Queue an Event on the Pipeline `owner`; waits only while the queue is full."""
+        if not self._tasks:
+            self.start()
         await self._queue.put(_Queued(owner, event, datetime.now(UTC)))
 
     async def flush(self) -> None:
@@ -89,7 +90,6 @@ class EventSender:
             except Exception:
                 log.exception("event %s on %s dropped", item.event.reason, item.owner.name)
             finally:
-                self.dropped += result == "failed"
                 self._counted(result)
                 self._queue.task_done()
 
