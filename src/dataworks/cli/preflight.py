@@ -40,16 +40,17 @@ def check_connections(
     found = Findings()
     wanted = needed(validated)
     secret = validated.spec.connections_secret
-    if not wanted:
-        return found
-    uses = "; ".join(f"{name!r} (step {', '.join(by)})" for name, by in sorted(wanted.items()))
     if not secret:
-        found.warnings.append(
-            f"pipeline {pipeline}: steps name connections {uses}, but spec.connectionsSecret is not set; "
-            "on a cluster built-in steps find their connections only in that Secret"
-        )
+        if wanted:
+            uses = "; ".join(f"{name!r} (step {', '.join(by)})" for name, by in sorted(wanted.items()))
+            found.warnings.append(
+                f"pipeline {pipeline}: steps name connections {uses}, but spec.connectionsSecret is not "
+                "set; on a cluster built-in steps find their connections only in that Secret"
+            )
         return found
-    example = next(iter(sorted(wanted)))
+    if all(step.type == "container" for step in validated.steps):
+        return found  # the Secret is mounted into built-in steps only
+    example = min(wanted, default="NAME")
     if not readable:
         found.warnings.append(
             f"pipeline {pipeline}: cannot check spec.connectionsSecret {secret!r}: "
@@ -58,8 +59,9 @@ def check_connections(
     elif secret_keys is None:
         found.errors.append(
             f"pipeline {pipeline}: spec.connectionsSecret: Secret {secret!r} not found in namespace "
-            f"{namespace}; create it with one key per connection, such as: kubectl create secret "
-            f"generic {secret} -n {namespace} --from-literal={example}=URI"
+            f"{namespace}; its built-in steps' pods would wait for it; create it with one key per "
+            f"connection, such as: kubectl create secret generic {secret} -n {namespace} "
+            f"--from-literal={example}=URI"
         )
     else:
         for name, by in sorted(wanted.items()):

@@ -49,3 +49,16 @@ def test_no_secret_at_all_warns_that_a_cluster_will_not_find_them() -> None:
     found = preflight.check_connections("p", "ns", validated(), None)
     assert found.errors == []
     assert "spec.connectionsSecret is not set" in found.warnings[0]
+
+
+def test_a_secret_no_step_names_must_still_exist_for_built_in_steps() -> None:
+    steps = [{"name": "t", "type": "transform", "config": {"sql": "SELECT 1"}}]
+    built_in, errors = validation.validate_raw({"steps": steps, "connectionsSecret": "conns"})
+    assert errors == []
+    (error,) = preflight.check_connections("p", "ns", built_in, None).errors
+    assert "Secret 'conns' not found" in error
+    assert "--from-literal=NAME=URI" in error
+    only_containers, _ = validation.validate_raw(
+        {"steps": [{"name": "c", "type": "container", "image": "busybox"}], "connectionsSecret": "conns"}
+    )
+    assert preflight.check_connections("p", "ns", only_containers, None).errors == []  # never mounted
