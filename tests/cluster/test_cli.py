@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -191,6 +192,25 @@ def test_run_checks_the_connections_secret_before_creating(cluster: Cluster, nam
         "warning: pipeline etl: steps name connections 'orders_db' (step pull); 'warehouse' (step push)"
         in (warned.stderr)
     )
+
+
+def test_describe_says_why_a_running_step_has_not_started(cluster: Cluster, namespace: str) -> None:
+    doc = manifest("nowhere", [step("a")], podDefaults={"nodeSelector": {"workload-type": "quantum"}})
+    assert (
+        ctl(cluster, namespace, "run", "-f", "-", "--name", "nowhere", stdin=yaml.safe_dump(doc)).returncode
+        == 0
+    )
+    deadline = time.monotonic() + 30
+    while "Step a is waiting" not in (described := ctl(cluster, namespace, "describe", "nowhere").stdout):
+        assert time.monotonic() < deadline, described
+        time.sleep(0.5)
+    line = next(x for x in described.splitlines() if x.startswith("Step a is waiting"))
+    assert re.fullmatch(
+        r"Step a is waiting: pod nowhere-a-\w+: not scheduled: 0/\d+ nodes are available: .*", line
+    )
+    assert "node affinity/selector" in line  # the scheduler's own words
+    data = json.loads(ctl(cluster, namespace, "describe", "nowhere", "-o", "json").stdout)
+    assert [w["step"] for w in data["waiting"]] == ["a"]
 
 
 def test_worker_table_logs_and_watch(cluster: Cluster, namespace: str) -> None:

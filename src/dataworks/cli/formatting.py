@@ -263,3 +263,28 @@ def conditions_table(conditions: list[dict[str, Any]]) -> Table:
     for c in conditions:
         table.add_row(c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""))
     return table
+
+
+STARTING = {"ContainerCreating", "PodInitializing"}
+
+
+def pod_waiting(pod: dict[str, Any]) -> str | None:
+    """Why a pod of a running step does not run yet, from its status alone, or None if it runs.
+
+    The scheduler's message when it cannot place the pod; a container's waiting reason and
+    message (ImagePullBackOff, CreateContainerConfigError: a missing Secret key, ...). A volume
+    that cannot be mounted shows only as ContainerCreating here (its reason is an Event)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Pending":
+        return None
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return f"not scheduled: {c.get('message') or c.get('reason') or 'no node fits'}"
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason and reason not in STARTING:
+            return f"{reason}: {waiting.get('message') or ''}".rstrip(": ")
+        if reason:
+            return f"{reason} (if it lasts: a Secret or volume it mounts may be missing; see its Events)"
+    return "pending"

@@ -130,8 +130,23 @@ def describe_data(cluster: Cluster, name: str) -> dict[str, Any]:
             for s in (p.get("status") or {}).get("stepStatuses") or []
             if s.get("jobName")
         },
+        "waiting": [{"step": st, "pod": pod, "why": why} for st, pod, why in waiting_pods(cluster, p)],
         "events": [{k: e.get(k) for k in ("type", "reason", "message", "lastTimestamp")} for e in events],
     }
+
+
+def waiting_pods(cluster: Cluster, p: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(step, pod, why) for each pod of a running step that does not run yet."""
+    name = p["metadata"]["name"]
+    out = []
+    for st in (p.get("status") or {}).get("stepStatuses") or []:
+        if st.get("phase") != "Running":
+            continue
+        for pod in pods(cluster, name, st["name"], st.get("attempt", 1)):
+            why = formatting.pod_waiting(pod)
+            if why is not None:
+                out.append((st["name"], pod["metadata"]["name"], why))
+    return out
 
 
 def describe(cluster: Cluster, name: str, console: Console) -> int:
@@ -152,6 +167,8 @@ def describe(cluster: Cluster, name: str, console: Console) -> int:
             console.print(Text(f"  {s['name']}: job/{s['jobName']} (attempt {s.get('attempt', 1)})"))
     for table in worker_tables(cluster, p, all_fan_outs=True):
         console.print(table)
+    for step, pod, why in waiting_pods(cluster, p):
+        console.print(Text(f"Step {step} is waiting: pod {pod}: {why}", style="yellow"))
     for st in (p.get("status") or {}).get("stepStatuses") or []:
         if st.get("phase") != "Failed":
             continue

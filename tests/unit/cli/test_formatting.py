@@ -124,3 +124,26 @@ def test_worker_rows_take_the_newest_pod_per_index_and_estimate_time_left() -> N
     out = text.export_text()
     assert "insights: 1/3 workers done" in out
     assert " 25.0%" in out
+
+
+def test_why_a_pod_of_a_running_step_waits() -> None:
+    def pod(phase: str, **status: object) -> dict[str, object]:
+        return {"status": {"phase": phase, **status}}
+
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/4 nodes",
+    }
+    assert formatting.pod_waiting(pod("Running")) is None
+    assert formatting.pod_waiting(pod("Pending", conditions=[unschedulable])) == "not scheduled: 0/4 nodes"
+    pulling = {"state": {"waiting": {"reason": "ImagePullBackOff", "message": 'pull "x:1" failed'}}}
+    assert formatting.pod_waiting(pod("Pending", containerStatuses=[pulling])) == (
+        'ImagePullBackOff: pull "x:1" failed'
+    )
+    creating = {"state": {"waiting": {"reason": "ContainerCreating"}}}
+    assert formatting.pod_waiting(pod("Pending", containerStatuses=[creating])).startswith(  # type: ignore[union-attr]
+        "ContainerCreating (if it lasts: a Secret or volume it mounts may be missing"
+    )
+    assert formatting.pod_waiting(pod("Pending")) == "pending"
