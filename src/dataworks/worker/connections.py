@@ -141,9 +141,9 @@ def resolve(name: str, step: str, environ: dict[str, str] | None = None) -> Conn
     """The connection called `name`, or a StepFailed naming the step and the fix."""
     env = dict(os.environ if environ is None else environ)
     wanted = env_name(name)
-    for var in [wanted] + [
-        k for k in env if k != wanted and k.upper() == wanted
-    ]:  # as known_names lists them
+    # Any case of the variable's name, as known_names lists them.
+    spellings = [wanted] + [k for k in env if k != wanted and k.upper() == wanted]
+    for var in spellings:
         if env.get(var):
             return Connection(name, env[var].strip())
     source = env.get("DATAWORKS_CONNECTIONS")

@@ -14,7 +14,6 @@ import hashlib
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import paramiko
 
@@ -108,6 +107,6 @@ def learned(scratch: Path) -> tuple[str, str] | None:
     return None
 
 
-def policy(pinned: str | None, connection: str, where: str) -> Any:
+def policy(pinned: str | None, connection: str, where: str) -> Check:
     """The host_key_policy fsspec's SFTPFileSystem passes to paramiko."""
     return Check(parse(pinned, connection) if pinned else None, where)

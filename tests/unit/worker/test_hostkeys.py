@@ -43,3 +43,11 @@ def test_host_key_in_a_uri_keeps_its_plus_signs() -> None:
     assert connections.Connection("partner", uri).host_key == f"ssh-ed25519 {blob}"
     extra = connections.Connection("partner", "sftp://u@h/base", {"host_key": f"ssh-ed25519 {BLOB}"})
     assert extra.host_key == f"ssh-ed25519 {BLOB}"
+
+
+def test_a_connection_variable_is_found_whatever_its_case() -> None:
+    env = {"DATAWORKS_CONN_partner_db": "sqlite:///x.db"}
+    assert connections.known_names(env) == ["partner_db"]
+    assert connections.resolve("partner_db", "s", env).uri == "sqlite:///x.db"  # as the known list shows it
+    with pytest.raises(StepFailed, match=r"unknown connection 'other' \(known: partner_db\)"):
+        connections.resolve("other", "s", env)
