@@ -13,31 +13,10 @@ from lightkube.types import PatchType
 
 from dataworks.kube import clients
 from dataworks.kube.resources import Pipeline
+from tests.builders.pipelines import FATE, manifest, step
 from tests.cluster import helpers
 
-FATE = "fate.testcluster.dataworks.io/"
-
-
-def step(
-    name: str, depends_on: list[str] | None = None, *, fate: dict[str, str] | None = None, **kw: Any
-) -> dict[str, Any]:
-    """A container step; `fate` keys (without prefix) set its pods' fate on the test cluster."""
-    s: dict[str, Any] = {"name": name, "type": "container", "image": "busybox:1.36", "command": ["true"]}
-    if depends_on:
-        s["dependsOn"] = depends_on
-    annotations = {FATE + "duration": "300ms", **{FATE + k: v for k, v in (fate or {}).items()}}
-    s["annotations"] = annotations
-    s.update(kw)
-    return {k: v for k, v in s.items() if v is not None}
-
-
-def manifest(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "dataworks.io/v1",
-        "kind": "Pipeline",
-        "metadata": {"name": name},
-        "spec": {"steps": steps, **spec},
-    }
+__all__ = ["FATE", "manifest", "step"]
 
 
 def create(client: Client, namespace: str, obj: dict[str, Any]) -> Any:

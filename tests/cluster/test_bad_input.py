@@ -8,44 +8,10 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client
 
+from tests.builders.badinput import INVALID_SPEC, REJECTED
 from tests.cluster.pipelines import create, jobs, manifest, step, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-REJECTED = [
-    ("duplicate-names", [step("a"), step("a")], 'Duplicate value: {"name":"a"}'),
-    ("unknown-type", [{"name": "a", "type": "spark"}], 'Unsupported value: "spark"'),
-    ("long-name", [step("x" * 300)], "spec.steps[0].name: Too long"),
-    ("zero-steps", [], "spec.steps: Invalid value: 0: spec.steps in body should have at least 1 items"),
-    ("self-dependency", [step("a", ["a"])], "a step cannot depend on itself"),
-    ("config-not-object", [{**step("a"), "config": "text"}], 'spec.steps[0].config: Invalid value: "string"'),
-    ("zero-parallelism", [step("a", parallelism=0)], "spec.steps[0].parallelism: Invalid value: 0"),
-]
-
-INVALID_SPEC = [
-    ("cycle", [step("a", ["b"]), step("b", ["a"])], "forms a cycle: a -> b -> a"),
-    ("unknown-dependency", [step("a", ["ghost"])], "step 'a': dependsOn: names 'ghost'"),
-    (
-        "huge-fan-out",
-        [{"name": "f", "type": "fan-out", "config": {"parallelism": 100000}}],
-        "step 'f': config.parallelism: must be between 1 and 1000, got 100000",
-    ),
-    (
-        "fan-out-zero",
-        [{"name": "f", "type": "fan-out", "config": {"parallelism": 0}}],
-        "step 'f': config.parallelism: must be between 1 and 1000, got 0",
-    ),
-    (
-        "bad-quantity",
-        [step("a", resources={"cpu": "abc"})],
-        "step 'a': resources.requests.cpu: \"abc\" is not a Kubernetes quantity",
-    ),
-    (
-        "transform-without-sql",
-        [{"name": "t", "type": "transform", "config": {}}],
-        "step 't': config.sql: is required for a transform step",
-    ),
-]
 
 
 def test_bad_input_matrix_while_a_valid_pipeline_runs(client: Client, namespace: str) -> None:

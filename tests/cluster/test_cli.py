@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.builders.completion import complete
 from tests.cluster.conftest import Cluster
 from tests.cluster.pipelines import FATE, manifest, step
-from tests.local.test_completing import complete
 
 pytestmark = pytest.mark.usefixtures("operator")
 CTL = str(Path(sys.executable).parent / "pipeline-ctl")
@@ -313,8 +313,8 @@ def test_failure_diagnosis_logs_tail_follow_and_previous(cluster: Cluster, names
 
 
 def test_crds_missing_and_cluster_unreachable(tmp_path: Path) -> None:
+    from tests.builders.net import free_port
     from tests.cluster import conftest
-    from tests.local.services import free_port
 
     bare = conftest._start(tmp_path)  # a second control plane, without our CRDs
     try:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.builders.net import free_port, wait_port
 from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import create, manifest, step, wait_phase
-from tests.local.services import free_port, wait_port
 
 
 @pytest.fixture

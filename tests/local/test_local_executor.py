@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.test_bad_input import INVALID_SPEC, REJECTED
-from tests.unit.core.builders import Sim, make_pipeline
+from tests.builders.badinput import INVALID_SPEC, REJECTED
+from tests.builders.pipelines import Sim, make_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = [str(Path(sys.executable).parent / "pipeline-ctl")]  # the installed command, as users run it

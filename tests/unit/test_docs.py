@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataworks.core import validation
+from dataworks.core.pipelines import validation
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

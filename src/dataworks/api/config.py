@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from dataworks.api.pipeline import Model
+from dataworks.api.meta import Model
 
 
 class ConfigModel(Model):

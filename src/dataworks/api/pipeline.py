@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-GROUP = "dataworks.io"
-VERSION = "v1"
+from dataworks.api.common import DNS1123_LABEL, DURATION, EnvVar, PodDefaults, Resources, RetryPolicy
+from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model
+
+__all__ = ["GROUP", "VERSION", "Condition", "EnvVar", "Model", "PodDefaults", "Resources", "RetryPolicy"]
+
 KIND = "Pipeline"
 PLURAL = "pipelines"
 
@@ -23,67 +25,9 @@ STEP_TYPES = ("fetch", "transform", "load", "fan-out", "quality-check", "contain
 StepType = Literal["fetch", "transform", "load", "fan-out", "quality-check", "container"]
 OnFailure = Literal["fail", "skip-dependents", "continue"]
 
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-# A Kubernetes quantity: an integer or decimal, with an optional suffix.
-QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
 MAX_STEP_NAME = 50  # leaves room for a Job-name suffix within 63 characters
 MAX_STEPS = 500
 MAX_DEPENDS_ON = 100
-
-
-class Model(BaseModel):
-    """Base: camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class Resources(Model):
-    """Compute resources of a step's pods.
-
-    Either the shorthand `{cpu, memory}` (requests and limits alike), or full
-    `requests`/`limits` maps as in a container spec. `parallelism` here is the
-    seed manifests' spelling of a fan-out's worker count.
-    """
-
-    cpu: str | None = Field(None, description='CPU for requests and limits, e.g. "500m" or "2".')
-    memory: str | None = Field(None, description='Memory for requests and limits, e.g. "512Mi".')
-    parallelism: int | None = Field(None, ge=1, description="Fan-out worker count (shorthand).")
-    requests: dict[str, str] | None = Field(None, description="Resource requests, as in a container spec.")
-    limits: dict[str, str] | None = Field(None, description="Resource limits, as in a container spec.")
-
-
-class RetryPolicy(Model):
-    """How often a failed step is retried, and which failures are worth it."""
-
-    limit: int | None = Field(
-        None, ge=0, le=100, description="Retries after the first attempt (default from the operator config)."
-    )
-    retry_on_exit_codes: list[int] | None = Field(
-        None, description="Retry only when the container exits with one of these codes."
-    )
-    no_retry_exit_codes: list[int] | None = Field(
-        None, description="Never retry when the container exits with one of these codes; fail the step."
-    )
-    no_retry_reasons: list[str] | None = Field(
-        None, description="Never retry pods that end with one of these reasons, e.g. OOMKilled."
-    )
-
-
-class EnvVarSource(Model):
-    """A value taken from a Secret or ConfigMap key; never a literal credential."""
-
-    secret_key_ref: dict[str, Any] | None = Field(None, description="Select a key of a Secret.")
-    config_map_key_ref: dict[str, Any] | None = Field(None, description="Select a key of a ConfigMap.")
-    field_ref: dict[str, Any] | None = Field(None, description="Select a field of the pod.")
-
-
-class EnvVar(Model):
-    """An environment variable of a container step."""
-
-    name: str = Field(description="Variable name.")
-    value: str | None = Field(None, description="Literal value (not for credentials: use valueFrom).")
-    value_from: EnvVarSource | None = Field(None, description="Take the value from a Secret or ConfigMap.")
 
 
 class Step(Model):
@@ -143,16 +87,6 @@ class Step(Model):
     ]
 
 
-class PodDefaults(Model):
-    """Pod settings applied to every step's pods."""
-
-    node_selector: dict[str, str] | None = Field(None, description="Node selector for all step pods.")
-    tolerations: list[dict[str, Any]] | None = Field(None, description="Tolerations for all step pods.")
-    image_pull_secrets: list[dict[str, str]] | None = Field(None, description="Image pull secrets.")
-    labels: dict[str, str] | None = Field(None, description="Extra labels on step pods.")
-    annotations: dict[str, str] | None = Field(None, description="Extra annotations on step pods.")
-
-
 class RetryRequest(Model):
     """A declarative request to re-run steps, applied exactly once per id."""
 
@@ -192,17 +126,6 @@ class PipelineSpec(Model):
     # list-map keyed by name (see crdgen). That dependsOn names existing steps
     # is checked by core.validation (InvalidSpec): as a CEL rule it is O(n^2)
     # and exceeds the API server's cost budget at 200+ steps.
-
-
-class Condition(Model):
-    """A standard Kubernetes condition."""
-
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: str | None = None
-    observed_generation: int | None = None
 
 
 class WorkerCounts(Model):
@@ -263,9 +186,23 @@ class Pipeline(Model):
     spec: PipelineSpec
     status: PipelineStatus | None = None
 
-    printer_columns: ClassVar[list[dict[str, str]]] = [
+
+TERMINAL_PHASES = frozenset({"Completed", "Failed", "Cancelled"})
+TERMINAL_STEP_PHASES = frozenset({"Completed", "Failed", "Skipped", "Cancelled"})
+
+INFO = KindInfo(
+    kind=KIND,
+    plural=PLURAL,
+    root=Pipeline,
+    spec=PipelineSpec,
+    status=PipelineStatus,
+    short_names=("pl",),
+    printer_columns=(
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Steps", "type": "string", "jsonPath": ".status.progress"},
         {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
+    ),
+    terminal_phases=TERMINAL_PHASES,
+    owner_label="dataworks.io/pipeline",
+)

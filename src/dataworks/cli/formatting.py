@@ -5,13 +5,13 @@ Nothing here talks to a cluster, so every view is unit-tested with plain dicts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from dataworks.core import quantities
+from dataworks.core.kit import clock, quantities
 
 PHASE_STYLES = {
     "Completed": "green",
@@ -36,7 +36,7 @@ STEP_ICONS = {
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return clock.parse_ts(value)
 
 
 def elapsed(start: str | None, end: str | None, now: datetime) -> str:

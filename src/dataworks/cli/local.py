@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 from rich.live import Live
 
+from dataworks.api import pipeline as api
 from dataworks.cli import formatting
 from dataworks.cli.main import (
     EXIT_FAILED,
@@ -29,7 +30,7 @@ from dataworks.cli.main import (
     load_pipelines,
     validate_or_fail,
 )
-from dataworks.core.observations import last_progress
+from dataworks.core.kit.jobs import last_progress
 from dataworks.local import runs
 from dataworks.local.executing import Executor, Options
 from dataworks.local.jobs import LocalJob
@@ -186,7 +187,7 @@ def logs_local(args: argparse.Namespace) -> int:
                 print(prefix + line)
 
     show()
-    while args.follow and run.status().phase not in {"Completed", "Failed", "Cancelled"}:
+    while args.follow and run.status().phase not in api.TERMINAL_PHASES:
         time.sleep(0.5)
         files = run.logs(args.step) if args.worker is None else files
         for f in files:

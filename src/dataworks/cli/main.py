@@ -134,7 +134,7 @@ def emit(args: argparse.Namespace, text: str, data: Any) -> None:
 
 def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
     """The Pipelines in a file (or stdin), with `--param` values filled in."""
-    from dataworks.core import params
+    from dataworks.core.kit import params
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
@@ -155,7 +155,7 @@ def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict
 
 
 def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
-    from dataworks.core import validation
+    from dataworks.core.pipelines import validation
 
     name = (obj.get("metadata") or {}).get("name", "?")
     validated, errors = validation.validate_raw(obj.get("spec") or {})
@@ -220,7 +220,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def dry_run(checked: list[tuple[dict[str, Any], Any]], args: argparse.Namespace) -> int:
     from dataworks.api.config import OperatorConfig
-    from dataworks.core import naming, planning
+    from dataworks.core.kit import naming
+    from dataworks.core.pipelines import planning
     from dataworks.manifests import jobs as manifests
 
     config = OperatorConfig()
@@ -240,11 +241,12 @@ def dry_run(checked: list[tuple[dict[str, Any], Any]], args: argparse.Namespace)
 
 
 def wait_for_end(cluster: Cluster, name: str) -> int:
+    from dataworks.api import pipeline as api
     from dataworks.kube.resources import Pipeline
 
     while True:
         phase = (cluster.get(name).get("status") or {}).get("phase")
-        if phase in {"Completed", "Failed", "Cancelled"}:
+        if phase in api.TERMINAL_PHASES:
             print(f"pipeline {name}: {phase}")
             return EXIT_OK if phase == "Completed" else EXIT_FAILED
         for _, obj in cluster.call(
@@ -255,7 +257,7 @@ def wait_for_end(cluster: Cluster, name: str) -> int:
             fields={"metadata.name": name},
             server_timeout=30,
         ):
-            if ((obj.to_dict().get("status") or {}).get("phase")) in {"Completed", "Failed", "Cancelled"}:
+            if ((obj.to_dict().get("status") or {}).get("phase")) in api.TERMINAL_PHASES:
                 break
 
 
@@ -351,7 +353,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not args.name:
         fail("which pipeline? pipeline-ctl logs NAME [--step S] [--worker I] [-f]")
     from dataworks.cli import watching
-    from dataworks.core import quantities
+    from dataworks.core.kit import quantities
 
     try:
         since = int(quantities.parse_duration(args.since)) if args.since else None

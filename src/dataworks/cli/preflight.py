@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataworks.core import steps as core_steps
-from dataworks.core.validation import Validated
+from dataworks.core.pipelines import steps as core_steps
+from dataworks.core.pipelines.validation import Validated
 
 
 @dataclass

@@ -21,11 +21,14 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from dataworks.api import pipeline as api
 from dataworks.cli import formatting
 from dataworks.cli.main import EXIT_FAILED, EXIT_OK, Cluster, fail
-from dataworks.core.observations import LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_STEP, last_progress
+from dataworks.core.kit.jobs import last_progress
+from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
 
-TERMINAL = {"Completed", "Failed", "Cancelled"}
+TERMINAL = api.TERMINAL_PHASES
+LABEL_PIPELINE = api.INFO.owner_label
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
 
 

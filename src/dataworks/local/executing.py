@@ -22,8 +22,9 @@ from typing import Any
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import planning, validation
-from dataworks.core.steps import StepDef
+from dataworks.core.kit import plan as kitplan
+from dataworks.core.pipelines import planning, validation
+from dataworks.core.pipelines.steps import StepDef
 from dataworks.local.jobs import Launcher, LocalJob
 from dataworks.local.runs import RunDir
 from dataworks.manifests.jobs import Owner, steps_config_map
@@ -36,7 +37,7 @@ TICK_SECONDS = 0.5
 class Options:
     max_parallel: int | None = None
     retry_limit: int = OperatorConfig().default_retry_limit
-    on_event: Callable[[planning.Event], None] = lambda e: None
+    on_event: Callable[[kitplan.Event], None] = lambda e: None
     on_tick: Callable[[api.PipelineStatus, dict[str, LocalJob]], None] = lambda s, j: None
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -125,7 +126,7 @@ class Executor:
         if checked[0] is not None:
             self._write_steps(checked[0].steps)
         status = self.run.status()
-        meta = planning.Meta(name=self.run.name, namespace=LOCAL_NAMESPACE)
+        meta = kitplan.Meta(name=self.run.name, namespace=LOCAL_NAMESPACE)
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if in_main else None
         saved: dict[str, Any] | None = None
@@ -139,7 +140,7 @@ class Executor:
                 for job in self.jobs.values():
                     job.poll(now)
                 views = [j.view() for j in self.jobs.values()]
-                plan = planning.plan(meta, spec, status, views, now=now, checked=checked)
+                plan = planning.plan(meta, checked, status, views, now=now)
                 for name in plan.delete:
                     self.jobs[name].terminate()
                 for name in plan.suspend:

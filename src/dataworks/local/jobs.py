@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dataworks.core.observations import JobState, JobView, one_line
-from dataworks.core.planning import ts
-from dataworks.core.steps import StepDef
+from dataworks.core.kit.clock import ts
+from dataworks.core.kit.jobs import JobState, JobView, one_line
+from dataworks.core.pipelines.steps import StepDef
 
 GRACE_SECONDS = 10.0
 

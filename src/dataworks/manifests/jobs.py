@@ -15,11 +15,11 @@ from typing import Any
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import naming
-from dataworks.core.observations import LABEL_ATTEMPT, LABEL_PIPELINE, LABEL_STEP, LABEL_STEP_TYPE
-from dataworks.core.planning import Launch
-from dataworks.core.quantities import parse_quantity
-from dataworks.core.steps import StepDef
+from dataworks.core.kit import naming
+from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP, LABEL_STEP_TYPE
+from dataworks.core.kit.quantities import parse_quantity
+from dataworks.core.pipelines.planning import Launch
+from dataworks.core.pipelines.steps import StepDef
 
 STEPS_MOUNT = "/etc/dataworks/steps"
 CONNECTIONS_MOUNT = "/etc/dataworks/connections"
@@ -165,7 +165,7 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Opera
     """The Job of one attempt of one step."""
     step = launch.step
     labels = {
-        LABEL_PIPELINE: owner.name,
+        api.INFO.owner_label: owner.name,
         LABEL_STEP: step.name,
         LABEL_STEP_TYPE: step.type,
         LABEL_ATTEMPT: str(launch.attempt),
@@ -276,7 +276,7 @@ def steps_config_map(owner: Owner, steps: tuple[StepDef, ...]) -> dict[str, Any]
         "metadata": {
             "name": naming.config_map_name(owner.name),
             "namespace": owner.namespace,
-            "labels": {LABEL_PIPELINE: owner.name},
+            "labels": {api.INFO.owner_label: owner.name},
             "ownerReferences": [owner.reference()],
         },
         "data": data,

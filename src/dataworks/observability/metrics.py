@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dataworks.api import pipeline as api
+from dataworks.core.kit import clock
 
-TERMINAL = {"Completed", "Failed", "Cancelled"}
+TERMINAL = api.TERMINAL_PHASES
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 KNOWN_REASONS = {
@@ -42,9 +42,7 @@ KNOWN_REASONS = {
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    begin = datetime.strptime(start, fmt).replace(tzinfo=UTC)
-    return (datetime.strptime(end, fmt).replace(tzinfo=UTC) - begin).total_seconds()
+    return clock.seconds_between(start, end)
 
 
 class _Requests(Collector):

@@ -24,7 +24,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 
 from dataworks.api import pipeline as api
-from dataworks.core import planning
+from dataworks.core.kit import plan as kitplan
 from dataworks.manifests import jobs as manifests
 
 log = logging.getLogger("dataworks.operator")
@@ -38,7 +38,7 @@ STOP_GRACE = 5.0  # seconds to post what is queued when the operator stops
 @dataclass(frozen=True)
 class _Queued:
     owner: manifests.Owner
-    event: planning.Event
+    event: kitplan.Event
     at: datetime
 
 
@@ -58,7 +58,7 @@ class EventSender:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()) for _ in range(senders)]
 
-    async def send(self, owner: manifests.Owner, event: planning.Event) -> None:
+    async def send(self, owner: manifests.Owner, event: kitplan.Event) -> None:
         """Queue an Event on the Pipeline `owner`; waits only while the queue is full."""
         if not self._tasks:
             self.start()

@@ -24,7 +24,6 @@ import yaml
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import observations
 from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
@@ -184,15 +183,13 @@ def build_registry(
         if news and namespace:
             await state["reconciler"].trigger(namespace, name)
 
-    @kopf.on.event(
-        "batch", "v1", "jobs", labels={observations.LABEL_PIPELINE: kopf.PRESENT}, registry=registry
-    )
+    @kopf.on.event("batch", "v1", "jobs", labels={api.INFO.owner_label: kopf.PRESENT}, registry=registry)
     async def job_event(
         *, body: kopf.Body, labels: Mapping[str, str], namespace: str | None, type: str, **_: Any
     ) -> None:
         changed = state["reconciler"].observe_job(dict(body), deleted=type == "DELETED")
         if changed and namespace:
-            await state["reconciler"].trigger(namespace, labels[observations.LABEL_PIPELINE])
+            await state["reconciler"].trigger(namespace, labels[api.INFO.owner_label])
 
     return registry
 
@@ -221,7 +218,7 @@ async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float
             for ns in scope:
                 async for p in client.list(resources.Pipeline, namespace=ns):
                     phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
-                    if phase not in {"Completed", "Failed", "Cancelled"}:
+                    if phase not in api.TERMINAL_PHASES:
                         await reconciler.trigger(p.metadata.namespace, p.metadata.name)
         except Exception:
             log.exception("resync failed")

@@ -24,7 +24,7 @@ from lightkube.resources.core_v1 import Secret
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import notifying
+from dataworks.core.pipelines import notifying
 
 log = logging.getLogger("dataworks.notifications")
 TRIES, FIRST_DELAY, TIMEOUT, QUEUE = 6, 0.5, 5.0, 1000

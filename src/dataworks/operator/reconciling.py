@@ -26,7 +26,9 @@ from lightkube.types import CascadeType, PatchType
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import observations, planning, validation
+from dataworks.core.kit import jobs as observations
+from dataworks.core.kit import plan as kitplan
+from dataworks.core.pipelines import planning, validation
 from dataworks.kube.resources import Pipeline
 from dataworks.manifests import jobs as manifests
 from dataworks.observability.metrics import Metrics
@@ -99,9 +101,10 @@ class Reconciler:
             metrics.queue_depth.set_function(lambda: sum(1 for s in self._slots.values() if s.lock.locked()))
 
     def _active_count(self) -> int:
-        terminal = {"Completed", "Failed", "Cancelled"}
         return sum(
-            1 for p in self._pipelines.values() if ((p.get("status") or {}).get("phase")) not in terminal
+            1
+            for p in self._pipelines.values()
+            if ((p.get("status") or {}).get("phase")) not in api.TERMINAL_PHASES
         )
 
     def _check(self, namespace: str, name: str, meta: dict[str, Any], spec: dict[str, Any]) -> Any:
@@ -138,7 +141,7 @@ class Reconciler:
     def observe_job(self, body: dict[str, Any], deleted: bool = False) -> bool:
         """Cache a Job; True when what the planner sees of it changed."""
         meta = body.get("metadata") or {}
-        pipeline = (meta.get("labels") or {}).get(observations.LABEL_PIPELINE)
+        pipeline = (meta.get("labels") or {}).get(api.INFO.owner_label)
         if not pipeline:
             return False
         jobs = self._jobs.setdefault((meta.get("namespace", ""), pipeline), {})
@@ -164,9 +167,7 @@ class Reconciler:
     async def _job_bodies(self, namespace: str, name: str) -> list[dict[str, Any]]:
         key = (namespace, name)
         if key not in self._jobs_listed:  # first sight: list once, then events keep it current
-            async for job in self.client.list(
-                Job, namespace=namespace, labels={observations.LABEL_PIPELINE: name}
-            ):
+            async for job in self.client.list(Job, namespace=namespace, labels={api.INFO.owner_label: name}):
                 self.observe_job(job.to_dict())
             self._jobs_listed.add(key)
         return list(self._jobs.get(key, {}).values())
@@ -212,18 +213,18 @@ class Reconciler:
         views = []
         for body in await self._job_bodies(namespace, name):
             view = observations.job_view(body)
-            if view is not None and view.state == "Failed" and not _already_failed(old, view):
+            if not view.step:
+                continue
+            if view.state == "Failed" and not _already_failed(old, view):
                 view = await self._with_pod_reason(namespace, view)
-            if view is not None:
-                views.append(view)
+            views.append(view)
         p = planning.plan(
-            planning.Meta(name=name, namespace=namespace, generation=int(meta.get("generation") or 1)),
-            raw.get("spec") or {},
+            kitplan.Meta(name=name, namespace=namespace, generation=int(meta.get("generation") or 1)),
+            self._check(namespace, name, meta, raw.get("spec") or {}),
             old,
             views,
             now=datetime.now(UTC),
             settings=self.settings,
-            checked=self._check(namespace, name, meta, raw.get("spec") or {}),
         )
         owner = manifests.Owner(name=name, namespace=namespace, uid=meta.get("uid", ""))
         try:
@@ -236,7 +237,7 @@ class Reconciler:
             text = f"cannot create the step's Job: {e.status.message}"
             if self._refused.get((namespace, name)) != text:
                 self._refused[(namespace, name)] = text
-                await self.events.send(owner, planning.Event("Warning", "FailedCreate", text))
+                await self.events.send(owner, kitplan.Event("Warning", "FailedCreate", text))
             raise
         # The API server keeps no nulls, so the stored status compares with the one without them;
         # the patch itself carries the nulls, which remove fields that were cleared.

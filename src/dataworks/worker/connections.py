@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from dataworks.core.steps import connection_keys
+from dataworks.core.pipelines.steps import connection_keys
 from dataworks.worker.errors import StepFailed
 
 SQL_SCHEMES = {"postgresql", "postgres", "sqlite", "duckdb"}

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dataworks.core.steps import check_config
+from dataworks.core.pipelines.steps import check_config
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext
 from dataworks.worker.storing import Location, Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataworks.cli import preflight
-from dataworks.core import validation
+from dataworks.core.pipelines import validation
 
 
 def validated(**spec: Any) -> Any:

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dataworks.core import planning
-from tests.unit.core.builders import T0, Sim, make_pipeline
+from dataworks.core.kit.plan import Meta
+from dataworks.core.pipelines import planning
+from tests.builders import pipelines as builders
+from tests.builders.pipelines import T0, Sim, make_pipeline
 
 
 def diamond(**on_failure: str):  # type: ignore[no-untyped-def]
@@ -71,9 +73,7 @@ def test_on_failure(on_failure: str, phases: dict[str, str], pipeline_phase: str
 def test_reconcile_twice_creates_nothing_twice() -> None:
     sim = Sim(diamond())
     first = sim.reconcile()
-    again = planning.plan(
-        planning.Meta("d", "ns"), sim.builder.spec, sim.status, list(sim.jobs.values()), now=sim.now
-    )
+    again = builders.plan(Meta("d", "ns"), sim.builder.spec, sim.status, list(sim.jobs.values()), now=sim.now)
     assert [launch.job_name for launch in first.create] == ["d-a"]
     assert again.create == []
     assert again.events == []
@@ -82,7 +82,7 @@ def test_reconcile_twice_creates_nothing_twice() -> None:
 def test_unobserved_running_step_is_relaunched_with_the_same_name() -> None:
     sim = Sim(diamond())
     sim.reconcile()
-    lost = planning.plan(planning.Meta("d", "ns"), sim.builder.spec, sim.status, [], now=sim.now)
+    lost = builders.plan(Meta("d", "ns"), sim.builder.spec, sim.status, [], now=sim.now)
     assert [launch.job_name for launch in lost.create] == ["d-a"]  # AlreadyExists adopts
 
 
@@ -176,8 +176,8 @@ def test_retry_of_one_named_step() -> None:
     ],
 )
 def test_invalid_spec_is_failed_with_the_step_and_field(steps: list[dict[str, object]], message: str) -> None:
-    plan = planning.plan(
-        planning.Meta("bad", "ns"), {"steps": steps}, None, [], now=planning.parse_ts("2026-01-01T00:00:00Z")
+    plan = builders.plan(
+        Meta("bad", "ns"), {"steps": steps}, None, [], now=builders.at("2026-01-01T00:00:00Z")
     )
     assert plan.create == []
     assert plan.status.phase == "Failed"
@@ -190,14 +190,12 @@ def test_invalid_spec_is_failed_with_the_step_and_field(steps: list[dict[str, ob
 def test_ttl_after_finished_requeues_then_deletes() -> None:
     sim = Sim(make_pipeline("t").step("a").set(ttlSecondsAfterFinished=30))
     status = sim.run()
-    done = planning.parse_ts(status.completion_time or "")
-    early = planning.plan(
-        planning.Meta("t", "ns"), sim.builder.spec, status, list(sim.jobs.values()), now=done
-    )
+    done = builders.at(status.completion_time or "")
+    early = builders.plan(Meta("t", "ns"), sim.builder.spec, status, list(sim.jobs.values()), now=done)
     assert early.requeue_at == done + timedelta(seconds=30)
     assert not early.delete_pipeline
-    late = planning.plan(
-        planning.Meta("t", "ns"),
+    late = builders.plan(
+        Meta("t", "ns"),
         sim.builder.spec,
         status,
         list(sim.jobs.values()),
@@ -209,7 +207,7 @@ def test_ttl_after_finished_requeues_then_deletes() -> None:
 def test_deadline_wakes_the_operator_and_fails_the_pipeline() -> None:
     sim = Sim(make_pipeline("dl").step("slow").set(activeDeadlineSeconds=60))
     first = sim.reconcile()
-    start = planning.parse_ts(first.status.start_time or "")
+    start = builders.at(first.status.start_time or "")
     assert first.requeue_at == start + timedelta(seconds=61)
     sim.now = start + timedelta(seconds=61)
     late = sim.reconcile()
@@ -223,8 +221,8 @@ def test_edits_to_started_steps_are_reported_and_edits_to_waiting_steps_apply() 
     sim.reconcile()
     sim.builder.spec["steps"][0]["args"] = ["changed"]
     sim.builder.spec["steps"][1]["args"] = ["new"]
-    plan = planning.plan(
-        planning.Meta("e", "ns", generation=2),
+    plan = builders.plan(
+        Meta("e", "ns", generation=2),
         sim.builder.spec,
         sim.status,
         list(sim.jobs.values()),
@@ -242,15 +240,13 @@ def test_edits_to_started_steps_are_reported_and_edits_to_waiting_steps_apply() 
 
 def test_request_above_own_limit_is_invalid() -> None:
     b = make_pipeline("r").step("a", resources={"requests": {"cpu": "4"}, "limits": {"cpu": "2"}})
-    plan = planning.plan(
-        planning.Meta("r", "ns"), b.spec, None, [], now=planning.parse_ts("2026-01-01T00:00:00Z")
-    )
+    plan = builders.plan(Meta("r", "ns"), b.spec, None, [], now=builders.at("2026-01-01T00:00:00Z"))
     assert plan.status.phase == "Failed"
     assert "step 'a': resources.requests.cpu: 4 exceeds its limit 2" in (plan.status.message or "")
 
 
 def test_pod_failure_message_is_the_last_error_line_of_the_newest_failure() -> None:
-    from dataworks.core import observations
+    from dataworks.core.kit import jobs as observations
 
     def pod(finished: str, message: str) -> dict[str, object]:
         term = {"exitCode": 1, "finishedAt": finished, "message": message}
@@ -268,7 +264,7 @@ def test_pod_failure_message_is_the_last_error_line_of_the_newest_failure() -> N
 
 def test_notices_severity_filter_cooldown_and_payloads() -> None:
     from dataworks.api.config import Receiver
-    from dataworks.core import notifying
+    from dataworks.core.pipelines import notifying
 
     every = Receiver.model_validate({"name": "all", "urlSecret": {"name": "s"}, "cooldownSeconds": 600})
     pager = Receiver.model_validate(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import planning, steps
+from dataworks.core.pipelines import planning, steps
 from dataworks.manifests import jobs
 from dataworks.operator import main as operator_main
 

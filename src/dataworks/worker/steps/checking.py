@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from dataworks.core import quantities
+from dataworks.core.kit import quantities
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, only_input, quote
 

@@ -33,7 +33,7 @@ import fsspec
 import psycopg
 from fsspec.implementations.local import LocalFileSystem
 
-from dataworks.core.steps import LOAD_DESTINATIONS
+from dataworks.core.pipelines.steps import LOAD_DESTINATIONS
 from dataworks.worker import pgcopy, sources
 from dataworks.worker.connections import Connection
 from dataworks.worker.errors import StepFailed

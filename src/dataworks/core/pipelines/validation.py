@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from dataworks.api import pipeline as api
-from dataworks.core import dag, steps
-from dataworks.core.steps import SpecError, StepDef
+from dataworks.core.kit import dag
+from dataworks.core.pipelines import steps
+from dataworks.core.pipelines.steps import SpecError, StepDef
 
 
 @dataclass(frozen=True)

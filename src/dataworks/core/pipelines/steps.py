@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dataworks.core import quantities
+from dataworks.core.kit import quantities
 
 if TYPE_CHECKING:  # only annotations: the worker imports this module and starts faster without pydantic
     from dataworks.api import pipeline as api

@@ -8,10 +8,35 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dataworks.api import pipeline as api
-from dataworks.core import planning
-from dataworks.core.observations import JobView
+from dataworks.core.kit import clock
+from dataworks.core.kit.jobs import JobView
+from dataworks.core.kit.plan import Event, Meta
+from dataworks.core.pipelines import planning, validation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+FATE = "fate.testcluster.dataworks.io/"  # the test control plane's pod-fate annotations
+
+
+def step(
+    name: str, depends_on: list[str] | None = None, *, fate: dict[str, str] | None = None, **kw: Any
+) -> dict[str, Any]:
+    """A container step; `fate` keys (without prefix) set its pods' fate on the test cluster."""
+    s: dict[str, Any] = {"name": name, "type": "container", "image": "busybox:1.36", "command": ["true"]}
+    if depends_on:
+        s["dependsOn"] = depends_on
+    annotations = {FATE + "duration": "300ms", **{FATE + k: v for k, v in (fate or {}).items()}}
+    s["annotations"] = annotations
+    s.update(kw)
+    return {k: v for k, v in s.items() if v is not None}
+
+
+def manifest(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "Pipeline",
+        "metadata": {"name": name},
+        "spec": {"steps": steps, **spec},
+    }
 
 
 class PipelineBuilder:
@@ -38,6 +63,26 @@ def make_pipeline(name: str = "p") -> PipelineBuilder:
     return PipelineBuilder(name)
 
 
+def at(text: str) -> datetime:
+    """A status timestamp as the `now` a planner takes."""
+    return clock.parse_ts(text)
+
+
+def plan(
+    meta: Meta,
+    spec: dict[str, Any],
+    status: api.PipelineStatus | None,
+    jobs: list[JobView],
+    *,
+    now: datetime,
+    settings: planning.Settings | None = None,
+) -> planning.Plan:
+    """Validate a raw spec as the operator does, then plan."""
+    settings = settings or planning.Settings()
+    checked = validation.validate_raw(spec, max_parallelism=settings.max_parallelism)
+    return planning.plan(meta, checked, status, jobs, now=now, settings=settings)
+
+
 @dataclass
 class Sim:
     """Runs the planner to a fixed point; `fail` maps step -> attempts that fail."""
@@ -47,15 +92,15 @@ class Sim:
     status: api.PipelineStatus | None = None
     jobs: dict[str, JobView] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
-    events: list[planning.Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     now: datetime = T0
     running_by_round: list[list[str]] = field(default_factory=list)
     settings: planning.Settings = field(default_factory=planning.Settings)
 
     def reconcile(self) -> planning.Plan:
         self.now += timedelta(seconds=1)
-        p = planning.plan(
-            planning.Meta(self.builder.name, "ns"),
+        p = plan(
+            Meta(self.builder.name, "ns"),
             self.builder.spec,
             self.status,
             list(self.jobs.values()),

@@ -1,21 +1,27 @@
-"""What the planner needs to know of a step's Job, read from the Job object (pure layer)."""
+"""Reading a Job's state for any owner kind (pure layer).
+
+`job_view` turns a Job object into the `JobView` every planner reads:
+Complete or SuccessCriteriaMet is Succeeded, Failed or FailureTarget is
+Failed, a suspended Job is Suspended. The failed pods' reasons (OOMKilled)
+and termination messages are read by `pod_failure_reason` and
+`pod_failure_message`. Which owner a Job belongs to is the runtime's
+routing, by the owner kind's label; the view carries the part (`step`) and
+attempt from the shared labels.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
-LABEL_PIPELINE = "dataworks.io/pipeline"
-LABEL_STEP = "dataworks.io/step"
-LABEL_STEP_TYPE = "dataworks.io/step-type"
-LABEL_ATTEMPT = "dataworks.io/attempt"
+from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
 
 JobState = Literal["Active", "Succeeded", "Failed", "Suspended"]
 
 
 @dataclass(frozen=True)
 class JobView:
-    """One step Job as observed."""
+    """One Job as observed; `step` is empty for a Job that is no owner's step."""
 
     name: str
     step: str
@@ -77,13 +83,11 @@ def _condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return None
 
 
-def job_view(job: dict[str, Any]) -> JobView | None:
-    """The JobView of a Job dict, or None if it is not a dataworks step Job."""
+def job_view(job: dict[str, Any]) -> JobView:
+    """The JobView of any Job dict."""
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
-    step = labels.get(LABEL_STEP)
-    if not step:
-        return None
+    step = str(labels.get(LABEL_STEP) or "")
     try:
         attempt = int(labels.get(LABEL_ATTEMPT, "1"))
     except ValueError:

@@ -1,0 +1,1 @@
+"""The Pipeline kind's pure policy, one decision per module (scheduling, failure, retry, status, ...)."""
