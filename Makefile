@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 # The first command in README: install dataworks and run the quickstart on this machine.
 quickstart: install
-	$(BIN)/pipeline-ctl run --local examples/quickstart.yaml
+	$(BIN)/dataworks run --local examples/quickstart.yaml
 
 .PHONY: quickstart install testcluster crds lint typecheck contracts gotest test bench clean
 

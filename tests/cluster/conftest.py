@@ -182,22 +182,32 @@ class Operator:
     """The dataworks-operator process, run out of cluster with the test kubeconfig, or, given
     `pod` (a ServiceAccount directory: token, ca.crt, namespace), as it runs in a pod."""
 
-    def __init__(self, kubeconfig: str | None, log_path: Path, *extra: str, pod: InPod | None = None) -> None:
-        """`extra` flags follow the defaults, so they win (e.g. --health-port 8089, --config F)."""
+    def __init__(
+        self,
+        kubeconfig: str | None,
+        log_path: Path,
+        *extra: str,
+        pod: InPod | None = None,
+        program: list[str] | None = None,
+    ) -> None:
+        """`extra` flags follow the defaults, so they win (e.g. --health-port 8089, --config F);
+        `program` replaces the dataworks-operator command (e.g. one with a test kind added)."""
         self.kubeconfig, self.log_path, self.extra, self.pod = kubeconfig, log_path, extra, pod
+        self.program = program
         self.proc: subprocess.Popen[bytes] | None = None
         self.log: IO[bytes] | None = None
 
     def start(self) -> None:
         self.log = self.log_path.open("ab")
         exe = Path(sys.executable).parent / "dataworks-operator"
+        program = self.program or [str(exe)]
         flags = ["--health-port", "0", "--log-format", "json", *self.extra]
         if self.pod is None:
             assert self.kubeconfig is not None
-            cmd, env = [str(exe), "--kubeconfig", self.kubeconfig, *flags], None
+            cmd, env = [*program, "--kubeconfig", self.kubeconfig, *flags], None
         else:
-            cmd, env = self.pod.command([str(exe), *flags]), self.pod.env()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            cmd, env = self.pod.command([*program, *flags]), self.pod.env()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None:

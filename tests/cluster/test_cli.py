@@ -18,7 +18,7 @@ from tests.cluster.conftest import Cluster
 from tests.cluster.pipelines import FATE, manifest, step
 
 pytestmark = pytest.mark.usefixtures("operator")
-CTL = str(Path(sys.executable).parent / "pipeline-ctl")
+CTL = str(Path(sys.executable).parent / "dataworks")  # pipeline-ctl is the same program (tests/local)
 
 
 def run_ctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -75,7 +75,7 @@ def test_metrics_count_what_happened(metered: str, cluster: Cluster, namespace: 
     assert value("pipeline_step_duration_seconds_count", step_type="container") == 2
     assert value("active_pipelines") == 0
     assert value("dataworks_kubernetes_api_requests_total", verb="POST", resource="jobs") >= 3
-    assert value("dataworks_reconcile_duration_seconds_count") >= 4
+    assert value("dataworks_reconcile_duration_seconds_count", kind="Pipeline") >= 4
     assert value("dataworks_operator_build_info", version="0.1.0") == 1
     # StepStarted, StepCompleted x2 and PipelineCompleted; StepStarted, StepFailed, PipelineFailed
     assert value("dataworks_events_total", result="posted") >= 6

@@ -125,8 +125,8 @@ def test_one_notification_per_failure_with_a_cooldown(
     }
     assert "step 'big': out of memory reading events" in body["logExcerpt"]
     assert (
-        body["hint"] == f"pipeline-ctl describe nightly -n {namespace}; "
-        f"pipeline-ctl logs nightly -n {namespace} --step big"
+        body["hint"] == f"dataworks describe nightly -n {namespace}; "
+        f"dataworks logs nightly -n {namespace} --step big"
     )
     assert pager.bodies[0]["text"].startswith(
         f":red_circle: *{namespace}/nightly*: step big failed (OOMKilled)"

@@ -32,7 +32,9 @@ def exported() -> set[str]:
     metrics.step_failures.labels(step_type="fetch", reason="Error").inc()
     metrics.durations.labels(phase="Completed").observe(1)
     metrics.step_durations.labels(step_type="fetch").observe(1)
-    metrics.reconcile_errors.labels(error="X").inc()
+    metrics.reconcile_errors.labels(kind="Pipeline", error="X").inc()
+    metrics.reconcile_seconds.labels(kind="Pipeline").observe(0.01)
+    metrics.queue_depth.labels(kind="Pipeline").set(0)
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 

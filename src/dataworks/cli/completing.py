@@ -43,6 +43,7 @@ def script(root: argparse.ArgumentParser, shell: str) -> str:
   fi
 }}
 complete -F _pipeline_ctl pipeline-ctl
+complete -F _pipeline_ctl dataworks
 """
     if shell == "fish":
         return fish(verbs, sub.choices)

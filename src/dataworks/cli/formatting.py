@@ -288,3 +288,47 @@ def pod_waiting(pod: dict[str, Any]) -> str | None:
         if reason:
             return f"{reason} (if it lasts: a Secret or volume it mounts may be missing; see its Events)"
     return "pending"
+
+
+def json_path(obj: dict[str, Any], path: str) -> Any:
+    """The value at a printer column's simple JSONPath (.status.phase), or None."""
+    value: Any = obj
+    for part in path.strip(".").split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def resources_table(
+    rows: list[tuple[Any, dict[str, Any]]],
+    now: datetime,
+    *,
+    all_namespaces: bool = False,
+    with_kind: bool = False,
+) -> Table:
+    """kubectl get's table for dataworks objects: NAME and each kind's printer columns.
+
+    With several kinds, names are spelled KIND/NAME and the columns are the
+    first kind's (a kind without one of them leaves it empty); AGE is always last."""
+    first = rows[0][0]
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    if all_namespaces:
+        table.add_column("NAMESPACE")
+    table.add_column("NAME")
+    columns = [c for c in first.printer_columns if c["type"] != "date"]
+    for c in columns:
+        table.add_column(c["name"].upper())
+    table.add_column("AGE")  # as kubectl: from creationTimestamp, for every kind
+    for info, obj in rows:
+        meta = obj.get("metadata") or {}
+        name = f"{info.singular}.{info.group}/{meta.get('name', '')}" if with_kind else meta.get("name", "")
+        cells = [meta.get("namespace", "")] if all_namespaces else []
+        cells.append(name)
+        paths = {x["name"]: x["jsonPath"] for x in info.printer_columns}
+        for c in columns:
+            value = json_path(obj, paths[c["name"]]) if c["name"] in paths else None
+            cells.append("" if value is None else str(value))
+        cells.append(elapsed(meta.get("creationTimestamp"), None, now))
+        table.add_row(*cells)
+    return table

@@ -21,7 +21,7 @@ from rich.live import Live
 
 from dataworks.api import pipeline as api
 from dataworks.cli import formatting
-from dataworks.cli.main import (
+from dataworks.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -126,7 +126,7 @@ def _execute(run: runs.RunDir, pipeline_dir: Path, args: argparse.Namespace) -> 
     console.print(
         f"{run.name}: ", formatting.phase_text(status.phase or "Pending"), f" {status.message or ''}"
     )
-    console.print(f"logs: pipeline-ctl logs --local {run.name}    data: {run.store}")
+    console.print(f"logs: dataworks logs --local {run.name}    data: {run.store}")
     if status.phase == "Completed":
         return EXIT_OK
     return EXIT_CANCELLED if status.phase == "Cancelled" else EXIT_FAILED
@@ -138,7 +138,7 @@ def _find(args: argparse.Namespace, name: str | None) -> runs.RunDir:
     if run is None:
         known = [r.name for r in runs.list_runs(root)]
         if not known:
-            fail(f"no local runs in {root}; start one with: pipeline-ctl run --local FILE")
+            fail(f"no local runs in {root}; start one with: dataworks run --local FILE")
         import difflib
 
         close = difflib.get_close_matches(name or "", known, n=3)

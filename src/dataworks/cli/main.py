@@ -1,4 +1,5 @@
-"""The `pipeline-ctl` command (edge layer): run, status, cancel, suspend, resume, retry, delete.
+"""The `dataworks` command, alias `pipeline-ctl` (edge layer): run, get, status, describe, logs,
+the action verbs each kind declares (cli/kinds.py), retry, delete and completion.
 
 Commands fetch plain data from the cluster, call `cli.formatting`, and print.
 Exit codes: 0 ok, 1 the pipeline failed, 2 usage or input error, 3 cluster or
@@ -15,154 +16,21 @@ import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
-CRD_FIX = "kubectl apply --server-side -k deploy/crds"
-CRD_GROUP = "dataworks.io"
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    raise CliError(message, code)
-
-
-class Cluster:
-    """The pipelines of one namespace, through the one client library."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        from dataworks.kube import clients
-
-        try:
-            self.client = clients.sync_client(args.kubeconfig, context=args.context)
-        except Exception as e:
-            fail(f"cannot load a kubeconfig ({e}); pass --kubeconfig or set KUBECONFIG", EXIT_CLUSTER)
-        self.namespace = args.namespace or self.client.namespace or "default"
-
-    def call(self, what: str, fn: Any, *a: Any, **kw: Any) -> Any:
-        import httpx2
-        from lightkube import ApiError
-
-        try:
-            return fn(*a, **kw)
-        except ApiError as e:
-            status = e.status
-            if (
-                status.code == 404
-                and status.details
-                and status.details.kind == "pipelines"
-                and not status.details.name
-            ):
-                fail(f"the Pipeline CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
-            if status.code == 403:
-                fail(f"forbidden: {status.message} (ask for RBAC permission to {what})", EXIT_CLUSTER)
-            raise
-        except httpx2.HTTPStatusError as e:
-            # An API group the server does not serve answers a bare 404 page, not a Status.
-            if e.response.status_code == 404 and f"/apis/{CRD_GROUP}/" in str(e.request.url):
-                fail(f"the Pipeline CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
-            raise
-        except httpx2.TransportError as e:
-            fail(f"cannot reach the cluster at {self.client.config.cluster.server}: {e}", EXIT_CLUSTER)
-
-    def get(self, name: str) -> dict[str, Any]:
-        from lightkube import ApiError
-
-        from dataworks.kube.resources import Pipeline
-
-        try:
-            obj = self.call("get pipelines", self.client.get, Pipeline, name, namespace=self.namespace)
-        except ApiError as e:
-            if e.status.code != 404:
-                fail(e.status.message or str(e), EXIT_CLUSTER)
-            names = [p["metadata"]["name"] for p in self.list()]
-            close = difflib.get_close_matches(name, names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            fail(f'pipeline "{name}" not found in namespace {self.namespace}{hint}')
-        return dict(obj.to_dict())
-
-    def list(self, all_namespaces: bool = False) -> list[dict[str, Any]]:
-        from dataworks.kube.resources import Pipeline
-
-        ns = "*" if all_namespaces else self.namespace
-        items = self.call("list pipelines", lambda: list(self.client.list(Pipeline, namespace=ns)))
-        return [dict(p.to_dict()) for p in items]
-
-    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
-        from lightkube.types import PatchType
-
-        from dataworks.kube.resources import Pipeline
-
-        self.get(name)  # a clear "not found" with suggestions
-        self.call(
-            "patch pipelines",
-            self.client.patch,
-            Pipeline,
-            name,
-            {"spec": spec},
-            namespace=self.namespace,
-            patch_type=PatchType.MERGE,
-        )
-
-
-def console() -> Any:
-    """A Rich console; when output is not a terminal (a pipe, a file), wide enough that
-    tables are not truncated to 80 columns."""
-    from rich.console import Console
-
-    plain = Console(highlight=False, soft_wrap=True)
-    return plain if plain.is_terminal else Console(highlight=False, soft_wrap=True, width=200)
-
-
-def emit(args: argparse.Namespace, text: str, data: Any) -> None:
-    """Print a command's result: its sentence, or (-o json|yaml) the same facts for scripts."""
-    output = getattr(args, "output", "table")
-    if output == "json":
-        print(json.dumps(data, indent=2))
-    elif output == "yaml":
-        print(yaml.safe_dump(data, sort_keys=False), end="")
-    else:
-        print(text)
-
-
-def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
-    """The Pipelines in a file (or stdin), with `--param` values filled in."""
-    from dataworks.core.kit import params
-
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        text, missing = params.apply(text, params.parse(param_pairs or []))
-        docs = [d for d in yaml.safe_load_all(text) if d]
-    except OSError as e:
-        fail(f"cannot read {path}: {e.strerror}")
-    except ValueError as e:  # a bad --param pair (yaml.YAMLError is not a ValueError)
-        fail(str(e))
-    except yaml.YAMLError as e:
-        fail(f"{path} is not valid YAML: {e}")
-    if missing:
-        fail(f"{path}: no value for {', '.join(missing)}; pass --param {missing[0]}=VALUE")
-    pipelines = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pipeline"]
-    if not pipelines:
-        fail(f"{path} holds no Pipeline (kind: Pipeline, apiVersion: dataworks.io/v1)")
-    return pipelines
-
-
-def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
-    from dataworks.core.pipelines import validation
-
-    name = (obj.get("metadata") or {}).get("name", "?")
-    validated, errors = validation.validate_raw(obj.get("spec") or {})
-    if errors:
-        lines = "\n".join(f"  - {e}" for e in errors)
-        fail(f"{path}: pipeline {name} is invalid:\n{lines}")
-    return validated
+from dataworks.cli.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    Cluster,
+    console,
+    emit,
+    fail,
+    load_pipelines,
+    validate_or_fail,
+)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -170,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         fail("give the pipeline file once: either FILE or -f FILE")
     args.file = args.file or args.file_flag
     if not args.file:
-        fail("which pipeline? pipeline-ctl run [--local] FILE (or -f FILE)")
+        fail("which pipeline? dataworks run [--local] FILE (or -f FILE)")
     if args.local:
         from dataworks.cli import local
 
@@ -219,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def dry_run(checked: list[tuple[dict[str, Any], Any]], args: argparse.Namespace) -> int:
+    from dataworks.api import pipeline as api
     from dataworks.api.config import OperatorConfig
     from dataworks.core.kit import naming
     from dataworks.core.pipelines import planning
@@ -229,7 +98,10 @@ def dry_run(checked: list[tuple[dict[str, Any], Any]], args: argparse.Namespace)
     for obj, validated in checked:
         name = args.name or (obj.get("metadata") or {}).get("name", "pipeline")
         owner = manifests.Owner(
-            name=name, namespace=args.namespace or "default", uid="00000000-0000-0000-0000-000000000000"
+            info=api.INFO,
+            name=name,
+            namespace=args.namespace or "default",
+            uid="00000000-0000-0000-0000-000000000000",
         )
         if any(s.type != "container" for s in validated.steps):
             out.append(manifests.steps_config_map(owner, validated.steps))
@@ -272,7 +144,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     out = console()
     if args.watch and not args.name:
-        fail("--watch follows one pipeline: pipeline-ctl status NAME --watch")
+        fail("--watch follows one pipeline: dataworks status NAME --watch")
     if args.name:
         if args.watch:
             from dataworks.cli import watching
@@ -304,12 +176,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_patch(spec: dict[str, Any], verb: str) -> Any:
+def cmd_action(verb: str) -> Any:
+    """A verb of the per-kind action table: patch the object's spec as the kind declares."""
+
     def run(args: argparse.Namespace) -> int:
+        from dataworks.cli import kinds
+
+        info, name = ref(args.name)
+        act = kinds.action(info.kind, verb)
+        if act is None:
+            fail(f"{info.plural} have no {verb} verb")
         cluster = Cluster(args)
-        cluster.patch_spec(args.name, spec)
-        data = {"name": args.name, "namespace": cluster.namespace, "action": verb}
-        emit(args, f"pipeline.dataworks.io/{args.name} {verb}", data)
+        cluster.patch_spec(name, act.patch, info)
+        data = {"name": name, "namespace": cluster.namespace, "action": act.done}
+        emit(args, f"{info.singular}.{info.group}/{name} {act.done}", data)
         return EXIT_OK
 
     return run
@@ -351,7 +231,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
         return local.logs_local(args)
     if not args.name:
-        fail("which pipeline? pipeline-ctl logs NAME [--step S] [--worker I] [-f]")
+        fail("which pipeline? dataworks logs NAME [--step S] [--worker I] [-f]")
     from dataworks.cli import watching
     from dataworks.core.kit import quantities
 
@@ -362,17 +242,26 @@ def cmd_logs(args: argparse.Namespace) -> int:
     opts = watching.LogOptions(
         args.step, args.worker, args.follow, args.tail, since, args.previous, args.output == "json"
     )
-    return watching.logs(Cluster(args), args.name, opts)
+    info, name = ref(args.name)
+    _pipelines_only(info, "logs")
+    return watching.logs(Cluster(args), name, opts)
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
     from dataworks.cli import watching
 
+    info, name = ref(args.name)
+    _pipelines_only(info, "describe")
     cluster = Cluster(args)
     if args.output in {"json", "yaml"}:
-        emit(args, "", watching.describe_data(cluster, args.name))
+        emit(args, "", watching.describe_data(cluster, name))
         return EXIT_OK
-    return watching.describe(cluster, args.name, console())
+    return watching.describe(cluster, name, console())
+
+
+def _pipelines_only(info: Any, verb: str) -> None:
+    if info.kind != "Pipeline":  # every registered kind brings its own renderer with it
+        fail(f"{verb} does not know {info.plural} yet; dataworks get {info.singular} NAME -o yaml shows one")
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
@@ -382,14 +271,58 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_delete(args: argparse.Namespace) -> int:
-    from dataworks.kube.resources import Pipeline
+def ref(text: str) -> tuple[Any, str]:
+    """A command's `KIND/NAME` (or a pipeline's bare NAME) as (kind, name); exit 2 on a bad kind."""
+    from dataworks.cli import kinds
 
+    try:
+        return kinds.split_ref(text)
+    except kinds.UnknownKind as e:
+        fail(str(e))
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    info, name = ref(args.name)
     cluster = Cluster(args)
-    cluster.get(args.name)
-    cluster.call("delete pipelines", cluster.client.delete, Pipeline, args.name, namespace=cluster.namespace)
-    data = {"name": args.name, "namespace": cluster.namespace, "action": "deleted"}
-    emit(args, f"pipeline.dataworks.io/{args.name} deleted", data)
+    cluster.delete(name, info)
+    data = {"name": name, "namespace": cluster.namespace, "action": "deleted"}
+    emit(args, f"{info.singular}.{info.group}/{name} deleted", data)
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """kubectl-style `get [KIND] [NAME]`; without a kind, every dataworks kind (like the category)."""
+    from dataworks.api import kinds as registry
+    from dataworks.cli import formatting, kinds
+
+    if args.kind and "/" in args.kind and not args.name:
+        args.kind, _, args.name = args.kind.partition("/")
+    try:
+        chosen = [kinds.resolve(args.kind)] if args.kind else list(registry.default())
+    except kinds.UnknownKind as e:
+        fail(str(e))
+    if args.name and not args.kind:
+        fail("get NAME needs a kind: dataworks get pipeline NAME (or pipeline/NAME)")
+    cluster = Cluster(args)
+    rows: list[tuple[Any, dict[str, Any]]] = []
+    for info in chosen:
+        items = [cluster.get(args.name, info)] if args.name else cluster.list(args.all_namespaces, info)
+        rows += [(info, obj) for obj in items]
+    if args.output in {"json", "yaml"}:
+        emit(args, "", [obj for _, obj in rows] if not args.name else rows[0][1])
+        return EXIT_OK
+    if args.output == "name":
+        print("\n".join(f"{info.singular}.{info.group}/{obj['metadata']['name']}" for info, obj in rows))
+        return EXIT_OK
+    if not rows:
+        what = " or ".join(i.plural for i in chosen)
+        print(f"No {what} found in namespace {cluster.namespace}.")
+        return EXIT_OK
+    console().print(
+        formatting.resources_table(
+            rows, datetime.now(UTC), all_namespaces=args.all_namespaces, with_kind=not args.kind
+        )
+    )
     return EXIT_OK
 
 
@@ -408,8 +341,30 @@ def _add_logs(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     logs.set_defaults(fn=cmd_logs)
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="pipeline-ctl", description="Run and inspect dataworks pipelines.")
+def _add_kind_verbs(sub: Any, common: argparse.ArgumentParser, output: argparse.ArgumentParser) -> None:
+    """The action verbs each kind declares, and kubectl-style get."""
+    from dataworks.cli import kinds
+
+    for verb in kinds.verbs():  # action verbs are declared per kind (cli/kinds.py)
+        p = sub.add_parser(verb, parents=[common, output], help=kinds.help_of(verb))
+        p.add_argument("name", help="NAME or KIND/NAME")
+        p.set_defaults(fn=cmd_action(verb))
+
+    get = sub.add_parser(
+        "get", parents=[common], help="list dataworks resources (every kind, or one kind), or one"
+    )
+    get.add_argument("kind", nargs="?", help="pipeline, pipelines, pl, ... (default: every dataworks kind)")
+    get.add_argument("name", nargs="?")
+    get.add_argument("-A", "--all-namespaces", action="store_true")
+    get.add_argument("-o", "--output", choices=["table", "json", "yaml", "name"], default="table")
+    get.set_defaults(fn=cmd_get)
+
+
+def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog=prog,
+        description="Run and inspect dataworks resources, on a cluster or (--local) on this machine.",
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     common.add_argument("--context", help="kubeconfig context")
@@ -462,14 +417,7 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("-w", "--watch", action="store_true", help="follow one pipeline live until it ends")
     status.set_defaults(fn=cmd_status)
 
-    for verb, spec, done, text in (
-        ("cancel", {"shutdown": "Terminate"}, "cancelled", "cancel a pipeline (terminal)"),
-        ("suspend", {"suspend": True}, "suspended", "pause: no new steps start, running Jobs are suspended"),
-        ("resume", {"suspend": False}, "resumed", "resume a suspended pipeline"),
-    ):
-        p = sub.add_parser(verb, parents=[common, output], help=text)
-        p.add_argument("name")
-        p.set_defaults(fn=cmd_patch(spec, done))
+    _add_kind_verbs(sub, common, output)
 
     retry = sub.add_parser(
         "retry",
@@ -502,7 +450,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """`dataworks` and its alias `pipeline-ctl` (the name it was called by is the name it shows)."""
+    called = Path(sys.argv[0]).name
+    args = parser(called if called in {"dataworks", "pipeline-ctl"} else "dataworks").parse_args(argv)
     try:
         code: int = args.fn(args)
         return code

@@ -77,17 +77,17 @@ def check_connections(
 
 def secret_keys(cluster: Any, name: str) -> tuple[set[str] | None, bool]:
     """(the Secret's keys or None if it does not exist, whether the user may read it)."""
-    from lightkube import ApiError
     from lightkube.resources.core_v1 import Secret
 
+    from dataworks.kube import errors
+
     try:
-        secret = cluster.client.get(Secret, name, namespace=cluster.namespace)
-    except ApiError as e:
-        if e.status.code == 404:
-            return None, True
-        if e.status.code == 403:
-            return None, False
-        raise
+        with errors.typed():
+            secret = cluster.client.get(Secret, name, namespace=cluster.namespace)
+    except errors.NotFound:
+        return None, True
+    except errors.Forbidden:
+        return None, False
     return set(secret.data or {}) | set(secret.stringData or {}), True
 
 

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from dataworks.api import pipeline as api
 from dataworks.cli import formatting
-from dataworks.cli.main import EXIT_FAILED, EXIT_OK, Cluster, fail
+from dataworks.cli.context import EXIT_FAILED, EXIT_OK, Cluster, fail
 from dataworks.core.kit.jobs import last_progress
 from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
 

@@ -100,7 +100,7 @@ class Executor:
         job.start(now)
 
     def _write_steps(self, steps: tuple[StepDef, ...]) -> None:
-        data = steps_config_map(Owner(self.run.name, LOCAL_NAMESPACE, ""), steps)["data"]
+        data = steps_config_map(Owner(api.INFO, self.run.name, LOCAL_NAMESPACE, ""), steps)["data"]
         for file, body in data.items():
             path = self.run.path / "steps" / file
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ podFailurePolicy for "never retry this exit code" and for disruptions.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from dataworks.api import pipeline as api
@@ -20,29 +19,13 @@ from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP, LABEL_STEP_TYPE
 from dataworks.core.kit.quantities import parse_quantity
 from dataworks.core.pipelines.planning import Launch
 from dataworks.core.pipelines.steps import StepDef
+from dataworks.manifests.owner import Owner
+
+__all__ = ["Owner", "step_job", "steps_config_map"]
 
 STEPS_MOUNT = "/etc/dataworks/steps"
 CONNECTIONS_MOUNT = "/etc/dataworks/connections"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The Pipeline that owns the children."""
-
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": f"{api.GROUP}/{api.VERSION}",
-            "kind": api.KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
 
 
 def _security() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -165,7 +148,7 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Opera
     """The Job of one attempt of one step."""
     step = launch.step
     labels = {
-        api.INFO.owner_label: owner.name,
+        **owner.labels(),
         LABEL_STEP: step.name,
         LABEL_STEP_TYPE: step.type,
         LABEL_ATTEMPT: str(launch.attempt),
@@ -276,7 +259,7 @@ def steps_config_map(owner: Owner, steps: tuple[StepDef, ...]) -> dict[str, Any]
         "metadata": {
             "name": naming.config_map_name(owner.name),
             "namespace": owner.namespace,
-            "labels": {api.INFO.owner_label: owner.name},
+            "labels": owner.labels(),
             "ownerReferences": [owner.reference()],
         },
         "data": data,

@@ -92,15 +92,22 @@ class Metrics:
         )
         self.reconcile_seconds = Histogram(
             "dataworks_reconcile_duration_seconds",
-            "Time of one reconcile",
+            "Time of one reconcile, by kind",
+            ["kind"],
             buckets=RECONCILE_BUCKETS,
             registry=r,
         )
         self.reconcile_errors = Counter(
-            "dataworks_reconcile_errors", "Reconciles that raised, by error type", ["error"], registry=r
+            "dataworks_reconcile_errors",
+            "Reconciles that raised, by kind and error type",
+            ["kind", "error"],
+            registry=r,
         )
         self.queue_depth = Gauge(
-            "dataworks_workqueue_depth", "Pipelines waiting for, or in, a reconcile", registry=r
+            "dataworks_workqueue_depth",
+            "Objects waiting for, or in, a reconcile, by kind",
+            ["kind"],
+            registry=r,
         )
         self.events = Counter(
             "dataworks_events",

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,22 @@ import kopf
 import pydantic
 import yaml
 
+from dataworks import __version__
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
+from dataworks.api.meta import KindInfo
 from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
-from dataworks.operator import reconciling
-from dataworks.operator.eventing import EventSender
 from dataworks.operator.notifying import Notifier
+from dataworks.operator.pipelines import PipelineController
+from dataworks.operator.runtime import runtime as rtmod
+from dataworks.operator.runtime.controller import Controller
+from dataworks.operator.runtime.controller import check as check_controllers
+from dataworks.operator.runtime.eventing import EventSender
+from dataworks.operator.runtime.runtime import Runtime
 
-VERSION = "0.1.0"
+VERSION = __version__
 
 log = logging.getLogger("dataworks.operator")
 
@@ -49,7 +55,7 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)
         if isinstance(k8s, dict):
             out.update({k: v for k, v in k8s.items() if k in {"namespace", "name"}})
-        out.update(reconciling.context.get() or {})  # namespace, pipeline, reconcile id of this reconcile
+        out.update(rtmod.context.get() or {})  # namespace, pipeline, reconcile id of this reconcile
         for key in ("step", "reason"):
             value = getattr(record, key, None)
             if value is not None:
@@ -112,22 +118,40 @@ def _login(kubeconfig: str | None, **kwargs: Any) -> kopf.ConnectionInfo | None:
     )
 
 
+# The controllers this operator can run, by the name --controllers takes.
+def _pipelines(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
+    return PipelineController(config, metrics=metrics, notifier=notifier)
+
+
+CONTROLLERS: dict[str, Callable[[OperatorConfig, Metrics, Notifier | None], Controller]] = {
+    "pipelines": _pipelines
+}
+
+
 def build_registry(
     config: OperatorConfig,
     kubeconfig: str | None,
     stats_path: str | None = None,
+    *,
     health_port: int = 0,
     namespaces: list[str] | None = None,
+    controllers: list[str] | None = None,
 ) -> kopf.OperatorRegistry:
-    """The operator's handlers. `namespaces` limits every list to those namespaces (the
-    namespaced install, with Roles instead of a ClusterRole); None means all of them."""
+    """The operator's handlers: one watch per reconciled kind and per child kind, all feeding
+    one runtime. `namespaces` limits every list to those namespaces (the namespaced install,
+    with Roles instead of a ClusterRole); None means all of them. `controllers` names the
+    controllers to run (default: every one)."""
     scope = namespaces or ["*"]
     registry = kopf.OperatorRegistry()
     counter = clients.RequestCounter()
-    metrics = Metrics(version=VERSION)
+    metrics = Metrics(version=__version__)
     metrics.watch_requests(lambda: dict(counter.counts))
     health = serving.Health()
     state: dict[str, Any] = {}
+    enabled = controllers or list(CONTROLLERS)
+    # Built here, before any client exists, so a bad selection fails at start-up.
+    stubs = [CONTROLLERS[name](config, metrics, None) for name in enabled]
+    runtime_checks(stubs)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -146,15 +170,14 @@ def build_registry(
         events = EventSender(client, counted=lambda result: metrics.events.labels(result=result).inc())
         events.start()
         state["events"] = events
-        state["reconciler"] = reconciling.Reconciler(
-            client, config, metrics=metrics, notifier=notifier, events=events
-        )
-        state["resync"] = asyncio.create_task(
-            _resync(state["reconciler"], client, config.resync_seconds, scope)
-        )
+        hosted = [CONTROLLERS[name](config, metrics, notifier) for name in enabled]
+        rt = Runtime(client, hosted, events=events, metrics=metrics)
+        metrics.active.set_function(lambda: rt.active_count(api.KIND))
+        state["runtime"] = rt
+        state["resync"] = asyncio.create_task(rt.resync(config.resync_seconds, scope))
         if health_port:
             state["http"] = await serving.start(health_port, metrics, health)
-        state["ready"] = asyncio.create_task(_become_ready(client, health, scope))
+        state["ready"] = asyncio.create_task(_become_ready(rt, health, scope))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -168,60 +191,74 @@ def build_registry(
             await state["notifier"].stop()
         if state.get("events") is not None:
             await state["events"].stop()
-        reconciler = state.get("reconciler")
-        if reconciler is not None:
-            await reconciler.client.close()
+        rt = state.get("runtime")
+        if rt is not None:
+            await rt.client.close()
         if stats_path:
             rows = [{"verb": v, "resource": r, "count": n} for (v, r), n in sorted(counter.counts.items())]
             await asyncio.to_thread(Path(stats_path).write_text, json.dumps(rows, indent=1))
 
-    @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, registry=registry)
-    async def pipeline_event(
-        *, body: kopf.Body, name: str, namespace: str | None, type: str, **_: Any
-    ) -> None:
-        news = state["reconciler"].observe_pipeline(dict(body), deleted=type == "DELETED")
-        if news and namespace:
-            await state["reconciler"].trigger(namespace, name)
-
-    @kopf.on.event("batch", "v1", "jobs", labels={api.INFO.owner_label: kopf.PRESENT}, registry=registry)
-    async def job_event(
-        *, body: kopf.Body, labels: Mapping[str, str], namespace: str | None, type: str, **_: Any
-    ) -> None:
-        changed = state["reconciler"].observe_job(dict(body), deleted=type == "DELETED")
-        if changed and namespace:
-            await state["reconciler"].trigger(namespace, labels[api.INFO.owner_label])
-
+    for c in _one_per_kind(stubs):
+        _watch_objects(registry, state, c.info)
+    for kind, owner_labels in _child_watches(stubs).items():
+        _watch_children(registry, state, kind, owner_labels)
     return registry
 
 
-async def _become_ready(client: Any, health: serving.Health, scope: list[str]) -> None:
-    """Ready once Pipelines and Jobs can be listed with our own credentials."""
-    from lightkube.resources.batch_v1 import Job
+def runtime_checks(controllers: list[Controller]) -> None:
+    """Refuse controllers that would fight over objects (start-up error naming both)."""
+    try:
+        check_controllers(controllers)
+    except (ValueError, KeyError) as e:
+        raise SystemExit(f"dataworks-operator: {e}") from e
 
+
+def _one_per_kind(controllers: list[Controller]) -> list[Controller]:
+    seen: dict[str, Controller] = {}
+    for c in controllers:
+        seen.setdefault(c.info.kind, c)
+    return list(seen.values())
+
+
+def _child_watches(controllers: list[Controller]) -> dict[str, set[str]]:
+    """Child kind -> the owner labels of the controllers that watch it."""
+    out: dict[str, set[str]] = {}
+    for c in controllers:
+        for kind in c.watches:
+            out.setdefault(kind, set()).add(c.info.owner_label)
+    return out
+
+
+def _watch_objects(registry: kopf.OperatorRegistry, state: dict[str, Any], info: KindInfo) -> None:
+    @kopf.on.event(info.group, info.version, info.plural, registry=registry)
+    async def object_event(*, body: kopf.Body, type: str, **_: Any) -> None:
+        await state["runtime"].object_event(info.kind, dict(body), deleted=type == "DELETED")
+
+
+def _watch_children(
+    registry: kopf.OperatorRegistry, state: dict[str, Any], kind: str, owners: set[str]
+) -> None:
+    """Each child kind is watched once; with one owner label, the server filters by it."""
+    resource = resources.child(kind)
+    group, version = (resource._api_info.resource.group or ""), resource._api_info.resource.version
+    plural = resource._api_info.plural
+    labels = {next(iter(owners)): kopf.PRESENT} if len(owners) == 1 else None
+
+    @kopf.on.event(group or None, version, plural, labels=labels, registry=registry)
+    async def child_event(*, body: kopf.Body, type: str, **_: Any) -> None:
+        await state["runtime"].child_event(kind, dict(body), deleted=type == "DELETED")
+
+
+async def _become_ready(rt: Runtime, health: serving.Health, scope: list[str]) -> None:
+    """Ready once every watched kind can be listed with our own credentials."""
+    what = ", ".join([c.info.plural for c in rt.kinds()] + [k.lower() + "s" for k in rt.child_kinds()])
     while not health.ready:
         try:
-            for ns in scope:
-                async for _ in client.list(resources.Pipeline, namespace=ns, chunk_size=1):
-                    break
-                async for _ in client.list(Job, namespace=ns, chunk_size=1):
-                    break
+            await rt.can_list(scope)
             health.ready, health.why = True, ""
         except Exception as e:  # not yet: the API is unreachable or RBAC is missing
-            health.why = f"cannot list pipelines and jobs: {e}"
+            health.why = f"cannot list {what}: {e}"
             await asyncio.sleep(2)
-
-
-async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float, scope: list[str]) -> None:
-    while True:
-        await asyncio.sleep(period)
-        try:
-            for ns in scope:
-                async for p in client.list(resources.Pipeline, namespace=ns):
-                    phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
-                    if phase not in api.TERMINAL_PHASES:
-                        await reconciler.trigger(p.metadata.namespace, p.metadata.name)
-        except Exception:
-            log.exception("resync failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--log-format", choices=["json", "text"], default="json" if not sys.stderr.isatty() else "text"
+    )
+    parser.add_argument(
+        "--controllers",
+        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+        help=f"comma-separated controllers to run (default: all of {', '.join(CONTROLLERS)})",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument(
@@ -263,7 +305,20 @@ def main(argv: list[str] | None = None) -> int:
         clients.load_config(args.kubeconfig)
     except Exception as e:
         raise SystemExit(f"dataworks-operator: no cluster credentials: {e}; pass --kubeconfig") from e
-    registry = build_registry(config, args.kubeconfig, args.request_stats, args.health_port, args.namespace)
+    unknown = [c for c in args.controllers or [] if c not in CONTROLLERS]
+    if unknown:
+        raise SystemExit(
+            f"dataworks-operator: unknown controller {unknown[0]!r}; "
+            f"--controllers takes {', '.join(CONTROLLERS)}"
+        )
+    registry = build_registry(
+        config,
+        args.kubeconfig,
+        args.request_stats,
+        health_port=args.health_port,
+        namespaces=args.namespace,
+        controllers=args.controllers,
+    )
     kopf.run(
         registry=registry,
         standalone=True,

@@ -278,7 +278,7 @@ def test_notices_severity_filter_cooldown_and_payloads() -> None:
     body = notifying.payload(got[0])
     assert body["pipeline"] == "p"
     assert body["reason"] == "BackoffLimitExceeded"
-    assert body["hint"] == "pipeline-ctl describe p -n ns; pipeline-ctl logs p -n ns --step a"
+    assert body["hint"] == "dataworks describe p -n ns; dataworks logs p -n ns --step a"
     failing = Sim(make_pipeline("q").step("a"), fail={"a": {1}}).run()
     sent[("all", "ns", "q")] = T0
     got = notifying.notices(("ns", "q"), None, failing, receivers=[every, pager], last_sent=sent, now=T0)

@@ -11,7 +11,7 @@ from dataworks.core.pipelines import planning, steps
 from dataworks.manifests import jobs
 from dataworks.operator import main as operator_main
 
-OWNER = jobs.Owner(name="p", namespace="ns", uid="u-1")
+OWNER = jobs.Owner(info=api.INFO, name="p", namespace="ns", uid="u-1")
 
 
 def build(raw_step: dict[str, object], config: OperatorConfig | None = None) -> dict[str, object]:

@@ -90,9 +90,9 @@ def notices(
 
 def payload(n: Notice) -> dict[str, Any]:
     """The body one receiver gets: our JSON, or a Slack-compatible message."""
-    hint = f"pipeline-ctl describe {n.pipeline} -n {n.namespace}"
+    hint = f"dataworks describe {n.pipeline} -n {n.namespace}"
     if n.step:
-        hint += f"; pipeline-ctl logs {n.pipeline} -n {n.namespace} --step {n.step}"
+        hint += f"; dataworks logs {n.pipeline} -n {n.namespace} --step {n.step}"
     what = f"step {n.step} failed" if n.step else "the pipeline failed"
     if n.receiver.format == "slack":
         icon = ":red_circle:" if n.severity == "critical" else ":warning:"

@@ -23,7 +23,6 @@ from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 
-from dataworks.api import pipeline as api
 from dataworks.core.kit import plan as kitplan
 from dataworks.manifests import jobs as manifests
 
@@ -59,7 +58,7 @@ class EventSender:
         self._tasks = [loop.create_task(self._run()) for _ in range(senders)]
 
     async def send(self, owner: manifests.Owner, event: kitplan.Event) -> None:
-        """Queue an Event on the Pipeline `owner`; waits only while the queue is full."""
+        """Queue an Event on `owner`; waits only while the queue is full."""
         if not self._tasks:
             self.start()
         await self._queue.put(_Queued(owner, event, datetime.now(UTC)))
@@ -99,8 +98,8 @@ class EventSender:
             Event(
                 metadata=ObjectMeta(name=f"{owner.name}.{uuid.uuid4().hex[:12]}", namespace=owner.namespace),
                 involvedObject=ObjectReference(
-                    apiVersion=f"{api.GROUP}/{api.VERSION}",
-                    kind=api.KIND,
+                    apiVersion=owner.info.api_version,
+                    kind=owner.info.kind,
                     name=owner.name,
                     namespace=owner.namespace,
                     uid=owner.uid,

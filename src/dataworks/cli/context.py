@@ -1,0 +1,176 @@
+"""What every command shares (edge layer): exit codes, errors, the cluster client, output.
+
+Commands import this module, never each other, so the CLI has no import
+cycle (a `layers` contract in pyproject.toml proves it). `Cluster` wraps the
+one client library: a missing CRD, a refusal or an unreachable server becomes
+a one-line error with exit code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import yaml
+
+if TYPE_CHECKING:  # pydantic loads only when a command needs it: `--help` stays fast
+    from dataworks.api.meta import KindInfo
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
+CRD_FIX = "kubectl apply --server-side -k deploy/crds"
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    raise CliError(message, code)
+
+
+class Cluster:
+    """The pipelines of one namespace, through the one client library."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from dataworks.kube import clients
+
+        try:
+            self.client = clients.sync_client(args.kubeconfig, context=args.context)
+        except Exception as e:
+            fail(f"cannot load a kubeconfig ({e}); pass --kubeconfig or set KUBECONFIG", EXIT_CLUSTER)
+        self.namespace = args.namespace or self.client.namespace or "default"
+
+    def call(self, what: str, fn: Any, *a: Any, **kw: Any) -> Any:
+        """Call the API; a missing CRD, a refusal or an unreachable server is a one-line error
+        (exit 3). Other failures are raised as typed errors (kube.errors)."""
+        from dataworks.kube import errors
+
+        try:
+            with errors.typed():
+                return fn(*a, **kw)
+        except errors.KubeError as e:
+            if (info := errors.crd_missing(e)) is not None:
+                fail(f"the {info.kind} CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
+            if isinstance(e, errors.Forbidden):
+                fail(f"forbidden: {e.message} (ask for RBAC permission to {what})", EXIT_CLUSTER)
+            if isinstance(e, errors.Unreachable):
+                fail(f"cannot reach the cluster at {self.client.config.cluster.server}: {e}", EXIT_CLUSTER)
+            raise
+
+    def get(self, name: str, info: KindInfo | None = None) -> dict[str, Any]:
+        from dataworks.kube import errors, resources
+
+        info = info or _pipeline()
+        try:
+            obj = self.call(
+                f"get {info.plural}", self.client.get, resources.of(info), name, namespace=self.namespace
+            )
+        except errors.NotFound:
+            names = [p["metadata"]["name"] for p in self.list(info=info)]
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            fail(f'{info.singular} "{name}" not found in namespace {self.namespace}{hint}')
+        except errors.KubeError as e:
+            fail(e.message or str(e), EXIT_CLUSTER)
+        return dict(obj.to_dict())
+
+    def list(self, all_namespaces: bool = False, info: KindInfo | None = None) -> list[dict[str, Any]]:
+        from dataworks.kube import resources
+
+        info = info or _pipeline()
+        ns = "*" if all_namespaces else self.namespace
+        items = self.call(
+            f"list {info.plural}", lambda: list(self.client.list(resources.of(info), namespace=ns))
+        )
+        return [dict(p.to_dict()) for p in items]
+
+    def patch_spec(self, name: str, spec: dict[str, Any], info: KindInfo | None = None) -> None:
+        from lightkube.types import PatchType
+
+        from dataworks.kube import resources
+
+        info = info or _pipeline()
+        self.get(name, info)  # a clear "not found" with suggestions
+        self.call(
+            f"patch {info.plural}",
+            self.client.patch,
+            resources.of(info),
+            name,
+            {"spec": spec},
+            namespace=self.namespace,
+            patch_type=PatchType.MERGE,
+        )
+
+    def delete(self, name: str, info: KindInfo | None = None) -> None:
+        from dataworks.kube import resources
+
+        info = info or _pipeline()
+        self.get(name, info)
+        self.call(
+            f"delete {info.plural}", self.client.delete, resources.of(info), name, namespace=self.namespace
+        )
+
+
+def _pipeline() -> KindInfo:
+    from dataworks.api import pipeline
+
+    return pipeline.INFO
+
+
+def console() -> Any:
+    """A Rich console; when output is not a terminal (a pipe, a file), wide enough that
+    tables are not truncated to 80 columns."""
+    from rich.console import Console
+
+    plain = Console(highlight=False, soft_wrap=True)
+    return plain if plain.is_terminal else Console(highlight=False, soft_wrap=True, width=200)
+
+
+def emit(args: argparse.Namespace, text: str, data: Any) -> None:
+    """Print a command's result: its sentence, or (-o json|yaml) the same facts for scripts."""
+    output = getattr(args, "output", "table")
+    if output == "json":
+        print(json.dumps(data, indent=2))
+    elif output == "yaml":
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    else:
+        print(text)
+
+
+def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
+    """The Pipelines in a file (or stdin), with `--param` values filled in."""
+    from dataworks.core.kit import params
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        text, missing = params.apply(text, params.parse(param_pairs or []))
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror}")
+    except ValueError as e:  # a bad --param pair (yaml.YAMLError is not a ValueError)
+        fail(str(e))
+    except yaml.YAMLError as e:
+        fail(f"{path} is not valid YAML: {e}")
+    if missing:
+        fail(f"{path}: no value for {', '.join(missing)}; pass --param {missing[0]}=VALUE")
+    pipelines = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pipeline"]
+    if not pipelines:
+        fail(f"{path} holds no Pipeline (kind: Pipeline, apiVersion: dataworks.io/v1)")
+    return pipelines
+
+
+def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
+    from dataworks.core.pipelines import validation
+
+    name = (obj.get("metadata") or {}).get("name", "?")
+    validated, errors = validation.validate_raw(obj.get("spec") or {})
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        fail(f"{path}: pipeline {name} is invalid:\n{lines}")
+    return validated

@@ -1,0 +1,161 @@
+"""The Pipeline controller (I/O layer): what the runtime needs to reconcile Pipelines.
+
+It owns Jobs (one per step attempt) and the ConfigMap of step definitions.
+`observe` looks at the pods of a newly failed Job (OOMKilled, the worker's
+error line); `plan` validates the spec (cached per generation), calls the
+pure planner in `core.pipelines.planning`, and turns its Plan into Actions
+with the builders of `manifests.jobs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Hashable
+from datetime import datetime
+from typing import Any
+
+from dataworks.api import pipeline as api
+from dataworks.api.config import OperatorConfig
+from dataworks.core.kit import jobs as observations
+from dataworks.core.kit.labels import JOB_NAME
+from dataworks.core.kit.plan import Actions, Meta
+from dataworks.core.pipelines import planning, validation
+from dataworks.manifests import jobs as manifests
+from dataworks.observability.metrics import Metrics
+from dataworks.operator.notifying import Notifier
+from dataworks.operator.runtime.controller import Children, Controller, Reader
+
+log = logging.getLogger("dataworks.operator")
+Key = tuple[str, str]
+
+
+class PipelineController(Controller):
+    info = api.INFO
+    owns = ("Job", "ConfigMap")
+
+    @property
+    def watches(self) -> tuple[str, ...]:
+        return ("Job",)  # the ConfigMap is written once and never read back
+
+    def __init__(
+        self, config: OperatorConfig, metrics: Metrics | None = None, notifier: Notifier | None = None
+    ) -> None:
+        self.config, self.metrics, self.notifier = config, metrics, notifier
+        self.settings = planning.Settings(
+            max_parallelism=config.max_parallelism, step_events=config.step_events
+        )
+        # Validation depends only on the spec, which changes only with the generation.
+        self._checked: dict[Key, tuple[str, int, Any]] = {}
+        # The parsed statuses of the last plan, for the hooks that run after its status write.
+        self._written: dict[Key, tuple[api.PipelineStatus | None, planning.Plan]] = {}
+
+    def child_fingerprint(self, kind: str, body: dict[str, Any]) -> Hashable:
+        return observations.job_view(body) if kind == "Job" else None
+
+    def _check(self, key: Key, meta: dict[str, Any], spec: dict[str, Any]) -> Any:
+        uid, gen = meta.get("uid", ""), int(meta.get("generation") or 1)
+        hit = self._checked.get(key)
+        if hit is not None and hit[0] == uid and hit[1] == gen:
+            return hit[2]
+        result = validation.validate_raw(spec, max_parallelism=self.settings.max_parallelism)
+        self._checked[key] = (uid, gen, result)
+        return result
+
+    async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
+        """Pod-level reasons of Jobs that failed since the last status (job name -> reason, message)."""
+        old = _parse_status(obj.get("status"))
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for body in children.get("Job", []):
+            view = observations.job_view(body)
+            if view.step and view.state == "Failed" and not _already_failed(old, view):
+                pods = await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
+                found[view.name] = (
+                    observations.pod_failure_reason(pods),
+                    observations.pod_failure_message(pods),
+                )
+        return found
+
+    def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        old_raw = obj.get("status") or None
+        old = _parse_status(old_raw)
+        views = []
+        for body in children.get("Job", []):
+            view = observations.job_view(body)
+            if not view.step:
+                continue
+            if view.name in (observed or {}):
+                reason, message = observed[view.name]
+                view = dataclasses.replace(view, pod_reason=reason, pod_message=message)
+            views.append(view)
+        p = planning.plan(
+            Meta(
+                name=key[1],
+                namespace=key[0],
+                generation=int(meta.get("generation") or 1),
+                uid=meta.get("uid", ""),
+            ),
+            self._check(key, meta, obj.get("spec") or {}),
+            old,
+            views,
+            now=now,
+            settings=self.settings,
+        )
+        owner = manifests.Owner(info=api.INFO, name=key[1], namespace=key[0], uid=meta.get("uid", ""))
+        actions = Actions(events=list(p.events), requeue_at=p.requeue_at, delete_self=p.delete_pipeline)
+        if p.create and p.validated is not None:
+            if any(launch.step.type != "container" for launch in p.create):
+                actions.create.append(manifests.steps_config_map(owner, p.validated.steps))
+            actions.create += [
+                manifests.step_job(owner, launch, p.validated.spec, self.config) for launch in p.create
+            ]
+        actions.delete = [("Job", name) for name in p.delete]
+        actions.patch = [("Job", name, {"spec": {"suspend": True}}) for name in p.suspend] + [
+            ("Job", name, {"spec": {"suspend": False}}) for name in p.resume
+        ]
+        # The API server keeps no nulls, so the stored status compares with the one without them;
+        # the patch itself carries the nulls, which remove fields that were cleared.
+        if p.status.model_dump(by_alias=True, mode="json", exclude_none=True) != (old_raw or {}):
+            actions.status = p.status.model_dump(by_alias=True, mode="json")
+            self._written[key] = (old, p)
+        return actions
+
+    def status_written(
+        self, key: Key, old: dict[str, Any] | None, new: dict[str, Any], now: datetime
+    ) -> None:
+        stashed = self._written.pop(key, None)
+        if stashed is None:
+            return
+        before, p = stashed
+        if self.notifier is not None:
+            self.notifier.observe(key, before, p.status, now)
+        if self.metrics is not None and p.validated is not None:
+            types = {sd.name: sd.type for sd in p.validated.steps}
+            self.metrics.observe_status(key, before, p.status, types, time.time())
+
+    def forget(self, key: Key) -> None:
+        self._checked.pop(key, None)
+        self._written.pop(key, None)
+        if self.metrics is not None:
+            self.metrics.forget(*key)
+
+
+def _already_failed(old: api.PipelineStatus | None, view: observations.JobView) -> bool:
+    """The failure of this Job is already in the status: no need to look at its pods again."""
+    for st in old.step_statuses if old else []:
+        if st.name == view.step and st.attempt == view.attempt and st.phase == "Failed":
+            return True
+    return False
+
+
+def _parse_status(raw: dict[str, Any] | None) -> api.PipelineStatus | None:
+    if not raw:
+        return None
+    try:
+        return api.PipelineStatus.model_validate(raw)
+    except ValueError:
+        log.warning("ignoring an unreadable status")
+        return None

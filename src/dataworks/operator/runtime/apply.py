@@ -1,0 +1,98 @@
+"""Applying Actions to the API server (I/O layer): create-or-adopt, delete, patch, write status.
+
+Children have deterministic names, so a create that answers AlreadyExists
+is an adoption when the existing object carries our owner uid, and an error
+naming the object otherwise. A delete of something already gone is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lightkube import AsyncClient, codecs
+from lightkube.types import CascadeType, PatchType
+
+from dataworks.api.meta import KindInfo
+from dataworks.kube import errors, resources
+
+
+class NotOurs(Exception):
+    """A child's deterministic name is taken by an object someone else owns."""
+
+
+class Applier:
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def create_or_adopt(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a child; returns what the server stored (None when an existing one was adopted)."""
+        try:
+            with errors.typed():
+                created = await self.client.create(codecs.from_dict(manifest))
+            return dict(created.to_dict())  # type: ignore[no-untyped-call]
+        except errors.Conflict as e:
+            md = manifest["metadata"]
+            with errors.typed():
+                existing = await self.client.get(
+                    resources.child(manifest["kind"]), md["name"], namespace=md["namespace"]
+                )
+            refs = (existing.metadata.ownerReferences if existing.metadata else None) or []
+            mine = md["ownerReferences"][0]["uid"]
+            if not any(r.uid == mine for r in refs):
+                owner = md["ownerReferences"][0]
+                raise NotOurs(
+                    f"{manifest['kind']} {md['name']} exists but is not owned by "
+                    f"{owner['kind']} {owner['name']}"
+                ) from e
+            return None
+
+    async def delete(self, kind: str, name: str, namespace: str) -> None:
+        try:
+            with errors.typed():
+                await self.client.delete(
+                    resources.child(kind), name, namespace=namespace, cascade=CascadeType.BACKGROUND
+                )
+        except errors.NotFound:
+            pass
+
+    async def patch(self, kind: str, name: str, namespace: str, patch: dict[str, Any]) -> None:
+        with errors.typed():
+            await self.client.patch(
+                resources.child(kind), name, patch, namespace=namespace, patch_type=PatchType.MERGE
+            )
+
+    async def write_status(
+        self, info: KindInfo, name: str, namespace: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource; returns the stored object."""
+        with errors.typed():
+            written = await self.client.patch(
+                resources.of(info).Status,
+                name,
+                {"status": status},
+                namespace=namespace,
+                patch_type=PatchType.MERGE,
+            )
+        return dict(written.to_dict())
+
+    async def get(self, info: KindInfo, name: str, namespace: str) -> dict[str, Any]:
+        with errors.typed():
+            obj = await self.client.get(resources.of(info), name, namespace=namespace)
+        return dict(obj.to_dict())
+
+    async def delete_object(self, info: KindInfo, name: str, namespace: str) -> None:
+        try:
+            with errors.typed():
+                await self.client.delete(resources.of(info), name, namespace=namespace)
+        except errors.NotFound:
+            pass
+
+    async def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        with errors.typed():
+            return [
+                dict(o.to_dict())
+                async for o in self.client.list(
+                    resources.child(kind), namespace=namespace, labels=dict(labels)
+                )
+            ]
