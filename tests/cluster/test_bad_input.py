@@ -45,6 +45,19 @@ INVALID_SPEC = [
         [{"name": "t", "type": "transform", "config": {}}],
         "step 't': config.sql: is required for a transform step",
     ),
+    (  # refused before its upstream step runs, by the rules the worker itself applies
+        "unknown-quality-rule",
+        [
+            step("up"),
+            {
+                "name": "q",
+                "type": "quality-check",
+                "dependsOn": ["up"],
+                "config": {"rules": [{"no_such_rule": ["x"]}]},
+            },
+        ],
+        "step 'q': config.rules[0]: must name exactly one rule of not_null, unique",
+    ),
 ]
 
 
