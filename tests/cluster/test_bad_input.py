@@ -1,5 +1,7 @@
 """Bad input never creates a Job: the API server rejects it with the rule's
-message, or the operator marks it InvalidSpec, while a valid pipeline runs on."""
+message, or the operator marks it InvalidSpec, while a valid pipeline runs on.
+Unknown fields are refused by a create with fieldValidation=Strict (what
+`pipeline-ctl run` and `kubectl apply` send), never dropped."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client
 
+from dataworks.kube import clients
+from tests.cluster.conftest import Cluster
 from tests.cluster.pipelines import create, jobs, manifest, step, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -20,6 +24,15 @@ REJECTED = [
     ("self-dependency", [step("a", ["a"])], "a step cannot depend on itself"),
     ("config-not-object", [{**step("a"), "config": "text"}], 'spec.steps[0].config: Invalid value: "string"'),
     ("zero-parallelism", [step("a", parallelism=0)], "spec.steps[0].parallelism: Invalid value: 0"),
+]
+
+# Refused with 400 (strict decoding) when created with fieldValidation=Strict; dropped otherwise.
+UNKNOWN_FIELDS = [
+    (
+        "misspelt-depends-on",
+        [step("a"), {**step("b"), "dependOn": ["a"]}],
+        'strict decoding error: unknown field "spec.steps[1].dependOn"',
+    ),
 ]
 
 INVALID_SPEC = [
@@ -61,13 +74,22 @@ INVALID_SPEC = [
 ]
 
 
-def test_bad_input_matrix_while_a_valid_pipeline_runs(client: Client, namespace: str) -> None:
+def test_bad_input_matrix_while_a_valid_pipeline_runs(
+    cluster: Cluster, client: Client, namespace: str
+) -> None:
     create(client, namespace, manifest("healthy", [step("s1", fate={"duration": "2s"}), step("s2", ["s1"])]))
     for name, steps, message in REJECTED:
         with pytest.raises(ApiError) as err:
             create(client, namespace, manifest(name, steps))
         assert err.value.status.code == 422, name
         assert message in err.value.status.message, (name, err.value.status.message)
+    strict = clients.sync_client(cluster.kubeconfig, field_validation="Strict")
+    for name, steps, message in UNKNOWN_FIELDS:
+        with pytest.raises(ApiError) as err:
+            create(strict, namespace, manifest(name, steps))
+        assert err.value.status.code == 400, name
+        assert message in err.value.status.message, (name, err.value.status.message)
+    strict.close()
     for name, steps, _ in INVALID_SPEC:
         create(client, namespace, manifest(name, steps))
     for name, _, message in INVALID_SPEC:

@@ -33,9 +33,18 @@ MAX_DEPENDS_ON = 100
 
 
 class Model(BaseModel):
-    """Base: camelCase on the wire, snake_case in Python."""
+    """Base: camelCase on the wire, snake_case in Python. An unknown field is an error
+    (core.validation names it and the nearest valid name): a misspelt `dependOn:` must
+    not be dropped silently. Free-form maps (`config`, `metadata`) are dicts."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class StatusModel(Model):
+    """Base of what the operator writes and reads back: fields a newer or older
+    operator wrote are ignored, never an error."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class Resources(Model):
@@ -194,7 +203,7 @@ class PipelineSpec(Model):
     # and exceeds the API server's cost budget at 200+ steps.
 
 
-class Condition(Model):
+class Condition(StatusModel):
     """A standard Kubernetes condition."""
 
     type: str
@@ -205,7 +214,7 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
-class WorkerCounts(Model):
+class WorkerCounts(StatusModel):
     """Fan-out workers by state."""
 
     active: int = 0
@@ -218,7 +227,7 @@ StepPhase = Literal["Waiting", "Running", "Completed", "Failed", "Skipped", "Can
 PipelinePhase = Literal["Pending", "Running", "Completed", "Failed", "Cancelled", "Suspended"]
 
 
-class StepStatus(Model):
+class StepStatus(StatusModel):
     """Observed state of one step."""
 
     name: str
@@ -234,7 +243,7 @@ class StepStatus(Model):
     spec_hash: str | None = Field(None, description="Hash of the step definition this attempt started with.")
 
 
-class PipelineStatus(Model):
+class PipelineStatus(StatusModel):
     """Observed state of the pipeline."""
 
     phase: PipelinePhase = "Pending"

@@ -41,7 +41,10 @@ class Cluster:
         from dataworks.kube import clients
 
         try:
-            self.client = clients.sync_client(args.kubeconfig, context=args.context)
+            # Strict: an unknown field is an error from the API server too, never dropped.
+            self.client = clients.sync_client(
+                args.kubeconfig, context=args.context, field_validation="Strict"
+            )
         except Exception as e:
             fail(f"cannot load a kubeconfig ({e}); pass --kubeconfig or set KUBECONFIG", EXIT_CLUSTER)
         self.namespace = args.namespace or self.client.namespace or "default"
@@ -63,6 +66,8 @@ class Cluster:
                 fail(f"the Pipeline CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
             if status.code == 403:
                 fail(f"forbidden: {status.message} (ask for RBAC permission to {what})", EXIT_CLUSTER)
+            if status.code in {400, 422}:  # the API server refused the input (e.g. an unknown field)
+                fail(f"the API server refused to {what}: {status.message}")
             raise
         except httpx2.HTTPStatusError as e:
             # An API group the server does not serve answers a bare 404 page, not a Status.
@@ -158,7 +163,7 @@ def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
     from dataworks.core import validation
 
     name = (obj.get("metadata") or {}).get("name", "?")
-    validated, errors = validation.validate_raw(obj.get("spec") or {})
+    validated, errors = validation.validate_document(obj)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         fail(f"{path}: pipeline {name} is invalid:\n{lines}")
