@@ -380,3 +380,19 @@ def test_the_workers_error_line_reaches_the_step_status(client: Client, namespac
     st = wait_phase(client, namespace, "talks", "Failed")
     (s,) = st["stepStatuses"]
     assert s["message"].endswith(": step 'load': load into orders failed and was rolled back")
+
+
+def test_a_join_of_249_steps_completes(client: Client, namespace: str) -> None:
+    # dependsOn had maxItems 100: the API server refused this pipeline (422 "Too many").
+    branches = [step(f"s{n:03d}", fate={"duration": "100ms"}) for n in range(249)]
+    join = step("join", [b["name"] for b in branches])
+    create(client, namespace, manifest("wide", [*branches, join]))
+    st = wait_phase(client, namespace, "wide", "Completed", timeout=300)
+    assert st["progress"] == "250/250"
+    finished = {s["name"]: s["completionTime"] for s in st["stepStatuses"]}
+    started = next(s["startTime"] for s in st["stepStatuses"] if s["name"] == "join")
+    assert started >= max(t for name, t in finished.items() if name != "join")
+    # The largest pipeline allowed, whose last step joins all 499 others, is accepted too.
+    most = [step(f"m{n:03d}") for n in range(499)]
+    biggest = manifest("biggest", [*most, step("join", [m["name"] for m in most])])
+    client.create(codecs.from_dict(biggest), namespace=namespace, dry_run=True)

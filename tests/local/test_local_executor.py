@@ -318,3 +318,14 @@ def test_a_misspelt_field_is_an_error_before_anything_runs(tmp_path: Path) -> No
         assert out.stderr == f"error: {path}: pipeline misspelt is invalid:\n  - {message}\n", args
     assert not (tmp_path / ".dataworks").exists()
     assert not (tmp_path / "events").exists()  # no step started
+
+
+def test_a_join_of_249_steps_completes(tmp_path: Path) -> None:
+    # dependsOn had maxItems 100: a step could not wait for more than 100 others.
+    true = {"type": "container", "image": "busybox", "command": ["true"]}
+    branches = [{"name": f"s{n:03d}", **true} for n in range(249)]
+    join = {"name": "join", **true, "dependsOn": [b["name"] for b in branches]}
+    out = ctl("run", "--local", str(write(tmp_path / "wide.yaml", [*branches, join])), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    st = status(tmp_path)
+    assert (st["phase"], st["progress"]) == ("Completed", "250/250")

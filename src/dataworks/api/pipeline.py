@@ -29,7 +29,7 @@ DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
 MAX_STEP_NAME = 50  # leaves room for a Job-name suffix within 63 characters
 MAX_STEPS = 500
-MAX_DEPENDS_ON = 100
+MAX_DEPENDS_ON = MAX_STEPS - 1  # a step may join every other step
 
 
 class Model(BaseModel):
