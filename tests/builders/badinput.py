@@ -5,6 +5,15 @@ from __future__ import annotations
 
 from tests.builders.pipelines import step
 
+# Refused with 400 (strict decoding) when created with fieldValidation=Strict; dropped otherwise.
+UNKNOWN_FIELDS = [
+    (
+        "misspelt-depends-on",
+        [step("a"), {**step("b"), "dependOn": ["a"]}],
+        'strict decoding error: unknown field "spec.steps[1].dependOn"',
+    ),
+]
+
 REJECTED = [
     ("duplicate-names", [step("a"), step("a")], 'Duplicate value: {"name":"a"}'),
     ("unknown-type", [{"name": "a", "type": "spark"}], 'Unsupported value: "spark"'),
@@ -16,6 +25,19 @@ REJECTED = [
 ]
 
 INVALID_SPEC = [
+    (  # refused before its upstream step runs, by the rules the worker itself applies
+        "unknown-quality-rule",
+        [
+            step("up"),
+            {
+                "name": "q",
+                "type": "quality-check",
+                "dependsOn": ["up"],
+                "config": {"rules": [{"no_such_rule": ["x"]}]},
+            },
+        ],
+        "step 'q': config.rules[0]: must name exactly one rule of not_null, unique",
+    ),
     ("cycle", [step("a", ["b"]), step("b", ["a"])], "forms a cycle: a -> b -> a"),
     ("unknown-dependency", [step("a", ["ghost"])], "step 'a': dependsOn: names 'ghost'"),
     (

@@ -1,5 +1,7 @@
 """Bad input never creates a Job: the API server rejects it with the rule's
-message, or the operator marks it InvalidSpec, while a valid pipeline runs on."""
+message, or the operator marks it InvalidSpec, while a valid pipeline runs on.
+Unknown fields are refused by a create with fieldValidation=Strict (what
+`dataworks run` and `kubectl apply` send), never dropped."""
 
 from __future__ import annotations
 
@@ -8,13 +10,24 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client
 
-from tests.builders.badinput import INVALID_SPEC, REJECTED
+from dataworks.kube import clients
+from tests.builders.badinput import INVALID_SPEC, REJECTED, UNKNOWN_FIELDS
+from tests.cluster.conftest import Cluster
 from tests.cluster.pipelines import create, jobs, manifest, step, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 
 
-def test_bad_input_matrix_while_a_valid_pipeline_runs(client: Client, namespace: str) -> None:
+def test_bad_input_matrix_while_a_valid_pipeline_runs(
+    cluster: Cluster, client: Client, namespace: str
+) -> None:
+    strict = clients.sync_client(cluster.kubeconfig, field_validation="Strict")
+    for name, steps, message in UNKNOWN_FIELDS:
+        with pytest.raises(ApiError) as err:
+            create(strict, namespace, manifest(name, steps))
+        assert err.value.status.code == 400, name
+        assert message in err.value.status.message, (name, err.value.status.message)
+    strict.close()
     create(client, namespace, manifest("healthy", [step("s1", fate={"duration": "2s"}), step("s2", ["s1"])]))
     for name, steps, message in REJECTED:
         with pytest.raises(ApiError) as err:

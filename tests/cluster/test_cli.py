@@ -94,6 +94,26 @@ def test_cancel_and_errors_a_user_will_hit(cluster: Cluster, namespace: str) -> 
     assert "cannot load a kubeconfig" in unreachable.stderr
 
 
+def test_unknown_fields_are_refused_and_nothing_is_created(cluster: Cluster, namespace: str) -> None:
+    misspelt = manifest("misspelt", [step("a"), {**step("b"), "dependOn": ["a"]}])
+    out = ctl(cluster, namespace, "run", "-f", "-", stdin=yaml.safe_dump(misspelt))
+    assert out.returncode == 2
+    assert (
+        "step 'b': spec.steps[1].dependOn: unknown field 'dependOn'; did you mean 'dependsOn'?" in out.stderr
+    )
+    # Deeper than the CLI's own check: the create is strict, so the API server refuses it too.
+    owned = manifest("owned", [step("a")])
+    owned["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "uid": "u", "cotroller": True}
+    ]
+    out = ctl(cluster, namespace, "run", "-f", "-", stdin=yaml.safe_dump(owned))
+    assert out.returncode == 2, out.stderr
+    assert "error: the API server refused to create pipelines: " in out.stderr
+    assert 'unknown field "metadata.ownerReferences[0].cotroller"' in out.stderr
+    listed = ctl(cluster, namespace, "status", "-o", "name")
+    assert listed.stdout.strip() == "", listed.stdout
+
+
 def test_dry_run_needs_no_cluster_and_the_server_accepts_its_jobs(cluster: Cluster, namespace: str) -> None:
     seed = Path(__file__).resolve().parents[2] / "examples" / "seed" / "marketing-q1-analysis.yaml"
     out = subprocess.run(

@@ -28,6 +28,7 @@ from tests.cluster.pipelines import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+CHUNK_SQL = {"sql": "SELECT * FROM chunk"}  # a fan-out's workers need something to run
 pytestmark = pytest.mark.usefixtures("operator")
 
 
@@ -97,7 +98,9 @@ def test_fan_out_of_ten_workers(client: Client, namespace: str) -> None:
     create(
         client,
         namespace,
-        manifest("fan", [step("many", type="fan-out", image=None, command=None, parallelism=10)]),
+        manifest(
+            "fan", [step("many", type="fan-out", image=None, command=None, parallelism=10, config=CHUNK_SQL)]
+        ),
     )
     st = wait_phase(client, namespace, "fan", "Completed")
     (s,) = st["stepStatuses"]
@@ -270,7 +273,11 @@ def test_every_operator_pod_is_admitted_under_restricted(client: Client, namespa
         client,
         namespace,
         manifest(
-            "admitted", [step("c"), step("f", ["c"], type="fan-out", image=None, command=None, parallelism=3)]
+            "admitted",
+            [
+                step("c"),
+                step("f", ["c"], type="fan-out", image=None, command=None, parallelism=3, config=CHUNK_SQL),
+            ],
         ),
     )
     wait_phase(client, namespace, "admitted", "Completed")
@@ -331,7 +338,9 @@ def test_active_deadline_fails_the_pipeline_on_time(client: Client, namespace: s
 def test_editing_a_waiting_step_applies_and_a_running_one_is_reported(client: Client, namespace: str) -> None:
     steps = [
         step("first", fate={"duration": "3s"}),
-        step("aggregate", ["first"], type="fan-out", image=None, command=None, parallelism=2),
+        step(
+            "aggregate", ["first"], type="fan-out", image=None, command=None, parallelism=2, config=CHUNK_SQL
+        ),
     ]
     create(client, namespace, manifest("edited", steps))
     eventually(lambda: len(jobs(client, namespace, "edited")) == 1, what="the first Job")
@@ -371,3 +380,19 @@ def test_the_workers_error_line_reaches_the_step_status(client: Client, namespac
     st = wait_phase(client, namespace, "talks", "Failed")
     (s,) = st["stepStatuses"]
     assert s["message"].endswith(": step 'load': load into orders failed and was rolled back")
+
+
+def test_a_join_of_249_steps_completes(client: Client, namespace: str) -> None:
+    # dependsOn had maxItems 100: the API server refused this pipeline (422 "Too many").
+    branches = [step(f"s{n:03d}", fate={"duration": "100ms"}) for n in range(249)]
+    join = step("join", [b["name"] for b in branches])
+    create(client, namespace, manifest("wide", [*branches, join]))
+    st = wait_phase(client, namespace, "wide", "Completed", timeout=300)
+    assert st["progress"] == "250/250"
+    finished = {s["name"]: s["completionTime"] for s in st["stepStatuses"]}
+    started = next(s["startTime"] for s in st["stepStatuses"] if s["name"] == "join")
+    assert started >= max(t for name, t in finished.items() if name != "join")
+    # The largest pipeline allowed, whose last step joins all 499 others, is accepted too.
+    most = [step(f"m{n:03d}") for n in range(499)]
+    biggest = manifest("biggest", [*most, step("join", [m["name"] for m in most])])
+    client.create(codecs.from_dict(biggest), namespace=namespace, dry_run=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders.badinput import INVALID_SPEC, REJECTED
+from tests.builders.badinput import INVALID_SPEC, REJECTED, UNKNOWN_FIELDS
 from tests.builders.pipelines import Sim, make_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,10 +297,35 @@ def test_the_operators_adversarial_specs_give_the_same_messages_locally(case: st
     assert not (tmp_path / ".dataworks").exists()
 
 
-@pytest.mark.parametrize("case", [c[0] for c in REJECTED])
+@pytest.mark.parametrize("case", [c[0] for c in REJECTED + UNKNOWN_FIELDS])
 def test_specs_the_api_server_rejects_are_rejected_locally_too(case: str, tmp_path: Path) -> None:
-    _, steps, _ = next(c for c in REJECTED if c[0] == case)
+    _, steps, _ = next(c for c in REJECTED + UNKNOWN_FIELDS if c[0] == case)
     out = ctl("run", "--local", str(write(tmp_path / f"{case}.yaml", steps)), cwd=tmp_path)
     assert out.returncode == 2, out.stdout
     assert f"pipeline {case} is invalid" in out.stderr
     assert not (tmp_path / ".dataworks").exists()
+
+
+def test_a_misspelt_field_is_an_error_before_anything_runs(tmp_path: Path) -> None:
+    # The review's reproduction: `dependOn` was dropped, so b ran before a.
+    steps = [step("a", script="sleep 0.3"), {**step("b"), "dependOn": ["a"]}]
+    del steps[1]["dependsOn"]
+    path = write(tmp_path / "misspelt.yaml", steps)
+    message = "step 'b': spec.steps[1].dependOn: unknown field 'dependOn'; did you mean 'dependsOn'?"
+    for args in (["run", "--local", str(path)], ["run", "--dry-run", str(path)]):
+        out = ctl(*args, cwd=tmp_path)
+        assert (out.returncode, out.stdout) == (2, ""), args
+        assert out.stderr == f"error: {path}: pipeline misspelt is invalid:\n  - {message}\n", args
+    assert not (tmp_path / ".dataworks").exists()
+    assert not (tmp_path / "events").exists()  # no step started
+
+
+def test_a_join_of_249_steps_completes(tmp_path: Path) -> None:
+    # dependsOn had maxItems 100: a step could not wait for more than 100 others.
+    true = {"type": "container", "image": "busybox", "command": ["true"]}
+    branches = [{"name": f"s{n:03d}", **true} for n in range(249)]
+    join = {"name": "join", **true, "dependsOn": [b["name"] for b in branches]}
+    out = ctl("run", "--local", str(write(tmp_path / "wide.yaml", [*branches, join])), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    st = status(tmp_path)
+    assert (st["phase"], st["progress"]) == ("Completed", "250/250")

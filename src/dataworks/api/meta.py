@@ -24,12 +24,21 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class Model(BaseModel):
-    """Base: camelCase on the wire, snake_case in Python."""
+    """Base: camelCase on the wire, snake_case in Python. An unknown field is an error
+    (core.pipelines.validation names it and the nearest valid name): a misspelt `dependOn:`
+    must not be dropped silently. Free-form maps (`config`, `metadata`) are dicts."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class Condition(Model):
+class StatusModel(Model):
+    """Base of what the operator writes and reads back: fields a newer or older
+    operator wrote are ignored, never an error."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
     """A standard Kubernetes condition."""
 
     type: str

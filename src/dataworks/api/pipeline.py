@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from dataworks.api.common import DNS1123_LABEL, DURATION, EnvVar, PodDefaults, Resources, RetryPolicy
-from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model
+from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model, StatusModel
 
 __all__ = ["GROUP", "VERSION", "Condition", "EnvVar", "Model", "PodDefaults", "Resources", "RetryPolicy"]
 
@@ -27,7 +27,7 @@ OnFailure = Literal["fail", "skip-dependents", "continue"]
 
 MAX_STEP_NAME = 50  # leaves room for a Job-name suffix within 63 characters
 MAX_STEPS = 500
-MAX_DEPENDS_ON = 100
+MAX_DEPENDS_ON = MAX_STEPS - 1  # a step may join every other step
 
 
 class Step(Model):
@@ -128,7 +128,7 @@ class PipelineSpec(Model):
     # and exceeds the API server's cost budget at 200+ steps.
 
 
-class WorkerCounts(Model):
+class WorkerCounts(StatusModel):
     """Fan-out workers by state."""
 
     active: int = 0
@@ -141,7 +141,7 @@ StepPhase = Literal["Waiting", "Running", "Completed", "Failed", "Skipped", "Can
 PipelinePhase = Literal["Pending", "Running", "Completed", "Failed", "Cancelled", "Suspended"]
 
 
-class StepStatus(Model):
+class StepStatus(StatusModel):
     """Observed state of one step."""
 
     name: str
@@ -157,7 +157,7 @@ class StepStatus(Model):
     spec_hash: str | None = Field(None, description="Hash of the step definition this attempt started with.")
 
 
-class PipelineStatus(Model):
+class PipelineStatus(StatusModel):
     """Observed state of the pipeline."""
 
     phase: PipelinePhase = "Pending"

@@ -41,7 +41,10 @@ class Cluster:
         from dataworks.kube import clients
 
         try:
-            self.client = clients.sync_client(args.kubeconfig, context=args.context)
+            # Strict: an unknown field is an error from the API server too, never dropped.
+            self.client = clients.sync_client(
+                args.kubeconfig, context=args.context, field_validation="Strict"
+            )
         except Exception as e:
             fail(f"cannot load a kubeconfig ({e}); pass --kubeconfig or set KUBECONFIG", EXIT_CLUSTER)
         self.namespace = args.namespace or self.client.namespace or "default"
@@ -59,6 +62,8 @@ class Cluster:
                 fail(f"the {info.kind} CRD is not installed in this cluster: {CRD_FIX}", EXIT_CLUSTER)
             if isinstance(e, errors.Forbidden):
                 fail(f"forbidden: {e.message} (ask for RBAC permission to {what})", EXIT_CLUSTER)
+            if isinstance(e, errors.Invalid) or e.code == 400:  # the API server refused the input
+                fail(f"the API server refused to {what}: {e.message}")
             if isinstance(e, errors.Unreachable):
                 fail(f"cannot reach the cluster at {self.client.config.cluster.server}: {e}", EXIT_CLUSTER)
             raise
@@ -169,7 +174,7 @@ def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
     from dataworks.core.pipelines import validation
 
     name = (obj.get("metadata") or {}).get("name", "?")
-    validated, errors = validation.validate_raw(obj.get("spec") or {})
+    validated, errors = validation.validate_document(obj)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         fail(f"{path}: pipeline {name} is invalid:\n{lines}")

@@ -2,8 +2,9 @@
 
 The operator, the CLI and the tests all get their clients here, so that
 kubeconfig handling, impersonation and request accounting are done once.
-Impersonation and accounting ride on an httpx transport that wraps the
-one lightkube would use, so the TLS setup stays lightkube's own.
+Impersonation, accounting and `fieldValidation` (lightkube 1.0's create has
+no parameter for it) ride on an httpx transport that wraps the one lightkube
+would use, so the TLS setup stays lightkube's own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from lightkube.core import decoders
 from lightkube.core.exceptions import ConfigError
 
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The verbs whose body the API server decodes, and so can refuse for unknown fields.
+BODY_VERBS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass
@@ -83,12 +86,18 @@ class Identity:
 
 
 class _Transport(httpx2.HTTPTransport):
-    def __init__(self, verify: object, identity: Identity | None, counter: RequestCounter | None) -> None:
+    def __init__(
+        self,
+        verify: object,
+        identity: Identity | None,
+        counter: RequestCounter | None,
+        field_validation: str | None = None,
+    ) -> None:
         super().__init__(verify=verify)  # type: ignore[arg-type]
-        self._identity, self._counter = identity, counter
+        self._identity, self._counter, self._field_validation = identity, counter, field_validation
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        _prepare(request, self._identity, self._counter)
+        _prepare(request, self._identity, self._counter, self._field_validation)
         return super().handle_request(request)
 
 
@@ -102,7 +111,14 @@ class _AsyncTransport(httpx2.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-def _prepare(request: httpx2.Request, identity: Identity | None, counter: RequestCounter | None) -> None:
+def _prepare(
+    request: httpx2.Request,
+    identity: Identity | None,
+    counter: RequestCounter | None,
+    field_validation: str | None = None,
+) -> None:
+    if field_validation is not None and request.method in BODY_VERBS:
+        request.url = request.url.copy_set_param("fieldValidation", field_validation)
     if identity is not None:
         # Impersonate-Group may repeat, so the headers are rebuilt from raw pairs.
         raw = [(k, v) for k, v in request.headers.raw if not k.lower().startswith(b"impersonate-")]
@@ -186,12 +202,14 @@ def sync_client(
     impersonate: Identity | None = None,
     counter: RequestCounter | None = None,
     field_manager: str = "dataworks",
+    field_validation: str | None = None,
 ) -> Client:
-    """A synchronous client (the CLI and tests)."""
+    """A synchronous client (the CLI and tests). `field_validation="Strict"` makes the API
+    server refuse a write whose body has an unknown field, instead of dropping it."""
     config = load_config(kubeconfig, context)
     transport = None
-    if impersonate is not None or counter is not None:
-        transport = _Transport(_verify(config), impersonate, counter)
+    if impersonate is not None or counter is not None or field_validation is not None:
+        transport = _Transport(_verify(config), impersonate, counter, field_validation)
     return Client(config, namespace=namespace, field_manager=field_manager, transport=transport)
 
 

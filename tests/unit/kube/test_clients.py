@@ -81,3 +81,14 @@ def test_no_kubeconfig_and_not_a_pod_says_what_was_tried(tmp_path, monkeypatch) 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(Exception, match=r"\$KUBECONFIG is unset.*not a pod"):
         clients.load_config()
+
+
+def test_strict_field_validation_rides_on_every_write_with_a_body() -> None:
+    for method in ("POST", "PUT", "PATCH", "GET", "DELETE"):
+        request = httpx2.Request(
+            method, "https://example.invalid/apis/dataworks.io/v1/pipelines?fieldManager=m"
+        )
+        clients._prepare(request, None, None, "Strict")
+        expected = "Strict" if method in {"POST", "PUT", "PATCH"} else None
+        assert request.url.params.get("fieldValidation") == expected, method
+        assert request.url.params["fieldManager"] == "m"

@@ -27,7 +27,7 @@ def test_step_request_above_class_limit_raises_the_limit() -> None:
         {
             "name": "big",
             "type": "fan-out",
-            "config": {"parallelism": 2},
+            "config": {"parallelism": 2, "sql": "SELECT * FROM chunk"},
             "resources": {"requests": {"cpu": "3"}},
         }
     )
@@ -41,7 +41,7 @@ def test_fan_out_is_an_indexed_job_with_per_index_retries() -> None:
         {
             "name": "f",
             "type": "fan-out",
-            "config": {"parallelism": 4},
+            "config": {"parallelism": 4, "sql": "SELECT * FROM chunk"},
             "retry": {"limit": 2, "noRetryExitCodes": [3]},
         }
     )

@@ -2,8 +2,9 @@
 
 The seed manifests put a fan-out's `parallelism`, `chunk_strategy` and
 `resources` under `config`; others put them on the step. `normalize` resolves
-every spelling into a `StepDef`, and `check_config` holds the per-type rules
-that the worker enforces too, so bad input is reported before any Job exists.
+every spelling into a `StepDef`, and `check_config` applies the per-type rules
+of core.pipelines.stepconfigs, the ones the worker applies too, so bad input is
+reported before any Job exists.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dataworks.core.kit import quantities
+from dataworks.core.pipelines import stepconfigs
 
 if TYPE_CHECKING:  # only annotations: the worker imports this module and starts faster without pydantic
     from dataworks.api import pipeline as api
 
-# Destinations the load step can write; anything else is rejected up front.
-LOAD_DESTINATIONS = ("postgres", "file", "duckdb", "sqlite")
-LOAD_URL_SCHEMES = ("postgresql", "file", "s3", "duckdb", "sqlite")
-CHUNK_STRATEGIES = ("hash-based", "count-based", "size-based")
 DEFAULT_MAX_PARALLELISM = 1000
 
 
@@ -137,43 +135,10 @@ def _parallelism(step: api.Step, max_parallelism: int) -> tuple[int, list[SpecEr
 
 
 def check_config(name: str, type_: str, config: dict[str, Any]) -> list[SpecError]:
-    """Per-type configuration rules, shared with the worker."""
-    errors: list[SpecError] = []
-
-    def need(key: str, hint: str) -> None:
-        if not config.get(key):
-            errors.append(SpecError(name, f"config.{key}", f"is required for a {type_} step ({hint})"))
-
-    if type_ == "transform":
-        need("sql", "DuckDB SQL, inline or a .sql file")
-    elif type_ == "fetch":
-        if not any(config.get(k) for k in ("source", "url", "path", "query")):
-            errors.append(
-                SpecError(name, "config.source", "a fetch step needs a source connection, url or path")
-            )
-    elif type_ == "load":
-        dest = config.get("destination")
-        if not dest:
-            need("destination", f"one of {', '.join(LOAD_DESTINATIONS)}")
-        elif str(dest) not in LOAD_DESTINATIONS and str(dest).split("://")[0] not in LOAD_URL_SCHEMES:
-            errors.append(
-                SpecError(
-                    name,
-                    "config.destination",
-                    f"{dest!r} is not supported; supported destinations: {', '.join(LOAD_DESTINATIONS)}, "
-                    f"or a URL with scheme {', '.join(LOAD_URL_SCHEMES)} "
-                    "(name a connection with `connection:`)",
-                )
-            )
-    elif type_ == "fan-out":
-        strategy = config.get("chunk_strategy", config.get("chunkStrategy"))
-        if strategy is not None and strategy not in CHUNK_STRATEGIES:
-            errors.append(
-                SpecError(
-                    name, "config.chunk_strategy", f"{strategy!r} is not one of {', '.join(CHUNK_STRATEGIES)}"
-                )
-            )
-    return errors
+    """Per-type configuration rules (core.pipelines.stepconfigs), the very ones the worker applies."""
+    return [
+        SpecError(name, f"config.{where}", message) for where, message in stepconfigs.problems(type_, config)
+    ]
 
 
 def normalize(

@@ -4,15 +4,19 @@ The API server already rejects duplicate names, bad enums, bad names and
 self-dependencies (see api.pipeline). This module finds the rest: unknown
 dependencies, cycles (naming them), and per-step problems from core.steps.
 The operator marks such a pipeline InvalidSpec; the CLI and the local
-executor report the same messages.
+executor report the same messages. An unknown field anywhere is an error that
+names it, its path and the nearest valid name, as `fieldValidation=Strict`
+makes the API server do.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dataworks.api import pipeline as api
 from dataworks.core.kit import dag
@@ -31,6 +35,52 @@ class Validated:
         return {s.name: s for s in self.steps}
 
 
+# ObjectMeta's fields: what a manifest's `metadata` may hold.
+METADATA_FIELDS = (
+    "name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
+    "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+    "ownerReferences", "finalizers", "managedFields", "selfLink",
+)  # fmt: skip
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, through Optional, list and dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def field_names(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    """The wire names of the fields of the object at `loc` under `model` ([] if free-form)."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        fields = current.model_fields
+        found = next((f for n, f in fields.items() if part in {n, f.alias}), None)
+        current = _model_in(found.annotation) if found is not None else None
+    if current is None:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def path_of(loc: Sequence[int | str], root: str = "spec") -> str:
+    """`spec.steps[1].dependOn`, as the API server spells a field's path."""
+    out = root
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def unknown_field(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}?" if close else f"valid fields: {', '.join(valid)}"
+    return f"unknown field {name!r}; {hint}"
+
+
 def parse_spec(raw: dict[str, Any]) -> tuple[api.PipelineSpec | None, list[SpecError]]:
     """Parse a spec dict with the api models; errors name the field path."""
     try:
@@ -44,9 +94,27 @@ def parse_spec(raw: dict[str, Any]) -> tuple[api.PipelineSpec | None, list[SpecE
                 items = raw.get("steps") or []
                 if loc[1] < len(items) and isinstance(items[loc[1]], dict):
                     step = items[loc[1]].get("name")
+            if err["type"] == "extra_forbidden":
+                valid = field_names(api.PipelineSpec, loc[:-1])
+                errors.append(SpecError(step, path_of(loc), unknown_field(str(loc[-1]), valid)))
+                continue
             path = ".".join(str(p) for p in loc)
             errors.append(SpecError(step, path, err["msg"]))
         return None, errors
+
+
+def document_errors(obj: dict[str, Any]) -> list[SpecError]:
+    """Unknown fields at the top of a Pipeline manifest and in its metadata."""
+    errors = []
+    top = field_names(api.Pipeline, [])
+    for key in obj:
+        if key not in top:
+            errors.append(SpecError(None, str(key), unknown_field(str(key), top)))
+    metadata = obj.get("metadata")
+    for key in metadata if isinstance(metadata, dict) else {}:
+        if key not in METADATA_FIELDS:
+            errors.append(SpecError(None, f"metadata.{key}", unknown_field(str(key), METADATA_FIELDS)))
+    return errors
 
 
 def validate(
@@ -86,3 +154,12 @@ def validate_raw(raw: dict[str, Any], **kw: Any) -> tuple[Validated | None, list
     if spec is None:
         return None, errors
     return validate(spec, **kw)
+
+
+def validate_document(obj: dict[str, Any], **kw: Any) -> tuple[Validated | None, list[SpecError]]:
+    """A whole Pipeline manifest (what `pipeline-ctl run` reads): its spec, and no unknown field."""
+    outer = document_errors(obj)
+    validated, errors = validate_raw(obj.get("spec") or {}, **kw)
+    if outer:
+        return None, outer + errors
+    return validated, errors

@@ -25,11 +25,10 @@ from typing import Any
 
 import duckdb
 
-from dataworks.core.kit import quantities
+from dataworks.core.pipelines import stepconfigs
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, only_input, quote
 
-RULES = ("not_null", "unique", "accepted_values", "row_count", "range", "freshness", "sql")
 SAMPLE_ROWS = 5
 
 
@@ -41,63 +40,33 @@ class Rule:
     query: str  # returns the offending rows
 
 
-def _columns(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        value = value.get("columns", value.get("column"))
-    return [value] if isinstance(value, str) else [str(c) for c in value or []]
-
-
-def parse_rule(ctx: StepContext, n: int, raw: Any, table: str) -> Rule:
-    where = f"rules[{n}]"
-    if not isinstance(raw, dict):
-        raise ctx.fail(where, f"must be an object such as {{not_null: column}}, got {raw!r}")
-    kinds = [k for k in RULES if k in raw] or ([raw["rule"]] if raw.get("rule") in RULES else [])
-    if len(kinds) != 1:
-        raise ctx.fail(where, f"must name exactly one rule of {', '.join(RULES)}")
-    kind = kinds[0]
-    arg = raw.get(kind, raw)
-    severity = str(raw.get("severity", "error"))
-    if severity not in {"error", "warn"}:
-        raise ctx.fail(f"{where}.severity", f"{severity!r} is not one of error, warn")
+def rule_query(rule: stepconfigs.QualityRule, table: str) -> str:
+    """The SQL returning the rows of `table` that break a rule (parsed and checked in core)."""
     t = quote(table)
-    cols = _columns(arg)
-    spec = arg if isinstance(arg, dict) else {}
-    if kind in {"not_null", "unique", "accepted_values", "range", "freshness"} and not cols:
-        raise ctx.fail(where, f"{kind} needs a column")
-    if kind == "not_null":
-        query = f"SELECT * FROM {t} WHERE " + " OR ".join(f"{quote(c)} IS NULL" for c in cols)
-    elif kind == "unique":
-        keys = ", ".join(quote(c) for c in cols)
-        query = f"SELECT {keys}, count(*) AS duplicates FROM {t} GROUP BY {keys} HAVING count(*) > 1"
-    elif kind == "accepted_values":
-        values = ", ".join(literal(str(v)) for v in spec.get("values") or [])
-        if not values:
-            raise ctx.fail(where, "accepted_values needs values: [...]")
-        c = quote(cols[0])
-        query = f"SELECT * FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({values})"
-    elif kind == "row_count":
-        lo, hi = spec.get("min"), spec.get("max")
-        cond = " OR ".join(x for x in (f"count(*) < {int(lo)}" if lo is not None else "",
-                                       f"count(*) > {int(hi)}" if hi is not None else "") if x)  # fmt: skip
-        query = f"SELECT count(*) AS row_count FROM {t} HAVING {cond or 'false'}"
-    elif kind == "range":
-        c, lo, hi = quote(cols[0]), spec.get("min"), spec.get("max")
-        conds = [
-            f"{c} < {float(lo)}" if lo is not None else "",
-            f"{c} > {float(hi)}" if hi is not None else "",
-        ]
-        query = f"SELECT * FROM {t} WHERE " + (" OR ".join(x for x in conds if x) or "false")
-    elif kind == "freshness":
-        age = quantities.parse_duration(str(spec.get("max_age", "24h")))
-        c = quote(cols[0])
-        query = (
+    cols = [quote(c) for c in rule.columns]
+    if rule.kind == "not_null":
+        return f"SELECT * FROM {t} WHERE " + " OR ".join(f"{c} IS NULL" for c in cols)
+    if rule.kind == "unique":
+        keys = ", ".join(cols)
+        return f"SELECT {keys}, count(*) AS duplicates FROM {t} GROUP BY {keys} HAVING count(*) > 1"
+    if rule.kind == "accepted_values":
+        values = ", ".join(literal(v) for v in rule.values)
+        c = cols[0]
+        return f"SELECT * FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({values})"
+    if rule.kind in {"row_count", "range"}:
+        what = "count(*)" if rule.kind == "row_count" else cols[0]
+        bounds = [(op, v) for op, v in (("<", rule.minimum), (">", rule.maximum)) if v is not None]
+        cond = " OR ".join(f"{what} {op} {int(v) if rule.kind == 'row_count' else v}" for op, v in bounds)
+        if rule.kind == "row_count":
+            return f"SELECT count(*) AS row_count FROM {t} HAVING {cond}"
+        return f"SELECT * FROM {t} WHERE {cond}"
+    if rule.kind == "freshness":
+        c = cols[0]
+        return (
             f"SELECT max({c}) AS newest FROM {t} HAVING max({c}) IS NULL OR "
-            f"CAST(max({c}) AS TIMESTAMP) < CAST(now() AS TIMESTAMP) - to_seconds({age})"
+            f"CAST(max({c}) AS TIMESTAMP) < CAST(now() AS TIMESTAMP) - to_seconds({rule.max_age_seconds})"
         )
-    else:
-        query = str(arg if isinstance(arg, str) else spec.get("sql", "")).strip().rstrip(";")
-    label = str(raw.get("name") or (f"{kind}({', '.join(cols)})" if cols else kind))
-    return Rule(kind, label, severity, query)
+    return rule.sql
 
 
 def evaluate(ctx: StepContext, rule: Rule) -> dict[str, Any]:
@@ -123,10 +92,10 @@ def evaluate(ctx: StepContext, rule: Rule) -> dict[str, Any]:
 def run(ctx: StepContext) -> None:
     inputs = ctx.register_inputs()
     table, checked = only_input(ctx, inputs, "table")
-    raw_rules = ctx.config.get("rules") or []
-    if not isinstance(raw_rules, list) or not raw_rules:
-        raise ctx.fail("rules", "needs a list of rules, such as [{not_null: id}]")
-    rules = [parse_rule(ctx, n, r, str(table)) for n, r in enumerate(raw_rules)]
+    parsed, problems = stepconfigs.quality_rules(ctx.config)
+    if problems:  # the worker's entry point refused these already (exit 2); here for direct callers
+        raise ctx.fail(*problems[0])
+    rules = [Rule(r.kind, r.name, r.severity, rule_query(r, str(table))) for r in parsed]
     results = []
     for n, rule in enumerate(rules, 1):
         results.append(evaluate(ctx, rule))

@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from dataworks.core.pipelines import stepconfigs
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, only_input, quote
 from dataworks.worker.storing import TableOutput
@@ -66,9 +67,8 @@ def row_range(ctx: StepContext, files: list[str], source: str) -> str:
 
 
 def chunk_query(ctx: StepContext, table: TableOutput) -> str:
-    strategy = ctx.config.get("chunk_strategy", ctx.config.get("chunkStrategy"))
+    strategy = stepconfigs.chunk_strategy(ctx.config)  # one of CHUNK_STRATEGIES (core.pipelines.stepconfigs)
     key = ctx.config.get("key")
-    strategy = strategy or ("hash-based" if key else "count-based")
     files = table.files
     if not files:
         return "SELECT NULL AS empty WHERE false"
@@ -91,9 +91,7 @@ def chunk_query(ctx: StepContext, table: TableOutput) -> str:
             )
         expr = ", ".join(quote(k) for k in keys)
         return f"SELECT * FROM {source} WHERE hash({expr}) % {ctx.total} = {ctx.index}"
-    if strategy == "count-based":
-        return row_range(ctx, files, source)
-    raise ctx.fail("chunk_strategy", f"{strategy!r} is not one of hash-based, count-based, size-based")
+    return row_range(ctx, files, source)  # count-based
 
 
 def _command(ctx: StepContext) -> list[str]:
@@ -146,8 +144,6 @@ def run(ctx: StepContext) -> None:
         for alias in {n for n, o in inputs.items() if o is table}:
             ctx.duckdb.execute(f"CREATE OR REPLACE VIEW {quote(alias)} AS SELECT * FROM chunk")
         ctx.write_query(out_table, str(ctx.config["sql"]).strip().rstrip(";"))
-    elif ctx.config.get("script") or ctx.config.get("command"):
+    else:  # core.pipelines.stepconfigs requires one of sql, script and command
         run_script(ctx, out_table, chunk)
-    else:
-        raise ctx.fail("sql", "a fan-out step needs `sql`, `script` or `command` for each worker to run")
     ctx.progress(1.0)

@@ -58,8 +58,6 @@ def run(ctx: StepContext) -> None:
         rel = str(cfg.get("path") or cfg.get("prefix") or cfg.get("glob") or "")
         sources.fetch_files(ctx, str(cfg.get("table") or ctx.name), rel, conn)
     else:
-        url = str(cfg.get("url") or cfg.get("path") or "")
-        if not url:
-            raise ctx.fail("source", "a fetch step needs a source connection, url or path")
+        url = str(cfg.get("url") or cfg.get("path"))  # one of them is set (core.pipelines.stepconfigs)
         sources.fetch_files(ctx, str(cfg.get("table") or ctx.name), url)
     ctx.progress(1.0)

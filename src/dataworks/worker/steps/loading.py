@@ -33,14 +33,12 @@ import fsspec
 import psycopg
 from fsspec.implementations.local import LocalFileSystem
 
-from dataworks.core.pipelines.steps import LOAD_DESTINATIONS
+from dataworks.core.pipelines import stepconfigs
 from dataworks.worker import pgcopy, sources
 from dataworks.worker.connections import Connection
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, only_input, quote
 from dataworks.worker.steps.transforming import pg_type
-
-MODES = ("append", "overwrite", "upsert")
 
 
 def _qualified(name: str) -> str:
@@ -59,13 +57,9 @@ class Load:
         self.columns = [c for c, _ in self.schema]
         self.rows = chosen.rows
         self.table = str(ctx.config.get("table") or self.input)
+        # The mode is one of LOAD_MODES and upsert has keys: checked in core.pipelines.stepconfigs.
         self.mode = str(ctx.config.get("mode", "append"))
-        if self.mode not in MODES:
-            raise ctx.fail("mode", f"{self.mode!r} is not one of {', '.join(MODES)}")
-        key = ctx.config.get("key") or ctx.config.get("keys") or []
-        self.keys = [key] if isinstance(key, str) else [str(k) for k in key]
-        if self.mode == "upsert" and not self.keys:
-            raise ctx.fail("key", "mode upsert needs the key columns, such as key: [order_id]")
+        self.keys = stepconfigs.load_keys(ctx.config)
         for k in self.keys:
             if k not in self.columns:
                 raise ctx.fail(
@@ -225,11 +219,9 @@ def _sqlite_load(ctx: StepContext, load: Load, path: str) -> None:
 
 
 def _file_load(ctx: StepContext, load: Load, url: str, options: dict[str, Any]) -> None:
-    fmt = str(
-        ctx.config.get("format") or ("parquet" if url.endswith(("/", ".parquet")) else url.rsplit(".", 1)[-1])
-    )
-    if fmt not in {"parquet", "csv", "jsonl"}:
-        raise ctx.fail("format", f"{fmt!r} is not one of parquet, csv, jsonl")
+    fmt, problem = stepconfigs.load_file_format(ctx.config, url)
+    if fmt is None:  # checked before the step started whenever the URL is in the config
+        raise ctx.fail(*(problem or ("format", "unknown")))
     partition = ctx.config.get("partition_by") or []
     partition = [partition] if isinstance(partition, str) else list(partition)
     directory = url.endswith("/") or bool(partition)
@@ -274,29 +266,20 @@ def _file_load(ctx: StepContext, load: Load, url: str, options: dict[str, Any]) 
 
 def run(ctx: StepContext) -> None:
     cfg = ctx.config
-    dest = str(cfg.get("destination", ""))
-    kind = dest if dest in LOAD_DESTINATIONS else dest.split("://", 1)[0]
+    target = stepconfigs.load_target(cfg)  # its requirements were checked in core.pipelines.stepconfigs
+    kind = target.kind
     load = Load(ctx)
     conn = ctx.connection(str(cfg["connection"])) if cfg.get("connection") else None
     ctx.summary.rows_in = load.rows
     if kind in {"postgres", "postgresql"}:
-        if conn is None:
-            raise ctx.fail(
-                "connection", "a postgres load names its connection, such as connection: warehouse_db"
-            )
+        assert conn is not None
         to_postgres(ctx, load, conn)
     elif kind in {"duckdb", "sqlite"}:
-        path = str(cfg.get("path") or (conn.path if conn else ""))
-        if not path:
-            raise ctx.fail("path", f"a {kind} load needs path: (the database file) or a connection")
+        path = target.rel or (conn.path if conn else "")
         (_database_load if kind == "duckdb" else _sqlite_load)(ctx, load, path)
+    elif conn is not None:
+        url = conn.base_url().rstrip("/") + "/" + target.rel.lstrip("/")
+        _file_load(ctx, load, url, conn.storage_options())
     else:
-        rel = str(cfg.get("url") or cfg.get("path") or (dest if "://" in dest else ""))
-        if conn is not None:
-            url = conn.base_url().rstrip("/") + "/" + rel.lstrip("/")
-            _file_load(ctx, load, url, conn.storage_options())
-        elif rel:
-            _file_load(ctx, load, rel, {})
-        else:
-            raise ctx.fail("url", "a file load needs url: or path: (add a trailing / for a directory)")
+        _file_load(ctx, load, target.rel, {})
     ctx.progress(1.0)

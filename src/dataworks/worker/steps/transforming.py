@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from dataworks.core.pipelines import stepconfigs
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext, literal, quote
 
@@ -47,9 +48,7 @@ def pg_type(duck_type: str) -> str:
 
 def script(ctx: StepContext) -> str:
     """The SQL text: inline, or read from a `.sql` file in DATAWORKS_SQL_DIR."""
-    sql = str(ctx.config.get("sql") or "").strip()
-    if not sql:
-        raise ctx.fail("sql", "is required (DuckDB SQL, inline or a .sql file)")
+    sql = str(ctx.config.get("sql") or "").strip()  # not empty (core.pipelines.stepconfigs)
     if sql.endswith(".sql") and "\n" not in sql and " " not in sql:
         folder = Path(
             ctx.environ.get("DATAWORKS_SQL_DIR") or ctx.environ.get("DATAWORKS_PIPELINE_DIR") or "."
@@ -143,10 +142,7 @@ def run_postgres(ctx: StepContext, sql: str, default_table: str) -> None:
 
     from dataworks.worker import sources
 
-    name = ctx.config.get("connection") or ctx.config.get("source")
-    if not name:
-        raise ctx.fail("connection", "engine: postgres needs a connection to a PostgreSQL database")
-    conn = ctx.connection(str(name))
+    conn = ctx.connection(str(ctx.config.get("connection") or ctx.config.get("source")))
     inputs = ctx.input_tables()
     named = outputs(ctx)
     try:
@@ -177,11 +173,8 @@ def run_postgres(ctx: StepContext, sql: str, default_table: str) -> None:
 def run(ctx: StepContext) -> None:
     sql = script(ctx)
     default_table = str(ctx.config.get("table") or ctx.name)
-    engine = ctx.config.get("engine", "duckdb")
-    if engine == "postgres":
+    if stepconfigs.transform_engine(ctx.config) == "postgres":
         run_postgres(ctx, sql, default_table)
-    elif engine == "duckdb":
-        run_duckdb(ctx, sql, default_table)
     else:
-        raise ctx.fail("engine", f"{engine!r} is not one of duckdb, postgres")
+        run_duckdb(ctx, sql, default_table)
     ctx.progress(1.0)
