@@ -216,6 +216,23 @@ def test_deadline_wakes_the_operator_and_fails_the_pipeline() -> None:
     assert next(c for c in late.status.conditions if c.type == "Failed").reason == "DeadlineExceeded"
 
 
+@pytest.mark.parametrize("later", [120, 400], ids=["resync-after-deadline", "ttl-wake-up"])
+def test_a_pipeline_that_completed_in_time_stays_completed_after_its_deadline(later: int) -> None:
+    sim = Sim(make_pipeline("dl").step("a").set(activeDeadlineSeconds=60, ttlSecondsAfterFinished=300))
+    done = sim.run()
+    start = builders.at(done.start_time or "")
+    p = builders.plan(
+        Meta("dl", "ns"),
+        sim.builder.spec,
+        done,
+        list(sim.jobs.values()),
+        now=start + timedelta(seconds=later),
+    )
+    assert (p.status.phase, p.status.message) == ("Completed", "1 of 1 steps completed")
+    assert p.events == []  # no PipelineFailed, so no failure notification either
+    assert p.delete_pipeline is (later >= 300)
+
+
 def test_edits_to_started_steps_are_reported_and_edits_to_waiting_steps_apply() -> None:
     sim = Sim(make_pipeline("e").step("a").step("b", depends_on=["a"]))
     sim.reconcile()

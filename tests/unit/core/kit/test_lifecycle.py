@@ -1,6 +1,7 @@
 """Pins the time-driven lifecycle any kind shares (core/kit/lifecycle.py): a deadline is passed
-only strictly after `limit` seconds; a running object is woken 1 s after its deadline, a finished
-one at its TTL expiry and deleted from then on (TTL 0: at once); nothing without the inputs."""
+only strictly after `limit` seconds of running, and a finished object ran until it finished (a
+deadline passing later does not change its outcome); a running object is woken 1 s after its
+deadline, a finished one at its TTL expiry and deleted from then on (TTL 0: at once)."""
 
 from __future__ import annotations
 
@@ -18,18 +19,23 @@ def after(seconds: float) -> datetime:
 
 
 @pytest.mark.parametrize(
-    ("start", "limit", "now", "expected"),
+    ("start", "limit", "now", "done", "expected"),
     [
-        pytest.param(stamp(0), 60, after(59), False, id="before"),
-        pytest.param(stamp(0), 60, after(60), False, id="at-limit-not-yet"),
-        pytest.param(stamp(0), 60, after(61), True, id="after"),
-        pytest.param(stamp(0), 60, after(60.5), True, id="half-second-after"),
-        pytest.param(None, 60, after(3600), False, id="never-started"),
-        pytest.param(stamp(0), None, after(3600), False, id="no-deadline"),
+        pytest.param(stamp(0), 60, after(59), None, False, id="before"),
+        pytest.param(stamp(0), 60, after(60), None, False, id="at-limit-not-yet"),
+        pytest.param(stamp(0), 60, after(61), None, True, id="after"),
+        pytest.param(stamp(0), 60, after(60.5), None, True, id="half-second-after"),
+        pytest.param(None, 60, after(3600), None, False, id="never-started"),
+        pytest.param(stamp(0), None, after(3600), None, False, id="no-deadline"),
+        pytest.param(stamp(0), 60, after(3600), stamp(30), False, id="finished-in-time-stays-so"),
+        pytest.param(stamp(0), 60, after(3600), stamp(61), True, id="finished-late-stays-late"),
+        pytest.param(stamp(0), 60, after(50), stamp(90), False, id="measured-to-now-at-most"),
     ],
 )
-def test_deadline_passed(start: str | None, limit: int | None, now: datetime, expected: bool) -> None:
-    assert lifecycle.deadline_passed(start, limit, now) is expected
+def test_deadline_passed(
+    start: str | None, limit: int | None, now: datetime, done: str | None, expected: bool
+) -> None:
+    assert lifecycle.deadline_passed(start, limit, now, done) is expected
 
 
 def running(
