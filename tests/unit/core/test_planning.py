@@ -233,6 +233,27 @@ def test_a_pipeline_that_completed_in_time_stays_completed_after_its_deadline(la
     assert p.delete_pipeline is (later >= 300)
 
 
+def test_cancelling_a_finished_pipeline_or_clearing_shutdown_keeps_its_outcome() -> None:
+    failed = Sim(make_pipeline("f").step("a").step("b").set(activeDeadlineSeconds=60))
+    failed.reconcile()
+    failed.now += timedelta(seconds=61)
+    assert failed.reconcile().status.message == "pipeline exceeded activeDeadlineSeconds=60"
+    failed.builder.set(shutdown="Terminate")
+    late = failed.reconcile()
+    assert (late.status.phase, late.status.message, late.events) == (
+        "Failed",
+        "pipeline exceeded activeDeadlineSeconds=60",
+        [],
+    )
+    cancelled = Sim(make_pipeline("c").step("a").step("b", depends_on=["a"]))
+    cancelled.reconcile()
+    cancelled.builder.set(shutdown="Terminate")
+    assert cancelled.reconcile().status.phase == "Cancelled"
+    cancelled.builder.spec.pop("shutdown")
+    cleared = cancelled.reconcile()
+    assert (cleared.status.phase, cleared.events, cleared.create) == ("Cancelled", [], [])
+
+
 def test_edits_to_started_steps_are_reported_and_edits_to_waiting_steps_apply() -> None:
     sim = Sim(make_pipeline("e").step("a").step("b", depends_on=["a"]))
     sim.reconcile()

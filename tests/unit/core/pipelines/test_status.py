@@ -1,8 +1,9 @@
 """Pins how a pass sums up the pipeline (core/pipelines/status.py): the phase by precedence
 (Cancelled, deadline, Failed once every step ended, Completed, Suspended, Running, Pending) with
-its reason and message, the counters, start and completion times and duration, the Complete,
-Failed and Suspended conditions (moving only on flips), the terminal Event sent once on the
-transition, and the status of a spec that did not validate."""
+its reason and message, a finished pipeline keeping its outcome whatever spec.shutdown says
+later, the counters, start and completion times and duration, the Complete, Failed and Suspended
+conditions (moving only on flips), the terminal Event sent once on the transition, and the
+status of a spec that did not validate."""
 
 from __future__ import annotations
 
@@ -279,6 +280,71 @@ def test_condition_transition_times_move_only_on_flips() -> None:
 def test_terminal_event(spec: dict[str, Any], old: StatusBuilder, events: list[tuple[str, str, str]]) -> None:
     w = finish(abc(**spec), old)
     assert [(e.type, e.reason, e.message) for e in w.plan.events] == events
+
+
+@pytest.mark.parametrize(
+    ("spec", "old", "deadline_hit", "expected"),
+    [
+        pytest.param(
+            {"shutdown": "Terminate"},
+            steps("Completed", a="Completed", b="Completed", c="Completed"),
+            False,
+            ("Completed", "Completed"),
+            id="completed-then-cancel",
+        ),
+        pytest.param(
+            {"shutdown": "Terminate"},
+            steps("Failed", a=("Failed", {"reason": "Error"}), b="Completed", c="Completed"),
+            False,
+            ("Failed", "Error"),
+            id="failed-then-cancel",
+        ),
+        pytest.param(
+            {"shutdown": "Terminate", "activeDeadlineSeconds": 60},
+            steps("Failed", a="Cancelled", b="Cancelled", c="Cancelled"),
+            True,
+            ("Failed", "DeadlineExceeded"),
+            id="deadline-failed-then-cancel",
+        ),
+        pytest.param(
+            {},
+            steps("Cancelled", a="Completed", b="Cancelled", c="Cancelled"),
+            False,
+            ("Cancelled", "Cancelled"),
+            id="cancelled-then-shutdown-cleared",
+        ),
+        pytest.param(
+            {},
+            steps("Cancelled", a=("Failed", {"reason": "Error"}), b="Cancelled", c="Cancelled"),
+            False,
+            ("Cancelled", "Cancelled"),
+            id="cancelled-with-a-failed-step-then-cleared",
+        ),
+        pytest.param(
+            {},
+            steps("Cancelled", a="Completed", b="Waiting", c="Cancelled").set(start_time=stamp(1)),
+            False,
+            ("Running", "Running"),
+            id="cancelled-then-retried-runs",
+        ),
+        pytest.param(
+            {"shutdown": "Terminate"},
+            steps("Suspended", a="Completed", b="Cancelled", c="Cancelled"),
+            False,
+            ("Cancelled", "Cancelled"),
+            id="unfinished-is-cancelled",
+        ),
+    ],
+)
+def test_a_finished_pipeline_keeps_its_outcome(
+    spec: dict[str, Any], old: StatusBuilder, deadline_hit: bool, expected: tuple[str, str]
+) -> None:
+    w = finish(abc(**spec), old, deadline_hit=deadline_hit)
+    failed = next(c for c in w.status.conditions if c.type == "Failed")
+    assert (w.status.phase, failed.reason) == expected
+    assert [e.reason for e in w.plan.events] == (
+        ["PipelineCancelled"] if old.fields["phase"] == "Suspended" else []
+    )
 
 
 def errors(n: int) -> list[SpecError]:
