@@ -1,5 +1,9 @@
 """Fluent builders and a Job simulator for planner tests (no cluster, no mocks:
-the simulator plays the Job controller by turning Launches into JobViews)."""
+the simulator plays the Job controller by turning Launches into JobViews).
+
+For one policy at a time: `make_status()` builds an old status step by step, and
+`make_work(builder, status, jobs)` the planning pass a policy module reads and updates.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dataworks.api import pipeline as api
-from dataworks.core.kit import clock
+from dataworks.core.kit import clock, naming
 from dataworks.core.kit.jobs import JobView
 from dataworks.core.kit.plan import Event, Meta
 from dataworks.core.pipelines import planning, validation
+from dataworks.core.pipelines.work import Work
+from tests.builders.jobs import JobBuilder
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FATE = "fate.testcluster.dataworks.io/"  # the test control plane's pod-fate annotations
@@ -66,6 +72,69 @@ def make_pipeline(name: str = "p") -> PipelineBuilder:
 def at(text: str) -> datetime:
     """A status timestamp as the `now` a planner takes."""
     return clock.parse_ts(text)
+
+
+def stamp(seconds: float = 0) -> str:
+    """The status timestamp `seconds` after T0."""
+    return clock.ts(T0 + timedelta(seconds=seconds))
+
+
+class StatusBuilder:
+    """An old PipelineStatus, one step at a time (manifest order is the caller's)."""
+
+    def __init__(self, pipeline: str, phase: str) -> None:
+        self.pipeline = pipeline
+        self.fields: dict[str, Any] = {"phase": phase}
+        self.steps: list[api.StepStatus] = []
+
+    def step(
+        self, name: str, phase: str = "Waiting", *, attempt: int = 1, job: str | None = None, **kw: Any
+    ) -> StatusBuilder:
+        """A step status; a step that started (Running, Completed, Failed) gets its Job's name."""
+        if job is None and phase in {"Running", "Completed", "Failed"}:
+            job = naming.job_name(self.pipeline, name, attempt)
+        self.steps.append(api.StepStatus(name=name, phase=phase, attempt=attempt, job_name=job, **kw))
+        return self
+
+    def set(self, **kw: Any) -> StatusBuilder:
+        self.fields.update(kw)
+        return self
+
+    def build(self) -> api.PipelineStatus:
+        return api.PipelineStatus(**self.fields, step_statuses=[s.model_copy() for s in self.steps])
+
+
+def make_status(pipeline: str = "p", phase: str = "Running") -> StatusBuilder:
+    return StatusBuilder(pipeline, phase)
+
+
+def make_work(
+    builder: PipelineBuilder,
+    status: StatusBuilder | api.PipelineStatus | None = None,
+    jobs: list[JobBuilder | JobView] | tuple[JobBuilder | JobView, ...] = (),
+    *,
+    now: datetime = T0,
+    generation: int = 1,
+    settings: planning.Settings | None = None,
+) -> Work:
+    """The planning pass of a valid pipeline: the state each policy module reads and updates."""
+    settings = settings or planning.Settings()
+    validated, errors = validation.validate_raw(builder.spec, max_parallelism=settings.max_parallelism)
+    assert validated is not None, errors
+    old = status.build() if isinstance(status, StatusBuilder) else status
+    views = [j.view() if isinstance(j, JobBuilder) else j for j in jobs]
+    return Work(
+        meta=Meta(builder.name, "ns", generation=generation),
+        old=old or api.PipelineStatus(),
+        validated=validated,
+        now=now,
+        jobs=views,
+    )
+
+
+def phases(w: Work) -> dict[str, str]:
+    """Each step's phase after a policy ran."""
+    return {s.name: s.phase for s in w.status.step_statuses}
 
 
 def plan(

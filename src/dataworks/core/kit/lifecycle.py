@@ -21,9 +21,18 @@ class Timers:
     requeue_at: datetime | None = None
 
 
-def deadline_passed(start_time: str | None, limit_seconds: int | None, now: datetime) -> bool:
-    """Whether an object started at `start_time` has run longer than `limit_seconds`."""
-    return bool(limit_seconds and start_time and (now - parse_ts(start_time)).total_seconds() > limit_seconds)
+def deadline_passed(
+    start_time: str | None, limit_seconds: int | None, now: datetime, completion_time: str | None = None
+) -> bool:
+    """Whether an object started at `start_time` has run longer than `limit_seconds`.
+
+    A finished object (`completion_time`) ran until it finished: a deadline that
+    passes afterwards does not change its outcome.
+    """
+    if not (limit_seconds and start_time):
+        return False
+    end = min(now, parse_ts(completion_time)) if completion_time else now
+    return (end - parse_ts(start_time)).total_seconds() > limit_seconds
 
 
 def timers(

@@ -58,7 +58,7 @@ def plan(
         if not w.spec.suspend:
             scheduling.schedule(w)
     events.step_events(w, normal=settings.step_events)
-    status.finish(w, deadline_hit=w.spec.shutdown is None and w.deadline_hit())
+    status.finish(w, deadline_hit=w.deadline_hit())  # spec.shutdown takes precedence in status
     if old.observed_generation is not None and old.observed_generation != meta.generation:
         events.ignored_changes(w)
     _timers(w)

@@ -1,7 +1,8 @@
 """The pipeline's phase, counters and conditions (pure layer, Pipeline policy).
 
 `finish` sums up a pass: phase by precedence (Cancelled, deadline, Failed,
-Completed, Suspended, Running, Pending), progress and duration, the
+Completed, Suspended, Running, Pending; a finished pipeline stays cancelled or
+not whatever spec.shutdown says later), progress and duration, the
 Complete/Failed/Suspended conditions, and the pipeline's terminal Event.
 `invalid` is the status of a spec that did not validate.
 """
@@ -24,7 +25,10 @@ def _phase(w: Work, *, deadline_hit: bool) -> tuple[str, str, str]:
     spec, status, steps = w.spec, w.status, w.status.step_statuses
     fatal = failure.fatal(w)
     all_done = all(s.phase in TERMINAL_STEP for s in steps)
-    if spec.shutdown == "Terminate":
+    # A pipeline that had finished, with nothing re-opened since (spec.retry), keeps its outcome:
+    # spec.shutdown cancels only an unfinished pipeline, and clearing it does not un-cancel one.
+    ended = w.old.phase in TERMINAL_PIPELINE and all_done
+    if (spec.shutdown == "Terminate" and not ended) or (ended and w.old.phase == "Cancelled"):
         return "Cancelled", "Cancelled", "cancelled by spec.shutdown=Terminate"
     if deadline_hit:
         return (

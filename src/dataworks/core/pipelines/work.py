@@ -97,4 +97,6 @@ class Work:
         return self.current.get((name, self.by_name[name].attempt))
 
     def deadline_hit(self) -> bool:
-        return lifecycle.deadline_passed(self.status.start_time, self.spec.active_deadline_seconds, self.now)
+        return lifecycle.deadline_passed(
+            self.status.start_time, self.spec.active_deadline_seconds, self.now, self.status.completion_time
+        )
