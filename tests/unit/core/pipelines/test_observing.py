@@ -19,11 +19,15 @@ NOW = T0 + timedelta(minutes=10)
 OOM = make_pod().exited(137, "OOMKilled")
 SAID = make_pod().exited(1, message="loading orders\nerror: column total not found")
 LIMIT = "Job has reached the specified backoff limit"
+SQL = {"sql": "SELECT 1"}  # a fan-out runs sql, a script or a command in each worker
 
 
 def pipeline() -> PipelineBuilder:
     return (
-        make_pipeline("p").step("a").step("f", "fan-out", parallelism=4).step("one", "fan-out", parallelism=1)
+        make_pipeline("p")
+        .step("a")
+        .step("f", "fan-out", parallelism=4, config=SQL)
+        .step("one", "fan-out", parallelism=1, config=SQL)
     )
 
 
