@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import kopf
 import pydantic
 import yaml
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.core import observations
+from dataworks.core import backoffs, observations
 from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
@@ -140,7 +141,9 @@ def build_registry(
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "dataworks.io/unused-finalizer"
         settings.persistence.diffbase_storage = NoDiffBase()
-        client = clients.async_client(kubeconfig, counter=counter)
+        # Every request is retried while it fails in transit or with a transient status,
+        # up to 12 tries (client-go's count for Events); every write here is idempotent.
+        client = clients.async_client(kubeconfig, counter=counter, retry=backoffs.Backoff())
         notifier = Notifier(client, config)
         notifier.start()
         state["notifier"] = notifier
@@ -223,6 +226,8 @@ async def _resync(reconciler: reconciling.Reconciler, client: Any, period: float
                     phase = ((p.to_dict().get("status") or {}).get("phase")) or "Pending"
                     if phase not in {"Completed", "Failed", "Cancelled"}:
                         await reconciler.trigger(p.metadata.namespace, p.metadata.name)
+        except httpx2.HTTPError as e:  # the API was unreachable through every retry: next period
+            log.warning("resync failed: %s: %s", type(e).__name__, e)
         except Exception:
             log.exception("resync failed")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx2
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Pod
@@ -191,6 +192,9 @@ class Reconciler:
                         return
                     self._count_error(f"ApiError{e.status.code}")
                     log.warning("reconcile of %s/%s failed: %s", namespace, name, e.status.message)
+                except httpx2.HTTPError as e:  # in transit, through every retry of the client
+                    self._count_error(type(e).__name__)
+                    log.warning("reconcile of %s/%s failed: %s: %s", namespace, name, type(e).__name__, e)
                 except Exception as e:
                     self._count_error(type(e).__name__)
                     log.exception("reconcile of %s/%s failed", namespace, name)
