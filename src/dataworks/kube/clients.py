@@ -24,6 +24,9 @@ from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core import decoders
 from lightkube.core.exceptions import ConfigError
 
+from dataworks.core.kit import backoffs
+from dataworks.kube import retrying
+
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The verbs whose body the API server decodes, and so can refuse for unknown fields.
 BODY_VERBS = frozenset({"POST", "PUT", "PATCH"})
@@ -221,12 +224,18 @@ def async_client(
     impersonate: Identity | None = None,
     counter: RequestCounter | None = None,
     field_manager: str = "dataworks",
+    retry: backoffs.Backoff | None = None,
 ) -> AsyncClient:
-    """An asynchronous client (the operator)."""
+    """An asynchronous client (the operator). With `retry`, every request that fails in
+    transit or with a transient status is sent again (kube/retrying.py): only for callers
+    whose writes are idempotent."""
     config = load_config(kubeconfig, context)
-    transport = None
+    transport: httpx2.AsyncBaseTransport | None = None
     if impersonate is not None or counter is not None:
         transport = _AsyncTransport(_verify(config), impersonate, counter)
+    if retry is not None:
+        inner = transport or httpx2.AsyncHTTPTransport(verify=_verify(config))  # type: ignore[arg-type]
+        transport = retrying.RetryingTransport(inner, retry)
     return AsyncClient(config, namespace=namespace, field_manager=field_manager, transport=transport)
 
 

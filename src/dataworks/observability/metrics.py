@@ -111,7 +111,7 @@ class Metrics:
         )
         self.events = Counter(
             "dataworks_events",
-            "Kubernetes Events posted, or refused by the API (not retried)",
+            "Kubernetes Events posted, or given up on (refused by the API, or failing through every retry)",
             ["result"],
             registry=r,
         )

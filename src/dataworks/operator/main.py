@@ -26,6 +26,7 @@ from dataworks import __version__
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.api.meta import KindInfo
+from dataworks.core.kit import backoffs
 from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
@@ -163,7 +164,9 @@ def build_registry(
         settings.watching.server_timeout = 300
         settings.persistence.finalizer = "dataworks.io/unused-finalizer"
         settings.persistence.diffbase_storage = NoDiffBase()
-        client = clients.async_client(kubeconfig, counter=counter)
+        # Every request is retried while it fails in transit or with a transient status,
+        # up to 12 tries (client-go's count for Events); every write here is idempotent.
+        client = clients.async_client(kubeconfig, counter=counter, retry=backoffs.Backoff())
         notifier = Notifier(client, config)
         notifier.start()
         state["notifier"] = notifier

@@ -5,19 +5,30 @@ a few sender tasks post them. A reconcile then ends after its Job and status
 writes, and the next step of another pipeline does not wait behind Events.
 Each Event keeps the time it was queued, so their order survives concurrent
 posting. A full queue slows the reconciles that add to it (nothing is dropped
-for speed); an Event the API refuses is logged and counted, never retried.
+for speed).
+
+An Event's name is fixed when it is queued (its pipeline's name and a hash of
+the pipeline's uid, reason, message, queue time and a sequence number), so a
+POST sent again is the same Event, never a second one. The operator's client
+sends again whatever broke in transit or met a transient status, up to 12
+tries as client-go's broadcaster does (kube/retrying.py); a 409 AlreadyExists
+then means an earlier try had landed, and counts as posted. An Event the API
+refuses (or that still fails after every try) is logged as a warning and
+counted as failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx2
 from lightkube import ApiError, AsyncClient
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
@@ -32,6 +43,7 @@ COMPONENT = "dataworks-operator"
 QUEUE_SIZE = 1000  # client-go's broadcaster buffers as many
 SENDERS = 4  # one sender, at one round trip per Event, fell behind 200 pipelines at once
 STOP_GRACE = 5.0  # seconds to post what is queued when the operator stops
+MAX_NAME = 253  # an Event's name is a DNS subdomain
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,15 @@ class _Queued:
     owner: manifests.Owner
     event: kitplan.Event
     at: datetime
+    name: str
+
+
+def event_name(owner: manifests.Owner, event: kitplan.Event, at: datetime, sequence: int) -> str:
+    """The Event's name: the same for every try of one Event, different for any two Events."""
+    key = "\0".join([owner.uid, event.reason, event.message, at.isoformat(), str(sequence)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    prefix = owner.name[: MAX_NAME - len(digest) - 1].rstrip("-.")
+    return f"{prefix}.{digest}"
 
 
 class EventSender:
@@ -52,6 +73,7 @@ class EventSender:
         self._counted = counted or (lambda result: None)
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
+        self._sequence = itertools.count()
 
     def start(self, senders: int = SENDERS) -> None:
         loop = asyncio.get_running_loop()
@@ -61,7 +83,8 @@ class EventSender:
         """Queue an Event on `owner`; waits only while the queue is full."""
         if not self._tasks:
             self.start()
-        await self._queue.put(_Queued(owner, event, datetime.now(UTC)))
+        at = datetime.now(UTC)
+        await self._queue.put(_Queued(owner, event, at, event_name(owner, event, at, next(self._sequence))))
 
     async def flush(self) -> None:
         """Wait until every queued Event was posted (or dropped)."""
@@ -84,8 +107,16 @@ class EventSender:
             try:
                 await self._post(item)
                 result = "posted"
-            except (ApiError, OSError) as e:
-                log.warning("event %s on %s dropped: %s", item.event.reason, item.owner.name, e)
+            except ApiError as e:
+                if e.status.code == 409:  # AlreadyExists: a try whose answer was lost had landed
+                    result = "posted"
+                    log.info("event %s on %s had landed before a retry", item.event.reason, item.owner.name)
+                else:
+                    log.warning("event %s on %s dropped: %s", item.event.reason, item.owner.name, e)
+            except (httpx2.HTTPError, OSError) as e:  # still failing after the client's retries
+                log.warning(
+                    "event %s on %s dropped: %s: %s", item.event.reason, item.owner.name, type(e).__name__, e
+                )
             except Exception:
                 log.exception("event %s on %s dropped", item.event.reason, item.owner.name)
             finally:
@@ -96,7 +127,7 @@ class EventSender:
         owner, event = item.owner, item.event
         await self.client.create(
             Event(
-                metadata=ObjectMeta(name=f"{owner.name}.{uuid.uuid4().hex[:12]}", namespace=owner.namespace),
+                metadata=ObjectMeta(name=item.name, namespace=owner.namespace),
                 involvedObject=ObjectReference(
                     apiVersion=owner.info.api_version,
                     kind=owner.info.kind,
