@@ -169,10 +169,15 @@ def test_failed_step_and_on_failure(
         )
         failed = next(c for c in st["conditions"] if c["type"] == "Failed")
         assert (failed["status"], failed["reason"]) == ("True", "BackoffLimitExceeded")
-        reasons = [
-            e.reason
-            for e in client.list(Event, namespace=namespace, fields={"involvedObject.name": "branchy"})
-        ]
+        # Events are posted after the status write that they follow (by design), so wait for them.
+        deadline = time.monotonic() + 15
+        reasons: list[str | None] = []
+        while "PipelineFailed" not in reasons and time.monotonic() < deadline:
+            time.sleep(0.2)
+            reasons = [
+                e.reason
+                for e in client.list(Event, namespace=namespace, fields={"involvedObject.name": "branchy"})
+            ]
         assert "StepFailed" in reasons
         assert "PipelineFailed" in reasons
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lightkube import AsyncClient
 
+from dataworks.core.kit import backoffs
 from dataworks.core.kit.plan import Actions, Event
 from dataworks.kube import errors, resources
 from dataworks.manifests.owner import Owner
@@ -34,6 +36,10 @@ from dataworks.operator.runtime.queue import Queue
 log = logging.getLogger("dataworks.operator")
 # Which object, and which reconcile of it, the current task works for: added to every log record.
 context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("reconcile", default=None)
+
+
+# Failed reconciles run again after 0.5 s, doubling up to 60 s, with jitter.
+REQUEUE = backoffs.Backoff(tries=1000, first=0.5, cap=60.0)
 
 
 def _matches(labels: Mapping[str, str], selector: Mapping[str, str] | None) -> bool:
@@ -60,6 +66,7 @@ class Runtime:
         self.queue = Queue()
         self.caches: dict[int, Cache] = {id(c): Cache() for c in self.controllers}
         self._refused: dict[tuple[str, Key], str] = {}
+        self._failures: dict[tuple[str, str, str], int] = {}
         if metrics is not None:
             for c in self.kinds():
                 metrics.queue_depth.labels(kind=c.info.kind).set_function(self._depth_of(c.info.kind))
@@ -137,21 +144,27 @@ class Runtime:
     async def trigger(self, c: ctl.Controller, namespace: str, name: str) -> None:
         """Reconcile now, or once more after the reconcile in progress."""
 
+        slot = (c.info.kind, namespace, name)
+
         async def once() -> bool:
             started = time.perf_counter()
             context.set({"namespace": namespace, c.info.singular: name, "reconcile": uuid.uuid4().hex[:8]})
             try:
                 await self.reconcile(c, namespace, name)
+                self._failures.pop(slot, None)
             except errors.NotFound:
+                self._failures.pop(slot, None)
                 return False
             except (errors.KubeError, NotOurs) as e:
                 err = errors.of(e) if isinstance(e, errors.KubeError) else None
                 label = f"ApiError{err.code}" if err is not None and err.code else type(e).__name__
                 self._count_error(c, label)
                 log.warning("reconcile of %s %s/%s failed: %s", c.info.kind, namespace, name, e)
+                self._retry_later(c, namespace, name)
             except Exception as e:
                 self._count_error(c, type(e).__name__)
                 log.exception("reconcile of %s %s/%s failed", c.info.kind, namespace, name)
+                self._retry_later(c, namespace, name)
             finally:
                 if self.metrics is not None:
                     self.metrics.reconcile_seconds.labels(kind=c.info.kind).observe(
@@ -159,7 +172,18 @@ class Runtime:
                     )
             return True
 
-        await self.queue.run((c.info.kind, namespace, name), once)
+        await self.queue.run(slot, once)
+
+    def _retry_later(self, c: ctl.Controller, namespace: str, name: str) -> None:
+        """A failed reconcile runs again after a growing delay (as controller-runtime's
+        rate-limited requeue does), whether or not another event comes."""
+        slot = (c.info.kind, namespace, name)
+        failures = self._failures.get(slot, 0) + 1
+        self._failures[slot] = failures
+        delay = REQUEUE.wait(min(failures, REQUEUE.tries), random.random())
+        self.queue.wake_at(
+            slot, self.clock() + timedelta(seconds=delay), lambda: self.trigger(c, namespace, name)
+        )
 
     def _count_error(self, c: ctl.Controller, error: str) -> None:
         if self.metrics is not None:
