@@ -3,6 +3,7 @@ and a watcher that timestamps Job events as one observer sees them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -59,10 +60,21 @@ def cluster() -> Iterator[tuple[str, Path]]:
 
 @contextmanager
 def operator(
-    kubeconfig: str, workdir: Path, stats: Path | None = None, *extra: str
+    kubeconfig: str,
+    workdir: Path,
+    stats: Path | None = None,
+    *extra: str,
+    source: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator of this checkout, or (`source`: a checkout's src/) of another commit's code,
+    run with this venv's Python and dependencies."""
+    program = [str(Path(sys.executable).parent / "dataworks-operator")]
+    env = None
+    if source is not None:
+        program = [sys.executable, "-m", "dataworks.operator.main"]
+        env = {**os.environ, "PYTHONPATH": str(source)}
     cmd = [
-        str(Path(sys.executable).parent / "dataworks-operator"),
+        *program,
         "--kubeconfig",
         kubeconfig,
         "--health-port",
@@ -73,8 +85,8 @@ def operator(
     if stats is not None:
         cmd += ["--request-stats", str(stats)]
     cmd += extra
-    with (workdir / "operator.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with (workdir / "operator.log").open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         time.sleep(3)  # kopf start-up: login, CRD discovery, watches
         try:
             yield proc

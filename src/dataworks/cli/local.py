@@ -60,8 +60,8 @@ def progress_of(jobs: dict[str, LocalJob]) -> dict[str, tuple[float | None, str]
         known = any(v > 0 for v in values)
         fraction = sum(values) / len(values) if known else None
         done = sum(1 for w in job.workers if w.done and not w.failed)
-        workers = f"{done}/{len(job.workers)} workers" if job.step.is_fan_out else ""
-        out[job.step.name] = (fraction, workers)
+        workers = f"{done}/{len(job.workers)} workers" if job.indexed else ""
+        out[job.step_name] = (fraction, workers)
     return out
 
 

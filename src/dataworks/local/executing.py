@@ -1,8 +1,10 @@
 """The local executor (edge layer): one pipeline run as local processes, planned by core.
 
-Each tick observes the local Jobs, calls `core.planning.plan` exactly as the
-operator does, and applies the Plan: start Jobs (worker processes), stop them,
-suspend/resume them (SIGSTOP/SIGCONT), write the status. Ctrl-C sets
+Each tick observes the local Jobs, calls `core.pipelines.planning.plan` exactly
+as the operator does, and applies the Plan: the Jobs and the ConfigMap come
+from the same builders as on the cluster (`manifests.jobs`), and the local
+kubelet (local/kubelet.py) runs them; it stops them, suspends and resumes them
+(SIGSTOP/SIGCONT), and writes the status. Ctrl-C sets
 `shutdown: Terminate` on the run, so the planner cancels it as `pipeline-ctl
 cancel` would on a cluster; workers get SIGTERM and commit nothing.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ from typing import Any
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
+from dataworks.core.kit import naming
 from dataworks.core.kit import plan as kitplan
 from dataworks.core.pipelines import planning, validation
 from dataworks.core.pipelines.steps import StepDef
+from dataworks.local import kubelet
 from dataworks.local.jobs import Launcher, LocalJob
 from dataworks.local.runs import RunDir
-from dataworks.manifests.jobs import Owner, steps_config_map
+from dataworks.manifests.jobs import Owner, step_job, steps_config_map
 
 LOCAL_NAMESPACE = "local"
 TICK_SECONDS = 0.5
@@ -54,57 +57,51 @@ class Executor:
         )
         self.wake = threading.Event()
         self.jobs: dict[str, LocalJob] = {}
+        # The steps ConfigMap's files live where the run keeps them (steps/<step>.json).
+        places = {naming.config_map_name(run.name): run.path / "steps"}
+        self.sandbox = kubelet.Sandbox(run.path, places=places)
         self.cancel_requested = False
 
-    # -- launching -----------------------------------------------------------
-    def _env(self, step: StepDef, attempt: int) -> Callable[[int, int], dict[str, str]]:
-        def env(index: int, tries: int) -> dict[str, str]:
-            out = {
-                **self.options.environ,
-                "DATAWORKS_STORE": f"file://{self.run.store}",
-                "DATAWORKS_NAMESPACE": LOCAL_NAMESPACE,
-                "DATAWORKS_PIPELINE": self.pipeline,
-                "DATAWORKS_RUN": self.run.name,
-                "DATAWORKS_STEP": step.name,
-                "DATAWORKS_ATTEMPT": str(attempt),
-                "DATAWORKS_PIPELINE_DIR": str(self.pipeline_dir),
-                "PYTHONUNBUFFERED": "1",
-            }
-            if step.is_fan_out:
-                out.update(WORKER_INDEX=str(index), TOTAL_WORKERS=str(step.parallelism))
-            if step.type == "container":
-                out.update({str(e["name"]): str(e["value"]) for e in step.env if "value" in e})
-            return out
+    # -- launching: the cluster's manifests, run by the local kubelet ----------
+    def _owner(self) -> Owner:
+        return Owner(api.INFO, self.run.name, LOCAL_NAMESPACE, uid=self.run.name)
 
-        return env
+    def _config(self) -> OperatorConfig:
+        """The operator's defaults, with this run's store and retry default."""
+        return OperatorConfig(
+            artifact_store=f"file://{self.run.store}", default_retry_limit=self.options.retry_limit
+        )
 
-    def _argv(self, step: StepDef) -> Callable[[int], list[str]]:
-        if step.type == "container":
-            return lambda index: [*step.command, *step.args]
-        step_file = str(self.run.step_file(step.name))
-        return lambda index: [sys.executable, "-m", "dataworks.worker", "--step-file", step_file]
+    def _node_env(self) -> dict[str, str]:
+        """What this machine adds to every process, as a node would: where relative files are."""
+        return {"DATAWORKS_PIPELINE_DIR": str(self.pipeline_dir), "PYTHONUNBUFFERED": "1"}
 
-    def _start(self, launch: planning.Launch, now: datetime) -> None:
-        step = launch.step
-        retries = step.retry_limit if step.retry_limit is not None else self.options.retry_limit
+    def _start(self, launch: planning.Launch, spec: api.PipelineSpec, now: datetime) -> None:
+        job = step_job(self._owner(), launch, spec, self._config())
+        kubelet.save(self.run.path / "manifests" / f"{launch.job_name}.json", job)
+        runs_in = kubelet.container(
+            job,
+            self.sandbox,
+            self.run.path / "pods" / launch.job_name,
+            self.options.environ,
+            self._node_env(),
+        )
+        step = launch.step.name
         launcher = Launcher(
-            argv=self._argv(step),
-            env=self._env(step, launch.attempt),
+            argv=runs_in.argv,
+            env=lambda index, tries: runs_in.env(index),
             cwd=self.run.path,
-            log=lambda index, tries: self.run.log(step.name, launch.attempt, index),
+            log=lambda index, tries: self.run.log(step, launch.attempt, index),
         )
-        job = LocalJob(
-            launch.job_name, step, attempt=launch.attempt, retries=retries, launcher=launcher, wake=self.wake
-        )
-        self.jobs[launch.job_name] = job
-        job.start(now)
+        local = LocalJob(job, launcher=launcher, wake=self.wake)
+        self.jobs[launch.job_name] = local
+        local.start(now)
 
-    def _write_steps(self, steps: tuple[StepDef, ...]) -> None:
-        data = steps_config_map(Owner(api.INFO, self.run.name, LOCAL_NAMESPACE, ""), steps)["data"]
-        for file, body in data.items():
-            path = self.run.path / "steps" / file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(body)
+    def _apply_steps(self, steps: tuple[StepDef, ...]) -> None:
+        """The ConfigMap of step definitions, as the operator creates it, made real in the run."""
+        cm = steps_config_map(self._owner(), steps)
+        kubelet.save(self.run.path / "manifests" / f"{cm['metadata']['name']}.json", cm)
+        self.sandbox.apply(cm)
 
     # -- the loop ------------------------------------------------------------
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
@@ -124,7 +121,9 @@ class Executor:
         spec = self._spec()
         checked = validation.validate_raw(spec)
         if checked[0] is not None:
-            self._write_steps(checked[0].steps)
+            # Secrets do not exist here: connections come from this machine's environment.
+            local_spec = checked[0].spec.model_copy(update={"connections_secret": None})
+            self._apply_steps(checked[0].steps)
         status = self.run.status()
         meta = kitplan.Meta(name=self.run.name, namespace=LOCAL_NAMESPACE)
         in_main = threading.current_thread() is threading.main_thread()
@@ -149,7 +148,7 @@ class Executor:
                     self.jobs[name].resume()
                 for launch in plan.create:
                     if launch.job_name not in self.jobs:
-                        self._start(launch, now)
+                        self._start(launch, local_spec, now)
                 status = plan.status
                 dump = status.model_dump(mode="json")
                 if dump != saved:

@@ -1,10 +1,11 @@
-"""Local Jobs (edge layer): a step attempt as processes, behaving as the Job controller does.
+"""Local Jobs (edge layer): a Job manifest run as processes, behaving as the Job controller does.
 
 The operator hands retries to Kubernetes: `backoffLimit` for a step,
 `backoffLimitPerIndex` for a fan-out's workers, `podFailurePolicy` for exit
 codes never (or only) worth retrying, `activeDeadlineSeconds` for timeouts.
-`LocalJob` gives the same rules to local processes and reports itself as the
-same `JobView` the planner reads, so `core.planning` decides both.
+`LocalJob` reads those very fields from the Job manifest (`JobRules`), gives
+the same rules to local processes, and reports itself as the same `JobView`
+the planner reads, so `core.pipelines.planning` decides both.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Literal
 
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.jobs import JobState, JobView, one_line
-from dataworks.core.pipelines.steps import StepDef
+from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
+
+PolicyAction = Literal["FailJob", "FailIndex", "Ignore", "Count"]
+DEFAULT_BACKOFF_LIMIT = 6  # the Job API's default
 
 GRACE_SECONDS = 10.0
 
@@ -51,22 +56,57 @@ class Launcher:
     log: Callable[[int, int], Path]
 
 
-class LocalJob:
-    """One attempt of one step: N indexed workers with per-index retries."""
+@dataclass(frozen=True)
+class JobRules:
+    """What the Job controller obeys, read from a Job manifest."""
 
-    def __init__(
-        self,
-        name: str,
-        step: StepDef,
-        *,
-        attempt: int,
-        retries: int,
-        launcher: Launcher,
-        wake: threading.Event,
-    ) -> None:
-        self.name, self.step, self.attempt, self.retries = name, step, attempt, retries
+    name: str
+    step: str
+    attempt: int
+    indexed: bool
+    completions: int
+    retries: int  # backoffLimitPerIndex when Indexed, backoffLimit otherwise
+    deadline: int | None
+    failure_rules: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def of(cls, job: dict[str, Any]) -> JobRules:
+        meta, spec = job["metadata"], job["spec"]
+        labels = meta.get("labels") or {}
+        indexed = spec.get("completionMode") == "Indexed"
+        limit = spec.get("backoffLimitPerIndex") if indexed else spec.get("backoffLimit")
+        rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
+        return cls(
+            name=meta["name"],
+            step=str(labels.get(LABEL_STEP, meta["name"])),
+            attempt=int(labels.get(LABEL_ATTEMPT, "1")),
+            indexed=indexed,
+            completions=int(spec.get("completions") or 1),
+            retries=int(DEFAULT_BACKOFF_LIMIT if limit is None else limit),
+            deadline=spec.get("activeDeadlineSeconds"),
+            failure_rules=tuple(r for r in rules if "onExitCodes" in r),
+        )
+
+    def on_exit(self, code: int) -> PolicyAction:
+        """The podFailurePolicy action for a container that exited with `code` (first match)."""
+        for rule in self.failure_rules:
+            match = rule["onExitCodes"]
+            listed = code in match.get("values", [])
+            if listed == (match.get("operator", "In") == "In"):
+                return rule["action"]  # type: ignore[no-any-return]
+        return "Count"
+
+
+class LocalJob:
+    """One Job: `completions` workers (indexed or not) with the Job's retry rules."""
+
+    def __init__(self, job: dict[str, Any], *, launcher: Launcher, wake: threading.Event) -> None:
+        self.manifest = job
+        self.rules = JobRules.of(job)
+        self.name, self.attempt, self.retries = self.rules.name, self.rules.attempt, self.rules.retries
+        self.step_name = self.rules.step
         self.launcher, self.wake = launcher, wake
-        self.workers = [Worker(i) for i in range(step.parallelism)]
+        self.workers = [Worker(i) for i in range(self.rules.completions)]
         self.start_time: str | None = None
         self.completion_time: str | None = None
         self.started_at = 0.0
@@ -145,15 +185,14 @@ class LocalJob:
         return any(w.proc is not None and w.proc.poll() is None for w in self.workers)
 
     # -- the Job controller's rules ------------------------------------------
-    def _retryable(self, code: int) -> bool:
-        if code in self.step.no_retry_exit_codes:
-            return False
-        return not (self.step.retry_on_exit_codes and code not in self.step.retry_on_exit_codes)
+    @property
+    def indexed(self) -> bool:
+        return self.rules.indexed
 
     def poll(self, now: datetime) -> None:
         if self.state != "Active" or self.deleting or self.suspended:
             return
-        timeout = self.step.timeout_seconds
+        timeout = self.rules.deadline
         if timeout and time.monotonic() - self.started_at > timeout:
             self._signal(signal.SIGKILL)
             self._finish("Failed", now, "DeadlineExceeded", "Job was active longer than specified deadline")
@@ -166,13 +205,15 @@ class LocalJob:
             if code == 0:
                 w.done = True
                 continue
+            action = self.rules.on_exit(code)
+            if action == "Ignore":  # does not count towards the limit: run it again
+                self._spawn(w)
+                continue
             w.failures += 1
-            if not self._retryable(code):
-                if not self.step.is_fan_out:
-                    self._finish("Failed", now, "PodFailurePolicy", f"container step exited with code {code}")
-                    return
-                w.done = w.failed = True
-            elif w.failures > self.retries:
+            if action == "FailJob":
+                self._finish("Failed", now, "PodFailurePolicy", f"container step exited with code {code}")
+                return
+            if action == "FailIndex" or w.failures > self.retries:
                 w.done = w.failed = True
             else:
                 self._spawn(w)
@@ -180,7 +221,7 @@ class LocalJob:
             failed = [w.index for w in self.workers if w.failed]
             if not failed:
                 self._finish("Succeeded", now)
-            elif self.step.is_fan_out:
+            elif self.indexed:
                 self._finish("Failed", now, "FailedIndexes", "Job has failed indexes")
             else:
                 self._finish(
@@ -214,7 +255,7 @@ class LocalJob:
         failed_indexes = ",".join(str(w.index) for w in self.workers if w.failed) or None
         return JobView(
             name=self.name,
-            step=self.step.name,
+            step=self.step_name,
             attempt=self.attempt,
             state="Suspended" if self.suspended and self.state == "Active" else self.state,
             reason=self.reason,
@@ -224,7 +265,7 @@ class LocalJob:
             active=sum(1 for w in self.workers if not w.done),
             succeeded=sum(1 for w in self.workers if w.done and not w.failed),
             failed=sum(w.failures for w in self.workers),
-            failed_indexes=failed_indexes if self.step.is_fan_out else None,
+            failed_indexes=failed_indexes if self.indexed else None,
             deleting=self.deleting,
             pod_message=self.message_of_failure,
         )

@@ -3,7 +3,9 @@
 <workdir>/runs/<run>/
     pipeline.json     the Pipeline as run (metadata and spec, params applied)
     status.json       the PipelineStatus, written after every change
-    steps/<step>.json the step definitions the workers read (as the ConfigMap holds)
+    steps/<step>.json the step definitions the workers read (the ConfigMap's files)
+    manifests/        every Job and ConfigMap as the operator would create it
+    pods/<job>/       the emptyDir volumes of a Job's pods
     logs/<step>/attempt-<a>/worker-<i>.log   (retries of a worker append to its file)
     store/            the artifact store (file://)
 """
@@ -44,9 +46,6 @@ class RunDir:
     @property
     def store(self) -> Path:
         return self.path / "store"
-
-    def step_file(self, step: str) -> Path:
-        return self.path / "steps" / f"{step}.json"
 
     def log(self, step: str, attempt: int, index: int) -> Path:
         return self.path / "logs" / step / f"attempt-{attempt}" / f"worker-{index}.log"
