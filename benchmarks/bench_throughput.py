@@ -69,7 +69,7 @@ def run(
     """PIPELINES pipelines at once under an operator watching only `ns`; then, if rss_total,
     suspended pipelines up to that many and the operator's RSS."""
     stats, config = workdir / f"requests-{ns}.json", workdir / f"config-{ns}.yaml"
-    config.write_text(json.dumps({"stepEvents": step_events}))
+    config.write_text(json.dumps({"pipelines": {"stepEvents": step_events}}))
     with operator(kubeconfig, workdir, stats, "--namespace", ns, "--config", str(config)) as op:
         cpu0 = cpu_seconds(op.pid)
         t0 = time.monotonic()

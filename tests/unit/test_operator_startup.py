@@ -35,8 +35,8 @@ def test_without_credentials_it_says_what_it_looked_for(tmp_path: Path) -> None:
 
 def test_a_bad_config_file_is_named_before_anything_starts(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text("workerImage: [not, a, string]\n")
+    config.write_text("pipelines:\n  workerImage: [not, a, string]\n")
     out = start(tmp_path, "--config", str(config))
     assert out.returncode == 1
     assert f"invalid --config {config}" in out.stderr
-    assert "workerImage: Input should be a valid string" in out.stderr
+    assert "pipelines.workerImage: Input should be a valid string" in out.stderr

@@ -1,16 +1,20 @@
-"""The operator's configuration file (pure layer): images, defaults, workload classes.
+"""The operator's configuration file (pure layer): shared settings, then one section per controller.
 
 Loaded from YAML (a ConfigMap in a cluster install). Nothing here is in code:
 workload classes, their resources, node selectors and tolerations, and the
-mapping from step type to class all come from this file.
+mapping from step type to class all come from this file. Every part is a
+model with descriptions; docs/operations.md documents each key (a test
+keeps them in step), and an unknown key is a start-up error.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
+from dataworks import __version__
+from dataworks.api.defaults import DEFAULT_ARTIFACT_STORE, DEFAULT_MAX_PARALLELISM
 from dataworks.api.meta import Model
 
 
@@ -80,21 +84,20 @@ class Receiver(ConfigModel):
     )
 
 
-class OperatorConfig(ConfigModel):
-    """Everything the operator reads from its configuration file."""
+class PipelinesConfig(ConfigModel):
+    """The Pipeline controller's section (`pipelines:`)."""
 
     worker_image: str = Field(
-        "ghcr.io/dataworks/worker:0.1.0",
+        f"ghcr.io/dataworks/worker:{__version__}",
         description="The image of built-in steps (a step's image overrides it).",
     )
     default_retry_limit: int = Field(
         1, ge=0, description="Retries of a step whose retry policy does not say (the Job's backoffLimit)."
     )
     max_parallelism: int = Field(
-        1000, ge=1, description="The largest fan-out a pipeline may ask for; above it is InvalidSpec."
-    )
-    resync_seconds: float = Field(
-        60.0, gt=0, description="How often every unfinished pipeline is reconciled anyway (a safety net)."
+        DEFAULT_MAX_PARALLELISM,
+        ge=1,
+        description="The largest fan-out a pipeline may ask for; above it is InvalidSpec.",
     )
     step_events: bool = Field(
         True,
@@ -111,7 +114,7 @@ class OperatorConfig(ConfigModel):
         default_factory=_default_step_classes, description="The workload class of each step type."
     )
     artifact_store: str = Field(
-        "file:///var/lib/dataworks/store",
+        DEFAULT_ARTIFACT_STORE,
         description="fsspec URL where steps keep their outputs (s3://bucket/prefix on a real cluster).",
     )
     artifact_store_secret: str | None = Field(
@@ -119,12 +122,40 @@ class OperatorConfig(ConfigModel):
         description="A Secret in the pipeline's namespace with the store's credentials, as env vars "
         "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...).",
     )
+    artifact_store_claim: str | None = Field(
+        None, description="A ReadWriteMany PersistentVolumeClaim mounted at a file:// store's path."
+    )
+
+
+class OperatorConfig(ConfigModel):
+    """Everything the operator reads from its configuration file: what every controller shares,
+    then one section per controller."""
+
+    resync_seconds: float = Field(
+        60.0, gt=0, description="How often every unfinished object is reconciled anyway (a safety net)."
+    )
     notifications: list[Receiver] = Field(
         default_factory=list, description="Webhooks told of failed pipelines (and, if asked, failed steps)."
     )
     notifications_namespace: str = Field(
         "dataworks-system", description="Where the receivers' Secrets are (the operator's own namespace)."
     )
-    artifact_store_claim: str | None = Field(
-        None, description="A ReadWriteMany PersistentVolumeClaim mounted at a file:// store's path."
+    pipelines: PipelinesConfig = Field(
+        default_factory=PipelinesConfig, description="The Pipeline controller's settings."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """Keys that moved into a controller's section name the section (they were top-level)."""
+        if isinstance(data, dict):
+            moved = [k for k in data if k in _PIPELINE_KEYS]
+            if moved:
+                raise ValueError(
+                    f"{', '.join(moved)} belong{'s' if len(moved) == 1 else ''} in the pipelines section "
+                    f"now: indent under `pipelines:` (see docs/operations.md, Configuration)"
+                )
+        return data
+
+
+_PIPELINE_KEYS = frozenset(f.alias or n for n, f in PipelinesConfig.model_fields.items())

@@ -88,12 +88,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def dry_run(checked: list[tuple[dict[str, Any], Any]], args: argparse.Namespace) -> int:
     from dataworks.api import pipeline as api
-    from dataworks.api.config import OperatorConfig
+    from dataworks.api.config import PipelinesConfig
     from dataworks.core.kit import naming
     from dataworks.core.pipelines import planning
     from dataworks.manifests import jobs as manifests
 
-    config = OperatorConfig()
+    config = PipelinesConfig()
     out: list[dict[str, Any]] = []
     for obj, validated in checked:
         name = args.name or (obj.get("metadata") or {}).get("name", "pipeline")

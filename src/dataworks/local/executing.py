@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from dataworks.api import pipeline as api
-from dataworks.api.config import OperatorConfig
+from dataworks.api.config import PipelinesConfig
 from dataworks.core.kit import naming
 from dataworks.core.kit import plan as kitplan
 from dataworks.core.pipelines import planning, validation
@@ -39,7 +39,7 @@ TICK_SECONDS = 0.5
 @dataclass
 class Options:
     max_parallel: int | None = None
-    retry_limit: int = OperatorConfig().default_retry_limit
+    retry_limit: int = PipelinesConfig().default_retry_limit
     on_event: Callable[[kitplan.Event], None] = lambda e: None
     on_tick: Callable[[api.PipelineStatus, dict[str, LocalJob]], None] = lambda s, j: None
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -66,9 +66,9 @@ class Executor:
     def _owner(self) -> Owner:
         return Owner(api.INFO, self.run.name, LOCAL_NAMESPACE, uid=self.run.name)
 
-    def _config(self) -> OperatorConfig:
+    def _config(self) -> PipelinesConfig:
         """The operator's defaults, with this run's store and retry default."""
-        return OperatorConfig(
+        return PipelinesConfig(
             artifact_store=f"file://{self.run.store}", default_retry_limit=self.options.retry_limit
         )
 

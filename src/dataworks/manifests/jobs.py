@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from dataworks.api import pipeline as api
-from dataworks.api.config import OperatorConfig
+from dataworks.api.config import PipelinesConfig
 from dataworks.core.kit import naming
 from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP, LABEL_STEP_TYPE
 from dataworks.core.kit.quantities import parse_quantity
@@ -45,7 +45,7 @@ def _security() -> tuple[dict[str, Any], dict[str, Any]]:
     return pod, container
 
 
-def _resources(step: StepDef, config: OperatorConfig) -> dict[str, Any]:
+def _resources(step: StepDef, config: PipelinesConfig) -> dict[str, Any]:
     """The step's own requests/limits over its workload class's defaults.
 
     A class default limit never undercuts the step's own request: a step that
@@ -67,7 +67,7 @@ def _resources(step: StepDef, config: OperatorConfig) -> dict[str, Any]:
 
 
 def _container(
-    step: StepDef, owner: Owner, attempt: int, config: OperatorConfig, connections_secret: str | None = None
+    step: StepDef, owner: Owner, attempt: int, config: PipelinesConfig, connections_secret: str | None = None
 ) -> dict[str, Any]:
     _, security = _security()
     env: list[dict[str, Any]] = [
@@ -144,7 +144,7 @@ def _failure_policy(step: StepDef) -> dict[str, Any]:
     return {"rules": rules}
 
 
-def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: OperatorConfig) -> dict[str, Any]:
+def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: PipelinesConfig) -> dict[str, Any]:
     """The Job of one attempt of one step."""
     step = launch.step
     labels = {

@@ -44,7 +44,7 @@ class PipelineController(Controller):
     ) -> None:
         self.config, self.metrics, self.notifier = config, metrics, notifier
         self.settings = planning.Settings(
-            max_parallelism=config.max_parallelism, step_events=config.step_events
+            max_parallelism=config.pipelines.max_parallelism, step_events=config.pipelines.step_events
         )
         # Validation depends only on the spec, which changes only with the generation.
         self._checked: dict[Key, tuple[str, int, Any]] = {}
@@ -110,7 +110,8 @@ class PipelineController(Controller):
             if any(launch.step.type != "container" for launch in p.create):
                 actions.create.append(manifests.steps_config_map(owner, p.validated.steps))
             actions.create += [
-                manifests.step_job(owner, launch, p.validated.spec, self.config) for launch in p.create
+                manifests.step_job(owner, launch, p.validated.spec, self.config.pipelines)
+                for launch in p.create
             ]
         actions.delete = [("Job", name) for name in p.delete]
         actions.patch = [("Job", name, {"spec": {"suspend": True}}) for name in p.suspend] + [

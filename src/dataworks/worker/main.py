@@ -26,12 +26,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dataworks.api import defaults
 from dataworks.core.pipelines.steps import check_config
 from dataworks.worker.errors import StepFailed
 from dataworks.worker.runtime import StepContext
 from dataworks.worker.storing import Location, Store
 
-DEFAULT_STORE = "file:///var/lib/dataworks/store"
 # Each step type's module, imported only when that type runs: a worker starts faster.
 RUNNERS = {
     "fetch": "dataworks.worker.steps.fetching",
@@ -109,7 +109,7 @@ def run(step: dict[str, Any], environ: dict[str, str]) -> int:
         pipeline=environ.get("DATAWORKS_PIPELINE", "pipeline"),
         run=environ.get("DATAWORKS_RUN", "run"),
     )
-    store = Store(environ.get("DATAWORKS_STORE", DEFAULT_STORE))
+    store = Store(environ.get("DATAWORKS_STORE", defaults.DEFAULT_ARTIFACT_STORE))
     ctx = StepContext(step, store=store, where=where, index=index, total=total, environ=environ)
     try:
         runner(step["type"])(ctx)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dataworks.api import pipeline as api
-from dataworks.api.config import OperatorConfig
+from dataworks.api.config import PipelinesConfig
 from dataworks.core.pipelines import planning, steps
 from dataworks.manifests import jobs
 from dataworks.operator import main as operator_main
@@ -14,12 +14,12 @@ from dataworks.operator import main as operator_main
 OWNER = jobs.Owner(info=api.INFO, name="p", namespace="ns", uid="u-1")
 
 
-def build(raw_step: dict[str, object], config: OperatorConfig | None = None) -> dict[str, object]:
+def build(raw_step: dict[str, object], config: PipelinesConfig | None = None) -> dict[str, object]:
     spec = api.PipelineSpec.model_validate({"steps": [raw_step]})
     sdef, errors = steps.normalize(spec.steps[0])
     assert errors == []
     launch = planning.Launch(step=sdef, attempt=1, job_name=f"p-{sdef.name}")
-    return jobs.step_job(OWNER, launch, spec, config or OperatorConfig())
+    return jobs.step_job(OWNER, launch, spec, config or PipelinesConfig())
 
 
 def test_step_request_above_class_limit_raises_the_limit() -> None:
@@ -90,14 +90,15 @@ def test_sql_of_256_kib_reaches_the_worker_intact() -> None:
 def test_workload_classes_come_from_the_operator_config(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
-        "workerImage: registry.example/worker:9\n"
-        "workloadClasses:\n"
-        "  gpu: {requests: {nvidia.com/gpu: '1'}, nodeSelector: {accelerator: nvidia},"
+        "pipelines:\n"
+        "  workerImage: registry.example/worker:9\n"
+        "  workloadClasses:\n"
+        "    gpu: {requests: {nvidia.com/gpu: '1'}, nodeSelector: {accelerator: nvidia},"
         " tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]}\n"
-        "stepClasses: {transform: gpu}\n"
+        "  stepClasses: {transform: gpu}\n"
     )
     config = operator_main.load_config(str(path))
-    job = build({"name": "t", "type": "transform", "config": {"sql": "select 1"}}, config)
+    job = build({"name": "t", "type": "transform", "config": {"sql": "select 1"}}, config.pipelines)
     pod = job["spec"]["template"]["spec"]  # type: ignore[index]
     assert pod["containers"][0]["image"] == "registry.example/worker:9"
     assert pod["containers"][0]["resources"]["requests"] == {"nvidia.com/gpu": "1"}
@@ -115,7 +116,7 @@ def test_built_in_steps_mount_the_connections_secret_and_find_the_store() -> Non
         }
     )
     sdef, _ = steps.normalize(spec.steps[0])
-    config = OperatorConfig(artifact_store="s3://lake/dataworks", artifact_store_secret="store-creds")
+    config = PipelinesConfig(artifact_store="s3://lake/dataworks", artifact_store_secret="store-creds")
     job = jobs.step_job(OWNER, planning.Launch(step=sdef, attempt=1, job_name="p-f"), spec, config)
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]

@@ -16,13 +16,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dataworks.api.defaults import DEFAULT_MAX_PARALLELISM
 from dataworks.core.kit import quantities
 from dataworks.core.pipelines import stepconfigs
 
 if TYPE_CHECKING:  # only annotations: the worker imports this module and starts faster without pydantic
     from dataworks.api import pipeline as api
-
-DEFAULT_MAX_PARALLELISM = 1000
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from dataworks.api import pipeline as api
+from dataworks.api.defaults import DEFAULT_MAX_PARALLELISM
 from dataworks.core.kit import dag
 from dataworks.core.pipelines import steps
 from dataworks.core.pipelines.steps import SpecError, StepDef
@@ -118,7 +119,7 @@ def document_errors(obj: dict[str, Any]) -> list[SpecError]:
 
 
 def validate(
-    spec: api.PipelineSpec, *, max_parallelism: int = steps.DEFAULT_MAX_PARALLELISM
+    spec: api.PipelineSpec, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM
 ) -> tuple[Validated | None, list[SpecError]]:
     errors: list[SpecError] = []
     defs: list[StepDef] = []

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dataworks.api import pipeline as api
+from dataworks.api.defaults import DEFAULT_MAX_PARALLELISM
 from dataworks.core.kit import dag, lifecycle
 from dataworks.core.kit.jobs import JobView
 from dataworks.core.kit.plan import Event, Meta
 from dataworks.core.pipelines import validation
-from dataworks.core.pipelines.steps import DEFAULT_MAX_PARALLELISM, StepDef
+from dataworks.core.pipelines.steps import StepDef
 
 TERMINAL_STEP = api.TERMINAL_STEP_PHASES
 TERMINAL_PIPELINE = api.TERMINAL_PHASES
