@@ -16,17 +16,23 @@ GO_LDFLAGS := -s -w \
 GO_BUILD := cd test/cluster && CGO_ENABLED=0 go build -trimpath -ldflags "$(GO_LDFLAGS)"
 PYTEST_ARGS ?=
 
-# The first command in README: install dataworks and run the quickstart on this machine.
-quickstart: install
+# The first command in README: install dataworks (its runtime dependencies only, no
+# test or dev extras) and run the quickstart on this machine.
+quickstart: $(VENV)/.runtime
 	$(BIN)/dataworks run --local examples/quickstart.yaml
 
 .PHONY: quickstart install testcluster crds lint typecheck contracts gotest test bench clean
 
+# What `make test` and development need: the runtime, plus the test and dev extras.
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime
 	$(BIN)/pip install -q -e '.[test,dev]'
 	touch $@
 

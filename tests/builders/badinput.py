@@ -12,6 +12,11 @@ UNKNOWN_FIELDS = [
         [step("a"), {**step("b"), "dependOn": ["a"]}],
         'strict decoding error: unknown field "spec.steps[1].dependOn"',
     ),
+    (  # removed from the API: retry rules go by exit code (docs/decisions.md)
+        "no-retry-reasons",
+        [step("a", retry={"noRetryReasons": ["OOMKilled"]})],
+        'strict decoding error: unknown field "spec.steps[0].retry.noRetryReasons"',
+    ),
 ]
 
 REJECTED = [

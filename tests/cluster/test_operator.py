@@ -401,3 +401,16 @@ def test_a_join_of_249_steps_completes(client: Client, namespace: str) -> None:
     most = [step(f"m{n:03d}") for n in range(499)]
     biggest = manifest("biggest", [*most, step("join", [m["name"] for m in most])])
     client.create(codecs.from_dict(biggest), namespace=namespace, dry_run=True)
+
+
+def test_no_retry_exit_code_137_fails_an_oom_killed_step_at_once(client: Client, namespace: str) -> None:
+    # What replaces noRetryReasons: [OOMKilled] (docs/decisions.md): the Job's podFailurePolicy.
+    oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
+    retry = {"limit": 3, "noRetryExitCodes": [137]}
+    create(client, namespace, manifest("oom-once", [step("big", fate=oom, retry=retry)]))
+    st = wait_phase(client, namespace, "oom-once", "Failed")
+    (s,) = st["stepStatuses"]
+    assert s["reason"] == "OOMKilled"
+    assert st["message"].startswith("step big failed: OOMKilled (PodFailurePolicy:")
+    pods = list(client.list(Pod, namespace=namespace, labels={"dataworks.io/pipeline": "oom-once"}))
+    assert len(pods) == 1  # no retry

@@ -329,3 +329,14 @@ def test_a_join_of_249_steps_completes(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     st = status(tmp_path)
     assert (st["phase"], st["progress"]) == ("Completed", "250/250")
+
+
+def test_a_killed_step_exits_137_and_no_retry_exit_codes_stops_it_at_once(tmp_path: Path) -> None:
+    # As in a container: killed by SIGKILL (an OOM kill) is exit code 137, so the rule
+    # that replaces noRetryReasons (`noRetryExitCodes: [137]`) fails the step without a retry.
+    killed = step("big", script="kill -9 $$", retry={"limit": 2, "noRetryExitCodes": [137]})
+    out = ctl("run", "--local", str(write(tmp_path / "oom.yaml", [killed])), cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    st = status(tmp_path)
+    assert st["message"].startswith("step big failed: PodFailurePolicy (container step exited with code 137")
+    assert (tmp_path / "events").read_text().count("start big") == 1  # one try, no retry

@@ -28,7 +28,13 @@ class Resources(Model):
 
 
 class RetryPolicy(Model):
-    """How often a failed step is retried, and which failures are worth it."""
+    """How often a failed step is retried, and which failures are worth it.
+
+    Failures are told apart by exit code (the Job's podFailurePolicy; the local
+    executor applies the same rules). There is no rule by termination reason:
+    a podFailurePolicy cannot match one (docs/decisions.md); an OOM kill is
+    exit code 137.
+    """
 
     limit: int | None = Field(
         None, ge=0, le=100, description="Retries after the first attempt (default from the operator config)."
@@ -37,10 +43,9 @@ class RetryPolicy(Model):
         None, description="Retry only when the container exits with one of these codes."
     )
     no_retry_exit_codes: list[int] | None = Field(
-        None, description="Never retry when the container exits with one of these codes; fail the step."
-    )
-    no_retry_reasons: list[str] | None = Field(
-        None, description="Never retry pods that end with one of these reasons, e.g. OOMKilled."
+        None,
+        description="Never retry when the container exits with one of these codes; fail the step "
+        "(137: killed, e.g. OOMKilled).",
     )
 
 

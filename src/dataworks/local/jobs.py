@@ -200,7 +200,9 @@ class LocalJob:
         for w in self.workers:
             if w.done or w.proc is None or w.proc.poll() is None:
                 continue
-            code = w.proc.returncode
+            # A process killed by signal N reports -N; a container runtime reports 128+N
+            # (SIGKILL, as an OOM kill: 137), and the exit-code rules are written for that.
+            code = w.proc.returncode if w.proc.returncode >= 0 else 128 - w.proc.returncode
             w.exit_codes.append(code)
             if code == 0:
                 w.done = True

@@ -118,3 +118,16 @@ def test_a_stored_status_with_unknown_fields_still_parses() -> None:
     }
     status = api.PipelineStatus.model_validate(raw)
     assert status.step_statuses[0].workers == api.WorkerCounts(active=1)
+
+
+def test_no_retry_reasons_is_gone_and_points_to_no_retry_exit_codes() -> None:
+    from dataworks.api import crdgen
+
+    _, errors = validation.validate_raw({"steps": [container("a", retry={"noRetryReasons": ["OOMKilled"]})]})
+    assert [str(e) for e in errors] == [
+        "step 'a': spec.steps[0].retry.noRetryReasons: unknown field 'noRetryReasons'; "
+        "did you mean 'noRetryExitCodes'?"
+    ]
+    schema = crdgen.pipeline_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    retry = schema["properties"]["spec"]["properties"]["steps"]["items"]["properties"]["retry"]
+    assert sorted(retry["properties"]) == ["limit", "noRetryExitCodes", "retryOnExitCodes"]
