@@ -18,10 +18,10 @@ from pydantic import Field
 
 from dataworks.api import kinds
 from dataworks.api.meta import Condition, KindInfo, Model
+from dataworks.controllers.base import Children, Controller
 from dataworks.core.kit import jobs
 from dataworks.core.kit.plan import Actions, Event
 from dataworks.manifests.owner import Owner
-from dataworks.operator.runtime.controller import Children, Controller
 
 FATE = "fate.testcluster.dataworks.io/"
 

@@ -26,15 +26,14 @@ from dataworks import __version__
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.api.meta import KindInfo
+from dataworks.controllers.base import Controller
+from dataworks.controllers.pipelines import PipelineController
 from dataworks.core.kit import backoffs
 from dataworks.kube import clients, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
 from dataworks.operator.notifying import Notifier
-from dataworks.operator.pipelines import PipelineController
 from dataworks.operator.runtime import runtime as rtmod
-from dataworks.operator.runtime.controller import Controller
-from dataworks.operator.runtime.controller import check as check_controllers
 from dataworks.operator.runtime.eventing import EventSender
 from dataworks.operator.runtime.runtime import Runtime
 
@@ -211,7 +210,7 @@ def build_registry(
 def runtime_checks(controllers: list[Controller]) -> None:
     """Refuse controllers that would fight over objects (start-up error naming both)."""
     try:
-        check_controllers(controllers)
+        rtmod.check(controllers)
     except (ValueError, KeyError) as e:
         raise SystemExit(f"dataworks-operator: {e}") from e
 

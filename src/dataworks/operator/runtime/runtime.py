@@ -22,12 +22,12 @@ from typing import Any
 
 from lightkube import AsyncClient
 
+from dataworks.controllers import base as ctl
 from dataworks.core.kit import backoffs
 from dataworks.core.kit.plan import Actions, Event
 from dataworks.kube import errors, resources
 from dataworks.manifests.owner import Owner
 from dataworks.observability.metrics import Metrics
-from dataworks.operator.runtime import controller as ctl
 from dataworks.operator.runtime.apply import Applier, NotOurs
 from dataworks.operator.runtime.cache import Cache, Key, key_of
 from dataworks.operator.runtime.eventing import EventSender
@@ -40,6 +40,14 @@ context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 
 # Failed reconciles run again after 0.5 s, doubling up to 60 s, with jitter.
 REQUEUE = backoffs.Backoff(tries=1000, first=0.5, cap=60.0)
+
+
+def check(controllers: Sequence[ctl.Controller]) -> None:
+    """Refuse controllers that would fight over objects, or own a kind this runtime cannot watch."""
+    ctl.check(controllers)
+    for c in controllers:
+        for kind in c.owns:
+            resources.child(kind)  # KeyError names the kinds a controller may own
 
 
 def _matches(labels: Mapping[str, str], selector: Mapping[str, str] | None) -> bool:
@@ -58,7 +66,7 @@ class Runtime:
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        ctl.check(controllers)
+        check(controllers)
         self.client, self.controllers, self.clock = client, list(controllers), clock
         self.applier = Applier(client)
         self.events = events or EventSender(client)

@@ -1,4 +1,4 @@
-"""The Pipeline controller (I/O layer): what the runtime needs to reconcile Pipelines.
+"""The Pipeline controller: what a runtime needs to reconcile Pipelines.
 
 It owns Jobs (one per step attempt) and the ConfigMap of step definitions.
 `observe` looks at the pods of a newly failed Job (OOMKilled, the worker's
@@ -14,21 +14,42 @@ import logging
 import time
 from collections.abc import Hashable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
+from dataworks.controllers.base import Children, Controller, Reader
 from dataworks.core.kit import jobs as observations
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Meta
 from dataworks.core.pipelines import planning, validation
 from dataworks.manifests import jobs as manifests
-from dataworks.observability.metrics import Metrics
-from dataworks.operator.notifying import Notifier
-from dataworks.operator.runtime.controller import Children, Controller, Reader
 
 log = logging.getLogger("dataworks.operator")
 Key = tuple[str, str]
+
+
+class Watcher(Protocol):
+    """Told of every status change (failure notifications)."""
+
+    def observe(
+        self, where: Key, old: api.PipelineStatus | None, new: api.PipelineStatus, now: datetime
+    ) -> None: ...
+
+
+class StatusMetrics(Protocol):
+    """The operator's metrics, as far as status changes feed them."""
+
+    def observe_status(
+        self,
+        where: Key,
+        old: api.PipelineStatus | None,
+        new: api.PipelineStatus,
+        types: dict[str, str],
+        now: float,
+    ) -> None: ...
+
+    def forget(self, namespace: str, name: str) -> None: ...
 
 
 class PipelineController(Controller):
@@ -40,7 +61,7 @@ class PipelineController(Controller):
         return ("Job",)  # the ConfigMap is written once and never read back
 
     def __init__(
-        self, config: OperatorConfig, metrics: Metrics | None = None, notifier: Notifier | None = None
+        self, config: OperatorConfig, metrics: StatusMetrics | None = None, notifier: Watcher | None = None
     ) -> None:
         self.config, self.metrics, self.notifier = config, metrics, notifier
         self.settings = planning.Settings(

@@ -1,4 +1,5 @@
-"""The runtime refuses controllers that would fight over objects, and names both."""
+"""Controllers that would fight over objects are refused, naming both; and the operator runtime
+refuses a child kind it cannot watch."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.operator.pipelines import PipelineController
-from dataworks.operator.runtime import controller
+from dataworks.controllers import base as controller
+from dataworks.controllers.pipelines import PipelineController
 from tests.builders import widgets
 
 
@@ -46,8 +47,10 @@ def test_different_kinds_never_overlap() -> None:
 
 
 def test_a_child_kind_the_runtime_cannot_watch_is_refused() -> None:
+    from dataworks.operator.runtime import runtime
+
     class Odd(widgets.WidgetController):
         owns = ("CronJob",)
 
     with pytest.raises(KeyError, match="CronJob is not a child kind"):
-        controller.check([Odd()])
+        runtime.check([Odd()])

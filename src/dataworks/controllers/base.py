@@ -1,10 +1,11 @@
-"""What a controller declares to the runtime (I/O layer, no I/O of its own).
+"""What a controller declares to a runtime (no I/O of its own: reads go through a `Reader`).
 
 A controller names the kind it reconciles, the child kinds it owns (routed
 back to it by their owner's label and ownerReference), optionally a label
 selector, and a `plan` from what was observed to `Actions`. Everything else
 (watching, caching, queueing, timers, create-or-adopt, the status write,
-Events, metrics, readiness, resync) is the runtime's, the same for every kind.
+Events, metrics, readiness, resync) is the runtime's, the same for every kind:
+the operator's (operator/runtime) or this machine's (local/).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, Protocol
 
 from dataworks.api.meta import KindInfo
 from dataworks.core.kit.plan import Actions
-from dataworks.kube import resources
 
 # Child kind -> the bodies of that kind the object owns.
 Children = Mapping[str, list[dict[str, Any]]]
@@ -78,11 +78,9 @@ def overlapping(a: Mapping[str, str] | None, b: Mapping[str, str] | None) -> boo
 
 
 def check(controllers: Sequence[Controller]) -> None:
-    """Refuse a set of controllers that would fight: two on the same kind whose selectors overlap,
-    or a child kind the runtime cannot watch. Raises ValueError naming both."""
+    """Refuse a set of controllers that would fight: two on the same kind whose selectors overlap.
+    Raises ValueError naming both."""
     for i, a in enumerate(controllers):
-        for kind in a.owns:
-            resources.child(kind)  # KeyError names the kinds a controller may own
         for b in controllers[i + 1 :]:
             if a.info.kind == b.info.kind and overlapping(a.selector, b.selector):
                 raise ValueError(
