@@ -139,3 +139,54 @@ def test_local_steps_get_the_cluster_jobs_env_and_args(tmp_path: Path) -> None:
                 assert Path(mapped[-1]).is_file()
         if step == "split":
             assert sorted(p["env"]["JOB_COMPLETION_INDEX"] for p in processes) == ["0", "1"]
+
+
+def test_a_local_job_reads_like_the_api_servers() -> None:
+    """job_view() of the object a LocalJob shows is what LocalJob itself reports, in every state."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from dataworks.core.kit.jobs import job_view, pod_failure_message
+    from dataworks.local.jobs import Launcher, LocalJob
+
+    def local(codes: list[int], indexed: bool, tmp: Path) -> LocalJob:
+        spec: dict[str, Any] = {"backoffLimit": 0, "template": {"spec": {"containers": [{"name": "step"}]}}}
+        if indexed:
+            spec = {**spec, "completionMode": "Indexed", "completions": len(codes), "backoffLimitPerIndex": 0}
+        manifest = {
+            "metadata": {"name": "p-s", "labels": {"dataworks.io/step": "s", "dataworks.io/attempt": "1"}},
+            "spec": spec,
+        }
+        launcher = Launcher(
+            argv=lambda i: ["sh", "-c", f"echo 'error: worker {i} says no' >&2; exit {codes[i]}"],
+            env=lambda i, t: dict(os.environ),
+            cwd=tmp,
+            log=lambda i, t: tmp / f"w{i}.log",
+        )
+        return LocalJob(manifest, launcher=launcher, wake=threading.Event())
+
+    import tempfile
+
+    for codes, indexed in (([0], False), ([3], False), ([0, 2, 0], True)):
+        with tempfile.TemporaryDirectory() as d:
+            job = local(codes, indexed, Path(d))
+            job.start(datetime.now(UTC))
+            assert job_view(job.as_object()).state == "Active"
+            while job.running:
+                time.sleep(0.02)
+            job.poll(datetime.now(UTC))
+            seen = job_view(job.as_object())
+            own = job.view()
+            assert seen == replace_pod_fields(own), (codes, seen, own)
+            if any(codes):
+                assert pod_failure_message(job.pods()) == own.pod_message
+                assert own.pod_message is not None
+                assert "says no" in own.pod_message
+
+
+def replace_pod_fields(view: Any) -> Any:
+    """The pod-level fields come from the pods (observe), not from the Job object."""
+    import dataclasses
+
+    return dataclasses.replace(view, pod_message=None, pod_reason=None)

@@ -109,8 +109,7 @@ def _execute(run: runs.RunDir, pipeline_dir: Path, args: argparse.Namespace) -> 
 
         def tick(status: Any, jobs: dict[str, LocalJob]) -> None:
             now = datetime.now(UTC)
-            data = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            live.update(formatting.local_steps_table(data, progress_of(jobs), now))
+            live.update(formatting.local_steps_table(status, progress_of(jobs), now))
 
         options.on_tick = tick
         with live:

@@ -271,3 +271,66 @@ class LocalJob:
             deleting=self.deleting,
             pod_message=self.message_of_failure,
         )
+
+    # -- as the API would show it ---------------------------------------------
+    def as_object(self) -> dict[str, Any]:
+        """The Job as the API server would return it: the manifest plus the status the Job
+        controller would write, so a controller reads a local Job exactly as a cluster's."""
+        view = self.view()
+        status: dict[str, Any] = {
+            "startTime": view.start_time,
+            "active": view.active,
+            "succeeded": view.succeeded,
+            "failed": view.failed,
+        }
+        if view.failed_indexes:
+            status["failedIndexes"] = view.failed_indexes
+        if view.state == "Succeeded":
+            status["completionTime"] = view.completion_time
+            status["conditions"] = [{"type": "Complete", "status": "True"}]
+        elif view.state == "Failed":
+            status["conditions"] = [
+                {"type": "Failed", "status": "True", "reason": view.reason, "message": view.message}
+            ]
+        obj = {**self.manifest, "spec": {**self.manifest["spec"], "suspend": self.suspended}}
+        obj["metadata"] = dict(self.manifest["metadata"])
+        if self.deleting:
+            obj["metadata"]["deletionTimestamp"] = self.completion_time or self.start_time
+        obj["status"] = {k: v for k, v in status.items() if v is not None}
+        return obj
+
+    def pods(self) -> list[dict[str, Any]]:
+        """Each worker's latest try as a pod: its phase and its container's terminated state,
+        with the termination message a failed container leaves (its last `error:` line)."""
+        out = []
+        for w in self.workers:
+            if not w.exit_codes:
+                continue
+            code = w.exit_codes[-1]
+            terminated: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+            if code != 0 and w.log is not None:
+                message = self._tail_message(w)
+                if message:
+                    terminated["message"] = message
+                terminated["finishedAt"] = self.completion_time or self.start_time
+            out.append(
+                {
+                    "metadata": {
+                        "name": f"{self.name}-{w.index}",
+                        "labels": {"batch.kubernetes.io/job-name": self.name},
+                    },
+                    "status": {
+                        "phase": "Succeeded" if code == 0 else "Failed",
+                        "containerStatuses": [{"name": "step", "state": {"terminated": terminated}}],
+                    },
+                }
+            )
+        return out
+
+    def _tail_message(self, w: Worker) -> str | None:
+        if w.log is None or not w.log.exists():
+            return None
+        with w.log.open("rb") as f:
+            f.seek(max(0, w.log.stat().st_size - 8192))
+            text = f.read().decode(errors="replace")
+        return one_line(text) if text.strip() else None
