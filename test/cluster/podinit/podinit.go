@@ -1,0 +1,270 @@
+// Package podinit is the first process of one exec-pod container: the part of
+// a container runtime that must run inside the container's namespaces.
+//
+// The harness starts it (cmd/testcluster-podinit) as PID 1 of fresh mount,
+// PID and UTS namespaces, with a parent-death signal. It reads a Spec, makes
+// the mount paths real (bind mounts), binds the pod's /etc/hosts, mounts a
+// private /proc, sets the hostname, then starts the container's command as
+// the pod's user and stays behind as init: it forwards termination signals to
+// the command, reaps orphans, and exits with the command's status (128+signal
+// when it was killed). When it exits, or is killed because the harness died,
+// the kernel kills every process left in the PID namespace.
+package podinit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount is one bind mount made inside the container's mount namespace.
+type Mount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
+// Spec is everything the init process needs; the harness writes it as JSON.
+type Spec struct {
+	Argv       []string `json:"argv"`
+	Env        []string `json:"env"`
+	Dir        string   `json:"dir,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
+	HostsFile  string   `json:"hostsFile,omitempty"`
+	Mounts     []Mount  `json:"mounts,omitempty"`
+	UID        *uint32  `json:"uid,omitempty"`
+	GID        *uint32  `json:"gid,omitempty"`
+	Groups     []uint32 `json:"groups,omitempty"`
+	NoNewPrivs bool     `json:"noNewPrivs,omitempty"`
+	MountProc  bool     `json:"mountProc,omitempty"`
+	NiceLevel  int      `json:"nice,omitempty"`
+}
+
+// StartError is reported on the status pipe when the command cannot start;
+// Reason follows the kubelet's vocabulary (StartError, CreateContainerError).
+type StartError struct {
+	Reason  string
+	Message string
+}
+
+func (e *StartError) Error() string { return e.Reason + ": " + e.Message }
+
+// Main runs the init process: specPath names the JSON spec, status is the
+// pipe on which "ok" or "err REASON\tMESSAGE" is written once.
+func Main(specPath string, status *os.File) int {
+	// Handle termination signals from the start: until the command runs they
+	// wait in the channel (an init process without a handler ignores them).
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	spec, err := readSpec(specPath)
+	if err == nil {
+		err = prepare(spec)
+	}
+	var pid int
+	if err == nil {
+		pid, err = start(spec)
+	}
+	if err != nil {
+		var se *StartError
+		if !errors.As(err, &se) {
+			se = &StartError{Reason: "StartError", Message: err.Error()}
+		}
+		fmt.Fprintf(status, "err %s\t%s\n", se.Reason, strings.ReplaceAll(se.Message, "\n", " "))
+		status.Close()
+		return 128
+	}
+	fmt.Fprintf(status, "ok %d\n", pid)
+	status.Close()
+	return supervise(pid, sigs)
+}
+
+func readSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("spec %s: %w", path, err)
+	}
+	if len(s.Argv) == 0 {
+		return nil, &StartError{"CreateContainerConfigError", "no command to run"}
+	}
+	return &s, nil
+}
+
+// prepare builds the container's view of the file system. It runs in the
+// new mount namespace, so nothing here is seen by the host, except mount
+// points that did not exist: they are created as empty directories (or empty
+// files) on the host file system, as a runtime would create them in an image.
+func prepare(s *Spec) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	mounts := s.Mounts
+	if s.HostsFile != "" {
+		mounts = append(mounts, Mount{Source: s.HostsFile, Target: "/etc/hosts", ReadOnly: true})
+	}
+	for _, m := range mounts {
+		if err := bind(m); err != nil {
+			return &StartError{"CreateContainerError", err.Error()}
+		}
+	}
+	if s.MountProc {
+		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount /proc: %w", err)
+		}
+	}
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("sethostname: %w", err)
+		}
+	}
+	return nil
+}
+
+func bind(m Mount) error {
+	info, err := os.Stat(m.Source)
+	if err != nil {
+		return fmt.Errorf("volume source: %w", err)
+	}
+	if info.IsDir() {
+		if err := os.MkdirAll(m.Target, 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Target, err)
+		}
+	} else if _, err := os.Stat(m.Target); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(m.Target), 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Target, err)
+		}
+		f, err := os.OpenFile(m.Target, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Target, err)
+		}
+		f.Close()
+	}
+	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", m.Source, m.Target, err)
+	}
+	if m.ReadOnly {
+		if err := unix.Mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("read-only %s: %w", m.Target, err)
+		}
+	}
+	return nil
+}
+
+// lookPath resolves argv[0] against the container's PATH, not ours.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := executable(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+}
+
+func executable(p string) error {
+	info, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("exec: %q: %w", p, err)
+	}
+	if info.IsDir() || info.Mode()&0o111 == 0 {
+		return fmt.Errorf("exec: %q: permission denied", p)
+	}
+	return nil
+}
+
+func start(s *Spec) (int, error) {
+	argv0, err := lookPath(s.Argv[0], s.Env)
+	if err != nil {
+		return 0, &StartError{"StartError", err.Error()}
+	}
+	dir := s.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, &StartError{"CreateContainerError", fmt.Sprintf("working directory: %v", err)}
+	}
+	if s.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	if s.NiceLevel != 0 {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, 0, s.NiceLevel)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer null.Close()
+	attr := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if s.UID != nil {
+		gid := uint32(0)
+		if s.GID != nil {
+			gid = *s.GID
+		}
+		attr.Credential = &syscall.Credential{Uid: *s.UID, Gid: gid, Groups: s.Groups}
+	}
+	p, err := os.StartProcess(argv0, s.Argv, &os.ProcAttr{
+		Dir: dir, Env: s.Env, Files: []*os.File{null, os.Stdout, os.Stderr}, Sys: attr,
+	})
+	if err != nil {
+		return 0, &StartError{"StartError", err.Error()}
+	}
+	return p.Pid, nil
+}
+
+// supervise forwards signals to the command, reaps every child (orphans in
+// the namespace are re-parented to us) and returns the command's exit code.
+func supervise(pid int, sigs chan os.Signal) int {
+	go func() {
+		for s := range sigs {
+			_ = unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 255
+		}
+		if got != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return 128 + int(ws.Signal())
+		}
+	}
+}
