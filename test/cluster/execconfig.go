@@ -43,6 +43,9 @@ type imageMapping struct {
 	Env        map[string]string `json:"env,omitempty"`
 	WorkingDir string            `json:"workingDir,omitempty"`
 	User       *int64            `json:"user,omitempty"` // the image's USER (a uid)
+	// Expose lists host paths the image provides that sit under a private
+	// directory (a Python under /root): they are made reachable in the pod.
+	Expose []string `json:"expose,omitempty"`
 }
 
 // execFileConfig is the --exec-config file and the ConfigMap's config.yaml.

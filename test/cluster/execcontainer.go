@@ -175,7 +175,7 @@ func (p *execPod) spec(c *corev1.Container, vols map[string]string, termLog stri
 	hostname := podHostname(pod)
 	return &podinit.Spec{
 		Argv: argv, Env: processEnv(m, hostname, own), Dir: dir, Hostname: hostname,
-		HostsFile: p.hostsPath(), Mounts: mounts, UID: uid, GID: gid, Groups: groups,
+		HostsFile: p.hostsPath(), Mounts: mounts, Expose: m.Expose, UID: uid, GID: gid, Groups: groups,
 		NoNewPrivs: noNewPrivs, MountProc: true, NiceLevel: niceFor(c),
 	}, nil
 }

@@ -40,6 +40,7 @@ type Spec struct {
 	Hostname   string   `json:"hostname,omitempty"`
 	HostsFile  string   `json:"hostsFile,omitempty"`
 	Mounts     []Mount  `json:"mounts,omitempty"`
+	Expose     []string `json:"expose,omitempty"` // host paths the image provides, made reachable
 	UID        *uint32  `json:"uid,omitempty"`
 	GID        *uint32  `json:"gid,omitempty"`
 	Groups     []uint32 `json:"groups,omitempty"`
@@ -109,6 +110,12 @@ func prepare(s *Spec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
+	hidden := map[string]bool{}
+	for _, p := range s.Expose {
+		if err := expose(p, hidden); err != nil {
+			return &StartError{"CreateContainerError", err.Error()}
+		}
+	}
 	mounts := s.Mounts
 	if s.HostsFile != "" {
 		mounts = append(mounts, Mount{Source: s.HostsFile, Target: "/etc/hosts", ReadOnly: true})
@@ -159,6 +166,45 @@ func bind(m Mount) error {
 		}
 	}
 	return nil
+}
+
+// expose makes host path p reachable for any user although an ancestor is
+// private (a virtualenv whose interpreter lives under /root, mode 0700): the
+// highest such ancestor is covered with an empty tmpfs in this mount
+// namespace, and p alone is bound back at its place, read-only.
+func expose(p string, hidden map[string]bool) error {
+	p = filepath.Clean(p)
+	private := ""
+	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+		if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o001 == 0 {
+			private = dir
+		}
+		if dir == "/" {
+			break
+		}
+	}
+	if private == "" {
+		return nil
+	}
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("expose %s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	if !hidden[private] {
+		if err := unix.Mount("tmpfs", private, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("expose %s: cover %s: %w", p, private, err)
+		}
+		hidden[private] = true
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("expose %s: %w", p, err)
+	}
+	src := fmt.Sprintf("/proc/self/fd/%d", fd)
+	if err := unix.Mount(src, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("expose %s: %w", p, err)
+	}
+	return unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
 }
 
 // lookPath resolves argv[0] against the container's PATH, not ours.
