@@ -20,6 +20,7 @@ from lightkube.models.batch_v1 import JobSpec
 from lightkube.models.core_v1 import (
     ConfigMapVolumeSource,
     Container,
+    EmptyDirVolumeSource,
     EnvVar,
     EnvVarSource,
     ObjectFieldSelector,
@@ -139,7 +140,7 @@ def test_failing_job_reports_the_exit_code_and_the_printed_line(cluster: Cluster
 
 
 def test_indexed_job_processes_see_their_completion_index(client: Client, namespace: str) -> None:
-    script = 'echo "index=$JOB_COMPLETION_INDEX host=$(hostname) env=$HOSTNAME"'
+    script = 'echo "index=$JOB_COMPLETION_INDEX host=$(hostname) env=$HOSTNAME uid=$(id -u)"'
     job = Job(
         metadata=ObjectMeta(name="indexed"),
         spec=JobSpec(
@@ -158,7 +159,8 @@ def test_indexed_job_processes_see_their_completion_index(client: Client, namesp
         seen[index] = line
         assert pod.status.containerStatuses[0].state.terminated.exitCode == 0
     # The Job controller names each pod's host <job>-<index>; the process sees it as its hostname.
-    assert seen == {i: f"index={i} host=indexed-{i} env=indexed-{i}" for i in ("0", "1", "2")}
+    # The process runs as the pod's runAsUser (podspecs: 1000), not as the harness's user.
+    assert seen == {i: f"index={i} host=indexed-{i} env=indexed-{i} uid=1000" for i in ("0", "1", "2")}
 
 
 def test_configmap_volume_is_readable_at_its_mount_path(client: Client, namespace: str) -> None:
@@ -297,6 +299,37 @@ def test_service_account_token_lists_what_its_role_allows_and_nothing_else(
         "configmaps 200 ['kube-root-ca.crt', 'visible']",
         "secrets 403 Forbidden",
     ]
+
+
+def test_on_failure_restarts_in_place_with_the_previous_log_and_the_termination_message(
+    cluster: Cluster, namespace: str
+) -> None:
+    client = cluster.client
+    # The emptyDir outlives the container: each attempt counts itself there.
+    script = (
+        "n=$(( $(cat /scratch/n 2>/dev/null || echo 0) + 1 )); echo $n > /scratch/n; echo attempt $n;"
+        ' if [ $n -lt 3 ]; then echo "gave up on attempt $n" > /dev/termination-log; exit 7; fi'
+    )
+    c = container(["sh", "-c", script], volumeMounts=[VolumeMount(name="scratch", mountPath="/scratch")])
+    pod = exec_pod(
+        "flaky",
+        c,
+        restartPolicy="OnFailure",
+        volumes=[Volume(name="scratch", emptyDir=EmptyDirVolumeSource())],
+    )
+    client.create(pod, namespace=namespace)
+    done = helpers.wait_for(client, Pod, "flaky", namespace, phase_is("Succeeded", "Failed"), timeout=90)
+    assert done.status.phase == "Succeeded"
+    (status,) = done.status.containerStatuses
+    assert status.restartCount == 2
+    assert (status.lastState.terminated.exitCode, status.lastState.terminated.message) == (
+        7,
+        "gave up on attempt 2\n",
+    )
+    assert status.state.terminated.exitCode == 0
+    assert logs(client, "flaky", namespace) == ["attempt 3"]
+    previous = cluster.kubectl("logs", "--previous", "-n", namespace, "flaky")
+    assert previous.stdout.splitlines() == ["attempt 2"]
 
 
 def test_deleting_a_running_pod_delivers_sigterm(client: Client, namespace: str) -> None:
