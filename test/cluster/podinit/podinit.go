@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -110,18 +111,31 @@ func prepare(s *Spec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
+	mounts := append([]Mount(nil), s.Mounts...)
+	if s.HostsFile != "" {
+		mounts = append(mounts, Mount{Source: s.HostsFile, Target: "/etc/hosts", ReadOnly: true})
+	}
+	// Parents before children, as runtimes order mounts.
+	sort.SliceStable(mounts, func(i, j int) bool { return depth(mounts[i].Target) < depth(mounts[j].Target) })
+	// Every source is opened before anything is mounted: a mount may hide
+	// another's source (an emptyDir on /tmp over a data directory in /tmp).
+	fds := make([]int, len(mounts))
+	for i, m := range mounts {
+		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &StartError{"CreateContainerError", fmt.Sprintf("volume source %s: %v", m.Source, err)}
+		}
+		defer unix.Close(fd)
+		fds[i] = fd
+	}
 	hidden := map[string]bool{}
 	for _, p := range s.Expose {
 		if err := expose(p, hidden); err != nil {
 			return &StartError{"CreateContainerError", err.Error()}
 		}
 	}
-	mounts := s.Mounts
-	if s.HostsFile != "" {
-		mounts = append(mounts, Mount{Source: s.HostsFile, Target: "/etc/hosts", ReadOnly: true})
-	}
-	for _, m := range mounts {
-		if err := bind(m); err != nil {
+	for i, m := range mounts {
+		if err := bind(m, fds[i]); err != nil {
 			return &StartError{"CreateContainerError", err.Error()}
 		}
 	}
@@ -138,12 +152,16 @@ func prepare(s *Spec) error {
 	return nil
 }
 
-func bind(m Mount) error {
-	info, err := os.Stat(m.Source)
-	if err != nil {
-		return fmt.Errorf("volume source: %w", err)
+func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }
+
+// bind mounts the source opened as fd (O_PATH) on m.Target, creating the
+// mount point (a directory, or an empty file for a file) if needed.
+func bind(m Mount, fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("volume source %s: %w", m.Source, err)
 	}
-	if info.IsDir() {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		if err := os.MkdirAll(m.Target, 0o755); err != nil {
 			return fmt.Errorf("mount point %s: %w", m.Target, err)
 		}
@@ -157,7 +175,8 @@ func bind(m Mount) error {
 		}
 		f.Close()
 	}
-	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	src := fmt.Sprintf("/proc/self/fd/%d", fd)
+	if err := unix.Mount(src, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s on %s: %w", m.Source, m.Target, err)
 	}
 	if m.ReadOnly {
