@@ -59,6 +59,7 @@ type execKeeper struct {
 	ips     *ipPool
 	spawn   *spawner
 	rootful bool // running as root: uids can be switched, no user namespace
+	cg      *cgroups
 
 	services listersv1.ServiceLister
 	cms      listersv1.ConfigMapLister
@@ -81,7 +82,7 @@ func newExecKeeper(cs kubernetes.Interface, kc kwokclient.Interface, images *ima
 		cs: cs, kwok: kc, images: images, opts: opts,
 		root: filepath.Join(dataDir, "exec-pods"), logDir: logDir,
 		apiHost: apiHost, apiPort: apiPort,
-		ips: newIPPool(opts.ipBlock), spawn: newSpawner(), rootful: os.Geteuid() == 0,
+		ips: newIPPool(opts.ipBlock), spawn: newSpawner(), rootful: os.Geteuid() == 0, cg: setupCgroups(),
 		pods: map[types.UID]*execPod{}, slotCh: make(chan struct{}), dirty: make(chan struct{}, 1),
 	}
 }
@@ -251,6 +252,7 @@ func (k *execKeeper) shutdown() {
 	for _, p := range pods {
 		p.waitProcs(time.Until(deadline))
 	}
+	k.cg.cleanup()
 }
 
 // --- objects for env and volumes, read from the informers' caches, falling

@@ -206,11 +206,14 @@ func TestIPPoolHandsOutDistinctLoopbackAddresses(t *testing.T) {
 
 func TestNiceForCPULimits(t *testing.T) {
 	c := &corev1.Container{Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}}
-	if n := niceFor(c); n != 5 {
+	if n := niceFor(c, false); n != 5 {
 		t.Fatalf("nice = %d, want 5", n)
 	}
+	if n := niceFor(c, true); n != 0 {
+		t.Fatalf("nice = %d with a cgroup quota, want 0", n)
+	}
 	c.Resources.Limits[corev1.ResourceCPU] = resource.MustParse("2")
-	if n := niceFor(c); n != 0 {
+	if n := niceFor(c, false); n != 0 {
 		t.Fatalf("nice = %d, want 0", n)
 	}
 }

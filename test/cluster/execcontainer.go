@@ -176,13 +176,16 @@ func (p *execPod) spec(c *corev1.Container, vols map[string]string, termLog stri
 	return &podinit.Spec{
 		Argv: argv, Env: processEnv(m, hostname, own), Dir: dir, Hostname: hostname,
 		HostsFile: p.hostsPath(), Mounts: mounts, Expose: m.Expose, UID: uid, GID: gid, Groups: groups,
-		NoNewPrivs: noNewPrivs, MountProc: true, NiceLevel: niceFor(c),
+		NoNewPrivs: noNewPrivs, MountProc: true, NiceLevel: niceFor(c, p.k.cg.enforced()),
 	}, nil
 }
 
-// niceFor maps a CPU limit below one core to a nice level (the only CPU
-// control applied): 500m -> 5, 100m -> 9. Nothing is done for a core or more.
-func niceFor(c *corev1.Container) int {
+// niceFor maps a CPU limit below one core to a nice level when no cgroup
+// enforces it: 500m -> 5, 100m -> 9. Nothing is done for a core or more.
+func niceFor(c *corev1.Container, cgroupLimits bool) int {
+	if cgroupLimits {
+		return 0
+	}
 	q, ok := c.Resources.Limits[corev1.ResourceCPU]
 	if !ok || q.MilliValue() >= 1000 {
 		return 0
@@ -239,12 +242,20 @@ func (p *execPod) runOnce(idx int, init bool, vols map[string]string, restarts i
 	}
 	defer log.close()
 	specPath := filepath.Join(cdir, "spec.json")
+	containerID := fmt.Sprintf("testcluster://%s-%s-%d", p.uid, c.Name, restarts)
+	cgroup, procs, err := p.k.cg.create(fmt.Sprintf("%s-%s-%d", p.uid, c.Name, restarts), c.Resources)
+	if err != nil {
+		warnf("exec pod %s: container %s runs without its limits: %v", p.key(), c.Name, err)
+		cgroup.remove()
+		cgroup, procs = nil, nil
+	}
+	defer cgroup.remove()
+	spec.Cgroups = procs
 	data, _ := json.Marshal(spec)
 	if err := writeFile(specPath, data, 0o600); err != nil {
 		warnf("exec pod %s: %v", p.key(), err)
 		return 128, false
 	}
-	containerID := fmt.Sprintf("testcluster://%s-%s-%d", p.uid, c.Name, restarts)
 	pr, startedAt, err := p.start(specPath, log)
 	if err != nil {
 		now := metav1.Now()
@@ -270,7 +281,10 @@ func (p *execPod) runOnce(idx int, init bool, vols map[string]string, restarts i
 	log.drain()
 	now := metav1.Now()
 	reason := "Completed"
-	if code != 0 {
+	switch {
+	case cgroup.oomKilled():
+		reason = "OOMKilled"
+	case code != 0:
 		reason = "Error"
 	}
 	msg := readMessage(termLog)

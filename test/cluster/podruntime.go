@@ -86,6 +86,14 @@ func runPodRuntime(ctx context.Context, cfg *rest.Config, dataDir, apiPort strin
 	images := &imageTable{file: file.Images}
 	logDir := filepath.Join(dataDir, "pod-logs")
 	ex := newExecKeeper(cs, kc, images, opts, dataDir, logDir, "127.0.0.1", apiPort)
+	switch {
+	case ex.cg.enforced() && ex.cg.v2:
+		fmt.Fprintf(logOut, "testcluster: exec pods: CPU and memory limits enforced with cgroup v2 (%s)\n", ex.cg.memRoot)
+	case ex.cg.enforced():
+		fmt.Fprintf(logOut, "testcluster: exec pods: CPU and memory limits enforced with cgroup v1 (%s)\n", ex.cg.memRoot)
+	default:
+		warnf("exec pods: CPU and memory limits not enforced: %s", ex.cg.disabled)
+	}
 	r := &podRuntime{fate: newFateKeeper(cs, kc, logDir), exec: ex, decided: map[types.UID]bool{}}
 
 	factory := informers.NewSharedInformerFactory(cs, 0)

@@ -27,6 +27,7 @@ from lightkube.models.core_v1 import (
     PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource,
     PodTemplateSpec,
+    ResourceRequirements,
     ServicePort,
     ServiceSpec,
     Volume,
@@ -330,6 +331,19 @@ def test_on_failure_restarts_in_place_with_the_previous_log_and_the_termination_
     assert logs(client, "flaky", namespace) == ["attempt 3"]
     previous = cluster.kubectl("logs", "--previous", "-n", namespace, "flaky")
     assert previous.stdout.splitlines() == ["attempt 2"]
+
+
+def test_a_container_over_its_memory_limit_is_oom_killed(client: Client, namespace: str) -> None:
+    grab = "x = bytearray(256 * 1024 * 1024); print('allocated', len(x))"
+    limits = ResourceRequirements(limits={"memory": "64Mi", "cpu": "500m"})
+    client.create(
+        exec_pod("hog", container(["python3", "-c", grab], image=PYTHON, resources=limits)),
+        namespace=namespace,
+    )
+    done = helpers.wait_for(client, Pod, "hog", namespace, phase_is("Succeeded", "Failed"), timeout=60)
+    terminated = done.status.containerStatuses[0].state.terminated
+    assert (done.status.phase, terminated.reason, terminated.exitCode) == ("Failed", "OOMKilled", 137)
+    assert logs(client, "hog", namespace) == []
 
 
 def test_deleting_a_running_pod_delivers_sigterm(client: Client, namespace: str) -> None:

@@ -41,7 +41,8 @@ type Spec struct {
 	Hostname   string   `json:"hostname,omitempty"`
 	HostsFile  string   `json:"hostsFile,omitempty"`
 	Mounts     []Mount  `json:"mounts,omitempty"`
-	Expose     []string `json:"expose,omitempty"` // host paths the image provides, made reachable
+	Expose     []string `json:"expose,omitempty"`  // host paths the image provides, made reachable
+	Cgroups    []string `json:"cgroups,omitempty"` // cgroup.procs files to join (limits)
 	UID        *uint32  `json:"uid,omitempty"`
 	GID        *uint32  `json:"gid,omitempty"`
 	Groups     []uint32 `json:"groups,omitempty"`
@@ -68,6 +69,9 @@ func Main(specPath string, status *os.File) int {
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	spec, err := readSpec(specPath)
 	if err == nil {
+		err = joinCgroups(spec.Cgroups)
+	}
+	if err == nil {
 		err = prepare(spec)
 	}
 	var pid int
@@ -86,6 +90,17 @@ func Main(specPath string, status *os.File) int {
 	fmt.Fprintf(status, "ok %d\n", pid)
 	status.Close()
 	return supervise(pid, sigs)
+}
+
+// joinCgroups moves this process (and so the command it starts) into the
+// container's cgroups; "0" names the writer in any PID namespace.
+func joinCgroups(procs []string) error {
+	for _, f := range procs {
+		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", filepath.Dir(f), err)
+		}
+	}
+	return nil
 }
 
 func readSpec(path string) (*Spec, error) {
