@@ -31,6 +31,7 @@ const (
 	fatePrefix      = "fate.testcluster.dataworks.io/"
 	outcomeLabel    = fatePrefix + "outcome"
 	attemptKey      = fatePrefix + "attempt"
+	terminationKey  = fatePrefix + "termination-message"
 	completionIndex = "batch.kubernetes.io/job-completion-index"
 )
 
@@ -40,6 +41,7 @@ type fate struct {
 	Attempt  int
 	Lines    []string
 	Interval time.Duration
+	Message  string // the termination message its container leaves, placeholders filled
 }
 
 // decideFate is pure: the pod's annotations and its attempt number give its fate.
@@ -56,7 +58,11 @@ func decideFate(pod *corev1.Pod, attempt int) fate {
 	}
 	if sel, ok := a[fatePrefix+"fail-if-label"]; ok {
 		k, v, _ := strings.Cut(sel, "=")
-		failing = pod.Labels[k] == v
+		if _, hasAttempts := a[fatePrefix+"fail-attempts"]; hasAttempts {
+			failing = failing && pod.Labels[k] == v // those attempts of the labelled pods
+		} else {
+			failing = pod.Labels[k] == v
+		}
 	}
 	if idx := a[fatePrefix+"fail-indexes"]; idx != "" {
 		listed := false
@@ -77,12 +83,13 @@ func decideFate(pod *corev1.Pod, attempt int) fate {
 	case a[fatePrefix+"outcome"] == "run" || a[fatePrefix+"outcome"] == "succeed":
 		f.Outcome = a[fatePrefix+"outcome"]
 	}
+	r := strings.NewReplacer("{index}", index, "{attempt}", strconv.Itoa(attempt), "{pod}", pod.Name)
 	if logs, ok := a[fatePrefix+"logs"]; ok {
-		r := strings.NewReplacer("{index}", index, "{attempt}", strconv.Itoa(attempt), "{pod}", pod.Name)
 		for _, line := range strings.Split(strings.TrimRight(logs, "\n"), "\n") {
 			f.Lines = append(f.Lines, r.Replace(line))
 		}
 	}
+	f.Message = r.Replace(a[fatePrefix+"message"])
 	if d, err := time.ParseDuration(a[fatePrefix+"log-interval"]); err == nil {
 		f.Interval = d
 	}
@@ -184,7 +191,7 @@ func (k *fateKeeper) apply(ctx context.Context, pod *corev1.Pod, f fate) error {
 	time.Sleep(50 * time.Millisecond)
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 		"labels":      map[string]string{outcomeLabel: f.Outcome},
-		"annotations": map[string]string{attemptKey: strconv.Itoa(f.Attempt)},
+		"annotations": map[string]string{attemptKey: strconv.Itoa(f.Attempt), terminationKey: f.Message},
 	}})
 	if _, err := k.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("set outcome: %w", err)

@@ -47,6 +47,9 @@ func TestDecideFate(t *testing.T) {
 		{"explicit run", jobPod("", map[string]string{"outcome": "run"}), 1, "run"},
 		{"label selects failure", labelled(jobPod("", map[string]string{"fail-if-label": "try=1"}), "try", "1"), 1, "fail"},
 		{"other label value succeeds", labelled(jobPod("", map[string]string{"fail-if-label": "try=1"}), "try", "2"), 1, "succeed"},
+		{"labelled first attempt fails", labelled(jobPod("", map[string]string{"fail-if-label": "step=b", "fail-attempts": "1"}), "step", "b"), 1, "fail"},
+		{"labelled later attempt succeeds", labelled(jobPod("", map[string]string{"fail-if-label": "step=b", "fail-attempts": "1"}), "step", "b"), 2, "succeed"},
+		{"unlabelled first attempt succeeds", labelled(jobPod("", map[string]string{"fail-if-label": "step=b", "fail-attempts": "1"}), "step", "a"), 1, "succeed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -63,5 +66,15 @@ func TestDecideFateLogPlaceholders(t *testing.T) {
 	want := []string{"worker 4 try 2", "PROGRESS: 10.0%"}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("lines = %q, want %q", got, want)
+	}
+}
+
+func TestDecideFateMessagePlaceholders(t *testing.T) {
+	pod := jobPod("", map[string]string{"message": "rows from {pod} try {attempt}"})
+	if got, want := decideFate(pod, 2).Message, "rows from p try 2"; got != want {
+		t.Fatalf("message = %q, want %q", got, want)
+	}
+	if got := decideFate(jobPod("", nil), 1).Message; got != "" {
+		t.Fatalf("message = %q, want none", got)
 	}
 }

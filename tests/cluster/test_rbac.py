@@ -25,6 +25,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Secret, ServiceAccount
 
 from dataworks.kube.resources import Pipeline
+from tests.cluster import sequentialjobs as sqj
 from tests.cluster.conftest import Cluster, InPod, Operator
 from tests.cluster.pipelines import create, manifest, step
 from tests.cluster.test_notifications import Receiver
@@ -38,6 +39,8 @@ NOTIFY_ROLE, NOTIFY_BINDING = yaml.safe_load_all(
 NEEDS = {
     "pipelines": "reconciled",
     "pipelines/status": "reconciled",
+    "sequentialjobs": "sequence-reconciled",
+    "sequentialjobs/status": "sequence-reconciled",
     "jobs": "job-created",
     "configmaps": "configmap-created",
     "pods": "failure-reason",
@@ -120,7 +123,7 @@ def exercise(
     cluster: Cluster, namespace: str, login: Path | InPod, log: Path, timeout: float, *extra: str
 ) -> set[str]:
     """Run the operator as that identity (a kubeconfig, or a pod's ServiceAccount files) on a
-    pipeline that needs every rule; what worked."""
+    pipeline and a sequential job that need every rule; what worked."""
     receiver = Receiver()
     url = base64.b64encode(receiver.url.encode()).decode()
     secret = Secret(metadata=ObjectMeta(name="dataworks-notifications"), data={"url": url})
@@ -148,6 +151,7 @@ def exercise(
             namespace,
             manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})]),
         )
+        sqj.create(cluster.client, namespace, sqj.manifest("least-sequence", ["a"]))
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(seen) < len(set(NEEDS.values())):
@@ -156,6 +160,8 @@ def exercise(
             st = p.get("status") or {}
             if st.get("phase"):
                 seen.add("reconciled")
+            if sqj.status(c.get(sqj.SequentialJob, "least-sequence", namespace=namespace)).get("phase"):
+                seen.add("sequence-reconciled")
             if list(c.list(Job, namespace=namespace)):
                 seen.add("job-created")
             if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):

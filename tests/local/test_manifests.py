@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUPPORTED = ["1.32", "1.33", "1.34", "1.35", "1.36"]
 # Kinds whose schemas come from CRDs, not from Kubernetes itself: ours (checked below against
 # deploy/crds) and the Prometheus operator's (checked by promtool and by kustomize building them).
-CRD_KINDS = {"Pipeline", "ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"}
+CRD_KINDS = {"Pipeline", "SequentialJob", "ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"}
 
 
 def build(overlay: str) -> list[dict[str, Any]]:
@@ -56,12 +56,14 @@ def test_the_namespaced_role_grants_what_the_cluster_role_does() -> None:
 
 
 def test_examples_validate_against_the_crd() -> None:
-    crd = yaml.safe_load((ROOT / "deploy" / "crds" / "dataworks.io_pipelines.yaml").read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    found = 0
+    schemas = {}
+    for plural in ("pipelines", "sequentialjobs"):
+        crd = yaml.safe_load((ROOT / "deploy" / "crds" / f"dataworks.io_{plural}.yaml").read_text())
+        schemas[crd["spec"]["names"]["kind"]] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    found = {kind: 0 for kind in schemas}
     for path in sorted((ROOT / "examples").rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") == "Pipeline":
-                jsonschema.validate(doc, schema)
-                found += 1
-    assert found == 5
+            if doc and doc.get("kind") in schemas:
+                jsonschema.validate(doc, schemas[doc["kind"]])
+                found[doc["kind"]] += 1
+    assert found == {"Pipeline": 5, "SequentialJob": 1}

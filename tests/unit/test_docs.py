@@ -1,4 +1,4 @@
-"""Pipelines shown in the docs are valid for the operator's own validation."""
+"""Pipelines and SequentialJobs shown in the docs are valid for the operator's own validation."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import pytest
 import yaml
 
 from dataworks.core.pipelines import validation
+from dataworks.core.sequentialjobs import validation as sequence_validation
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def pipelines_in(path: Path) -> list[dict[str, object]]:
+def pipelines_in(path: Path, kind: str = "Pipeline") -> list[dict[str, object]]:
     blocks = re.findall(r"```yaml\n(.*?)```", path.read_text(), flags=re.S)
     docs = [d for b in blocks for d in yaml.safe_load_all(b)]
-    return [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pipeline"]
+    return [d for d in docs if isinstance(d, dict) and d.get("kind") == kind]
 
 
 @pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
@@ -25,3 +26,18 @@ def test_documented_pipelines_validate(doc: Path) -> None:
         validated, errors = validation.validate_raw(obj["spec"])  # type: ignore[arg-type]
         assert errors == [], [str(e) for e in errors]
         assert validated is not None
+
+
+def test_documented_sequential_jobs_validate() -> None:
+    found = pipelines_in(DOCS / "sequentialjob.md", "SequentialJob")
+    assert len(found) == 2
+    for obj in found:
+        validated, errors = sequence_validation.validate_document(obj)
+        assert errors == [], [str(e) for e in errors]
+        assert validated is not None
+
+
+def test_the_documented_seed_example_is_the_example_a_test_runs() -> None:
+    example = DOCS.parent / "examples" / "sequentialjob" / "data-processing-pipeline.yaml"
+    documented = pipelines_in(DOCS / "sequentialjob.md", "SequentialJob")[0]
+    assert documented == yaml.safe_load(example.read_text())

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from dataworks.api import kinds, pipeline
+from dataworks.api import kinds, pipeline, sequentialjob
 from dataworks.api.meta import KindInfo
 
 _DROP = {"title", "default"}
@@ -56,8 +56,11 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             out["additionalProperties"] = extra
         else:
             out["x-kubernetes-preserve-unknown-fields"] = True
-    elif "additionalProperties" in out and out["additionalProperties"] is False:
+    elif out.get("additionalProperties") is False:
         out.pop("additionalProperties")
+    elif out.get("additionalProperties") is True:  # a model with extra="allow": known fields, and more
+        out.pop("additionalProperties")
+        out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "array" and isinstance(out.get("items"), dict) and not out["items"]:
         out["items"] = {"x-kubernetes-preserve-unknown-fields": True}
     return out
@@ -107,8 +110,20 @@ def _step_cost_bounds(spec: dict[str, Any]) -> None:
     steps["items"]["properties"]["dependsOn"]["items"]["maxLength"] = pipeline.MAX_STEP_NAME
 
 
+def _sequence_lists(spec: dict[str, Any]) -> None:
+    """Unique container, step-policy and volume names: list-maps keyed by name."""
+    volumes = spec["properties"]["template"]["properties"]["spec"]["properties"]["volumes"]
+    for listed in (spec["properties"]["containers"], spec["properties"]["steps"], volumes):
+        listed["x-kubernetes-list-type"] = "map"
+        listed["x-kubernetes-list-map-keys"] = ["name"]
+        listed["items"].setdefault("required", ["name"])
+
+
 # Schema adjustments a model cannot express, per kind.
-_SPEC_HOOKS: dict[str, Callable[[dict[str, Any]], None]] = {pipeline.KIND: _step_cost_bounds}
+_SPEC_HOOKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    pipeline.KIND: _step_cost_bounds,
+    sequentialjob.KIND: _sequence_lists,
+}
 
 
 def crd(info: KindInfo) -> dict[str, Any]:
@@ -129,6 +144,9 @@ def crd(info: KindInfo) -> dict[str, Any]:
         },
         "required": ["spec"],
     }
+    rules = info.root.__dict__.get("crd_rules")
+    if rules:  # rules across metadata and spec (only metadata.name is visible to CEL there)
+        root["x-kubernetes-validations"] = list(rules)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

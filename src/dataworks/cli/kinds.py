@@ -3,15 +3,18 @@
 `resolve` accepts what kubectl accepts for a kind (Kind, singular, plural,
 short name, any case) and names the known kinds when it cannot. `split_ref`
 reads `KIND/NAME`. `ACTIONS` declares the action verbs of each kind as spec
-patches; the parser and shell completion are generated from it.
+patches; the parser and shell completion are generated from it. `RETRIES`
+says which kinds `retry` knows (a `spec.retry: {id, step}` patch, applied once
+per id) and which of an object's steps a request would re-run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dataworks.api import kinds
+from dataworks.api import kinds, sequentialjob
 from dataworks.api import pipeline as api
 from dataworks.api.meta import KindInfo
 
@@ -34,6 +37,54 @@ ACTIONS: dict[str, tuple[Action, ...]] = {
         ),
         Action("resume", {"suspend": False}, "resumed", "resume a suspended pipeline"),
     ),
+    sequentialjob.KIND: (
+        Action(
+            "suspend", {"suspend": True}, "suspended", "pause: no step starts, the running Job is suspended"
+        ),
+        Action("resume", {"suspend": False}, "resumed", "resume a suspended sequential job"),
+    ),
+}
+
+
+class CannotRetry(ValueError):
+    """The object has nothing a retry request would re-run; the message says why."""
+
+
+def _pipeline_rerun(status: dict[str, Any], step: str | None) -> list[str]:
+    if step:
+        return [step]
+    redo = {"Failed", "Skipped", "Cancelled"}
+    rerun = [s["name"] for s in status.get("stepStatuses") or [] if s.get("phase") in redo]
+    if not rerun:
+        raise CannotRetry("has no failed, skipped or cancelled step to retry")
+    return rerun
+
+
+def _sequence_rerun(status: dict[str, Any], step: str | None) -> list[str]:
+    """From the named step, or the first that did not complete, to the end; only once finished."""
+    if status.get("phase") not in sequentialjob.TERMINAL_PHASES:
+        raise CannotRetry("has not finished; a re-run can be requested once it has")
+    steps = status.get("steps") or []
+    names = [s["name"] for s in steps]
+    if step:
+        return names[names.index(step) :]
+    start = next((i for i, s in enumerate(steps) if s.get("phase") != "Completed"), None)
+    if start is None:
+        raise CannotRetry("completed every step; name one with --step to re-run from it")
+    return names[start:]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How `retry` reads a kind's objects: where their steps are, and what a request re-runs."""
+
+    steps_field: str  # the status list of the object's steps
+    rerun: Callable[[dict[str, Any], str | None], list[str]]  # (status, --step) -> steps to re-run
+
+
+RETRIES: dict[str, Retry] = {
+    api.KIND: Retry("stepStatuses", _pipeline_rerun),
+    sequentialjob.KIND: Retry("steps", _sequence_rerun),
 }
 
 

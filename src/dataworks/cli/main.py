@@ -200,27 +200,32 @@ def cmd_retry(args: argparse.Namespace) -> int:
         from dataworks.cli import local
 
         return local.retry_local(args)
+    from dataworks.cli import kinds
+
+    info, name = ref(args.name)
+    retry = kinds.RETRIES.get(info.kind)
+    if retry is None:
+        fail(f"{info.plural} have no retry")
     cluster = Cluster(args)
-    p = cluster.get(args.name)
-    statuses = (p.get("status") or {}).get("stepStatuses") or []
-    names = {s["name"] for s in statuses}
+    status = cluster.get(name, info).get("status") or {}
+    names = {s["name"] for s in status.get(retry.steps_field) or []}
     if args.step and args.step not in names:
         close = difflib.get_close_matches(args.step, sorted(names), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else f"its steps: {', '.join(sorted(names)[:10])}"
-        fail(f'pipeline {args.name} has no step "{args.step}"; {hint}')
+        fail(f'{info.singular} {name} has no step "{args.step}"; {hint}')
+    try:
+        rerun = retry.rerun(status, args.step)
+    except kinds.CannotRetry as e:
+        fail(f"{info.singular} {name} {e}")
     request: dict[str, Any] = {"id": f"r-{secrets.token_hex(4)}"}
     if args.step:
         request["step"] = args.step
-        rerun = [args.step]
-    else:
-        rerun = [s["name"] for s in statuses if s.get("phase") in {"Failed", "Skipped", "Cancelled"}]
-        if not rerun:
-            fail(f"pipeline {args.name} has no failed, skipped or cancelled step to retry")
-    cluster.patch_spec(args.name, {"retry": request})
+    cluster.patch_spec(name, {"retry": request}, info)
+    what = f"{info.singular}.{info.group}/{name} retry {request['id']} requested"
     emit(
         args,
-        f"pipeline.dataworks.io/{args.name} retry {request['id']} requested; will re-run: {', '.join(rerun)}",
-        {"name": args.name, "namespace": cluster.namespace, "retryId": request["id"], "rerun": rerun},
+        f"{what}; will re-run: {', '.join(rerun)}",
+        {"name": name, "namespace": cluster.namespace, "retryId": request["id"], "rerun": rerun},
     )
     return EXIT_OK
 
@@ -422,10 +427,13 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     retry = sub.add_parser(
         "retry",
         parents=[common, local, output],
-        help="re-run failed, skipped and cancelled steps, or one step",
+        help="re-run a pipeline's failed, skipped and cancelled steps (or one step), "
+        "or a sequential job from a step",
     )
-    retry.add_argument("name")
-    retry.add_argument("--step", help="re-run only this step")
+    retry.add_argument("name", help="NAME (a pipeline) or KIND/NAME, e.g. sqj/nightly")
+    retry.add_argument(
+        "--step", help="a pipeline: re-run only this step; a sequential job: re-run from this step"
+    )
     retry.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
     retry.set_defaults(fn=cmd_retry)
 

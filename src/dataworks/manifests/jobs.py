@@ -19,6 +19,7 @@ from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP, LABEL_STEP_TYPE
 from dataworks.core.kit.quantities import parse_quantity
 from dataworks.core.pipelines.planning import Launch
 from dataworks.core.pipelines.steps import StepDef
+from dataworks.manifests import pods
 from dataworks.manifests.owner import Owner
 
 __all__ = ["Owner", "step_job", "steps_config_map"]
@@ -29,20 +30,7 @@ COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-ind
 
 
 def _security() -> tuple[dict[str, Any], dict[str, Any]]:
-    pod = {
-        "runAsNonRoot": True,
-        "runAsUser": 65532,
-        "runAsGroup": 65532,
-        "fsGroup": 65532,  # mounted Secrets (connections) are readable by the worker's group only
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    container = {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "runAsNonRoot": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    return pod, container
+    return pods.restricted_pod(), pods.restricted_container()
 
 
 def _resources(step: StepDef, config: PipelinesConfig) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""The `dataworks-operator` command: kopf wiring for the Pipeline controller (I/O layer).
+"""The `dataworks-operator` command: kopf wiring for its controllers (I/O layer).
 
+The controllers are Pipeline and SequentialJob (`--controllers` picks some).
 Handlers are registered on an explicit registry here, not at import time.
-Every Pipeline event and every event of a Job labelled with a pipeline
-triggers a reconcile of that pipeline; a periodic resync is only a safety net.
+Every event of an object and every event of a Job labelled with its owner
+triggers a reconcile of that object; a periodic resync is only a safety net.
 No finalizers are used, so deleting a Pipeline never waits for the operator.
 """
 
@@ -28,6 +29,7 @@ from dataworks.api.config import OperatorConfig
 from dataworks.api.meta import KindInfo
 from dataworks.controllers.base import Controller
 from dataworks.controllers.pipelines import PipelineController
+from dataworks.controllers.sequentialjobs import SequentialJobController
 from dataworks.core.kit import backoffs
 from dataworks.kube import clients, resources
 from dataworks.observability import serving
@@ -123,8 +125,13 @@ def _pipelines(config: OperatorConfig, metrics: Metrics, notifier: Notifier | No
     return PipelineController(config, metrics=metrics, notifier=notifier)
 
 
+def _sequentialjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
+    return SequentialJobController()
+
+
 CONTROLLERS: dict[str, Callable[[OperatorConfig, Metrics, Notifier | None], Controller]] = {
-    "pipelines": _pipelines
+    "pipelines": _pipelines,
+    "sequentialjobs": _sequentialjobs,
 }
 
 
@@ -265,7 +272,7 @@ async def _become_ready(rt: Runtime, health: serving.Health, scope: list[str]) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="dataworks-operator", description="Runs the dataworks Pipeline operator."
+        prog="dataworks-operator", description="Runs the dataworks operator (Pipelines, SequentialJobs)."
     )
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"

@@ -30,3 +30,8 @@ def test_schema_is_structural() -> None:
     assert steps["items"]["properties"]["config"]["x-kubernetes-preserve-unknown-fields"] is True
     assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Steps", "Duration", "Age"]
     assert crd["spec"]["names"]["shortNames"] == ["pl"]
+
+
+def test_the_crd_kustomization_lists_every_crd() -> None:
+    listed = yaml.safe_load((CRDS / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(crdgen.render_all())

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 from dataworks.api import pipeline as api
+from dataworks.api import sequentialjob
 from dataworks.cli import formatting, kinds
 from tests.builders import widgets
+
+SEQ = [
+    {"name": "a", "phase": "Completed"},
+    {"name": "b", "phase": "Failed"},
+    {"name": "c", "phase": "Skipped"},
+]
+DONE = [{"name": n, "phase": "Completed"} for n in "abc"]
 
 
 @pytest.mark.parametrize(
@@ -21,9 +30,16 @@ def test_every_kubectl_spelling_resolves(spelling: str) -> None:
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(
-        kinds.UnknownKind, match=r'no dataworks resource type "pipes"; known types: pipelines \(pl\)'
+        kinds.UnknownKind,
+        match=r'no dataworks resource type "pipes"; known types: pipelines \(pl\), sequentialjobs \(sqj\)$',
     ):
         kinds.resolve("pipes")
+
+
+@pytest.mark.parametrize("spelling", ["SequentialJob", "sequentialjobs", "sqj", "SQJ"])
+def test_sequential_jobs_resolve(spelling: str) -> None:
+    assert kinds.resolve(spelling) is sequentialjob.INFO
+    assert kinds.split_ref(f"{spelling}/nightly") == (sequentialjob.INFO, "nightly")
 
 
 def test_a_registered_test_kind_resolves_and_refs_split() -> None:
@@ -39,7 +55,49 @@ def test_action_verbs_come_from_the_table() -> None:
     assert cancel is not None
     assert cancel.patch == {"shutdown": "Terminate"}
     assert kinds.action("Widget", "cancel") is None
-    assert kinds.help_of("suspend").endswith("(Pipeline)")
+    assert kinds.help_of("suspend").endswith("(Pipeline, SequentialJob)")
+    assert kinds.help_of("cancel").endswith("(Pipeline)")
+    for verb, spec in (("suspend", {"suspend": True}), ("resume", {"suspend": False})):
+        act = kinds.action("SequentialJob", verb)
+        assert act is not None
+        assert act.patch == spec
+    assert kinds.action("SequentialJob", "cancel") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "step", "rerun"),
+    [
+        pytest.param({"phase": "Failed", "steps": SEQ}, None, ["b", "c"], id="from-the-failed-step"),
+        pytest.param({"phase": "Failed", "steps": SEQ}, "a", ["a", "b", "c"], id="from-a-named-step"),
+        pytest.param({"phase": "Completed", "steps": DONE}, "c", ["c"], id="named-last"),
+    ],
+)
+def test_what_a_sequence_retry_reruns(status: dict[str, Any], step: str | None, rerun: list[str]) -> None:
+    assert kinds.RETRIES["SequentialJob"].rerun(status, step) == rerun
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        pytest.param({"phase": "Running", "steps": SEQ}, "has not finished", id="running"),
+        pytest.param({"phase": "Completed", "steps": DONE}, "completed every step", id="nothing-to-rerun"),
+    ],
+)
+def test_a_sequence_retry_that_would_do_nothing_is_refused(status: dict[str, Any], message: str) -> None:
+    with pytest.raises(kinds.CannotRetry, match=message):
+        kinds.RETRIES["SequentialJob"].rerun(status, None)
+
+
+def test_pipeline_retries_are_unchanged() -> None:
+    retry = kinds.RETRIES["Pipeline"]
+    status = {"stepStatuses": [{"name": "a", "phase": "Completed"}, {"name": "b", "phase": "Failed"}]}
+    assert (retry.steps_field, retry.rerun(status, None), retry.rerun(status, "a")) == (
+        "stepStatuses",
+        ["b"],
+        ["a"],
+    )
+    with pytest.raises(kinds.CannotRetry, match="no failed, skipped or cancelled step"):
+        retry.rerun({"stepStatuses": [{"name": "a", "phase": "Completed"}]}, None)
 
 
 def test_get_renders_printer_columns_of_any_kind() -> None:

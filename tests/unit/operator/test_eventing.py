@@ -50,3 +50,29 @@ def test_the_name_is_a_dns_subdomain_of_at_most_253_characters(name: str) -> Non
     got = eventing.event_name(manifests.Owner(api.INFO, name, "ns", "u"), EVENT, AT, 0)
     assert len(got) <= 253
     assert DNS_SUBDOMAIN.fullmatch(got), got
+
+
+class Recorder:
+    """An API client that records the Events it is asked to create."""
+
+    def __init__(self) -> None:
+        self.created: list[object] = []
+
+    async def create(self, obj: object) -> object:
+        self.created.append(obj)
+        return obj
+
+
+async def test_events_keep_their_queue_order_to_the_microsecond() -> None:
+    client = Recorder()
+    sender = eventing.EventSender(client)  # type: ignore[arg-type]
+    reasons = [f"R{i}" for i in range(20)]
+    for reason in reasons:  # queued in one instant, posted by several senders at once
+        await sender.send(OWNER, planning.Event("Normal", reason, "m"))
+    await sender.stop()
+    events = client.created
+    assert len(events) == len(reasons)
+    by_time = sorted(events, key=lambda e: e.eventTime)  # type: ignore[attr-defined]
+    assert [e.reason for e in by_time] == reasons  # type: ignore[attr-defined]
+    assert len({e.eventTime for e in events}) == len(events)  # type: ignore[attr-defined]
+    assert {e.action for e in events} == {"Reconcile"}  # type: ignore[attr-defined]

@@ -3,9 +3,9 @@
 As client-go's EventBroadcaster does, a reconcile only queues its Events, and
 a few sender tasks post them. A reconcile then ends after its Job and status
 writes, and the next step of another pipeline does not wait behind Events.
-Each Event keeps the time it was queued, so their order survives concurrent
-posting. A full queue slows the reconciles that add to it (nothing is dropped
-for speed).
+Each Event keeps the time it was queued as its eventTime (microseconds,
+strictly increasing), so their order survives concurrent posting. A full
+queue slows the reconciles that add to it (nothing is dropped for speed).
 
 An Event's name is fixed when it is queued (its pipeline's name and a hash of
 the pipeline's uid, reason, message, queue time and a sequence number), so a
@@ -26,7 +26,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx2
 from lightkube import ApiError, AsyncClient
@@ -44,6 +44,7 @@ QUEUE_SIZE = 1000  # client-go's broadcaster buffers as many
 SENDERS = 4  # one sender, at one round trip per Event, fell behind 200 pipelines at once
 STOP_GRACE = 5.0  # seconds to post what is queued when the operator stops
 MAX_NAME = 253  # an Event's name is a DNS subdomain
+ACTION = "Reconcile"  # what the operator was doing; an Event with an eventTime must say
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class EventSender:
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._sequence = itertools.count()
+        self._last = datetime.min.replace(tzinfo=UTC)
 
     def start(self, senders: int = SENDERS) -> None:
         loop = asyncio.get_running_loop()
@@ -83,7 +85,7 @@ class EventSender:
         """Queue an Event on `owner`; waits only while the queue is full."""
         if not self._tasks:
             self.start()
-        at = datetime.now(UTC)
+        at = self._last = max(datetime.now(UTC), self._last + timedelta(microseconds=1))
         await self._queue.put(_Queued(owner, event, at, event_name(owner, event, at, next(self._sequence))))
 
     async def flush(self) -> None:
@@ -143,6 +145,8 @@ class EventSender:
                 reportingInstance=COMPONENT,
                 firstTimestamp=item.at,
                 lastTimestamp=item.at,
+                eventTime=item.at,  # to the microsecond: the order Events were queued in
+                action=ACTION,
                 count=1,
             )
         )

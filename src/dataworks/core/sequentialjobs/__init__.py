@@ -1,0 +1,1 @@
+"""The SequentialJob kind's policy (pure layer): one decision per module, ordered by `planning`."""
