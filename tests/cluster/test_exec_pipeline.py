@@ -26,7 +26,7 @@ from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import create, manifest, step_phases, wait_phase
 from tests.local import services
 
-WORKER_IMAGE = OperatorConfig().worker_image
+WORKER_IMAGE = OperatorConfig().pipelines.worker_image
 VENV_BIN = str(Path(sys.executable).parent)
 
 
@@ -59,7 +59,7 @@ def worker_runs_for_real(client: Client) -> Iterator[None]:
 def store_operator(cluster: Cluster, operator: Operator, tmp_path: Path) -> Iterator[Operator]:
     """The operator with a file artifact store on a claim; the session's operator is paused."""
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"artifactStoreClaim": "store"}))
+    config.write_text(yaml.safe_dump({"pipelines": {"artifactStoreClaim": "store"}}))
     operator.stop()
     own = Operator(cluster.kubeconfig, tmp_path / "operator.log", "--config", str(config))
     own.start()
