@@ -339,7 +339,7 @@ func (p *execPod) volumes() (map[string]string, bool) {
 			p.publish()
 			told = msg
 		}
-		if !p.sleep(time.Second) {
+		if !p.sleep(250 * time.Millisecond) { // a new namespace's kube-root-ca.crt comes a moment later
 			return nil, false
 		}
 	}

@@ -62,7 +62,8 @@ def installed(cluster: Cluster, operator: Operator) -> Iterator[None]:
         for kind in (ClusterRoleBinding, ClusterRole):
             for obj in client.list(kind, labels={"app.kubernetes.io/name": "dataworks-operator"}):
                 client.delete(kind, obj.metadata.name)
-        client.delete(Namespace, SYSTEM)
+        if any(ns.metadata.name == SYSTEM for ns in client.list(Namespace)):
+            client.delete(Namespace, SYSTEM)
         deadline = time.monotonic() + 90  # the next test may install it again
         while (
             any(ns.metadata.name == SYSTEM for ns in client.list(Namespace)) and time.monotonic() < deadline
@@ -78,6 +79,7 @@ def test_the_shipped_deployment_runs_the_operator_which_completes_a_pipeline(
     # Exec pods share the host's ports, and the operator serves /healthz on 0.0.0.0:8080 as
     # shipped: another process holding 8080 (another harness running this test) would take it.
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
         try:
             s.bind(("0.0.0.0", 8080))
         except OSError as e:
