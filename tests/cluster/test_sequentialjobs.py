@@ -376,3 +376,22 @@ def test_the_documented_examples_run(client: Client, namespace: str) -> None:
     for obj in others:
         st = wait_phase(client, namespace, obj["metadata"]["name"], "Completed")
         assert st["progress"]["step"] == f"{len(obj['spec']['containers'])}/{len(obj['spec']['containers'])}"
+
+
+def test_dataworks_runs_and_lists_sequential_jobs(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(manifest("two", ["a", "b"])))
+    out = ctl(cluster, namespace, "run", "-f", str(path), "--name", "nightly", "--wait")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "sequentialjob.dataworks.io/nightly created",
+        "sequentialjob nightly: Completed",
+    ]
+    table = ctl(cluster, namespace, "get", "sqj").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STEP", "STATUS", "AGE"]
+    assert table[1].split()[:3] == ["nightly", "2/2", "Completed"]
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(yaml.safe_dump(manifest("failing", ["a"], fate={"outcome": "fail"})))
+    out = ctl(cluster, namespace, "run", "-f", str(failing), "--wait")
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.splitlines()[-1].endswith(": Failed")

@@ -148,8 +148,20 @@ def emit(args: argparse.Namespace, text: str, data: Any) -> None:
         print(text)
 
 
-def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
-    """The Pipelines in a file (or stdin), with `--param` values filled in."""
+def load_pipelines(
+    path: str, param_pairs: list[str] | None = None, docs: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The Pipelines in a file (or stdin), with `--param` values filled in (or among `docs`,
+    the file's documents already read)."""
+    docs = load_documents(path, param_pairs) if docs is None else docs
+    pipelines = [d for d in docs if d.get("kind") == "Pipeline"]
+    if not pipelines:
+        fail(f"{path} holds no Pipeline (kind: Pipeline, apiVersion: dataworks.io/v1)")
+    return pipelines
+
+
+def load_documents(path: str, param_pairs: list[str] | None = None) -> list[dict[str, Any]]:
+    """The YAML documents (objects) in a file (or stdin), with `--param` values filled in."""
     from dataworks.core.kit import params
 
     try:
@@ -164,10 +176,7 @@ def load_pipelines(path: str, param_pairs: list[str] | None = None) -> list[dict
         fail(f"{path} is not valid YAML: {e}")
     if missing:
         fail(f"{path}: no value for {', '.join(missing)}; pass --param {missing[0]}=VALUE")
-    pipelines = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pipeline"]
-    if not pipelines:
-        fail(f"{path} holds no Pipeline (kind: Pipeline, apiVersion: dataworks.io/v1)")
-    return pipelines
+    return [d for d in docs if isinstance(d, dict)]
 
 
 def validate_or_fail(obj: dict[str, Any], path: str) -> Any:

@@ -332,3 +332,32 @@ def resources_table(
         cells.append(elapsed(meta.get("creationTimestamp"), None, now))
         table.add_row(*cells)
     return table
+
+
+def sequence_detail(obj: dict[str, Any], now: datetime) -> list[Text]:
+    """The steps of one SequentialJob, in order, with icons, runs, durations and outputs."""
+    meta, st = obj.get("metadata") or {}, obj.get("status") or {}
+    containers = [c["name"] for c in (obj.get("spec") or {}).get("containers") or []]
+    steps = st.get("steps") or [{"name": n, "phase": "Waiting"} for n in containers]
+    progress = st.get("progress") or {}
+    lines = [
+        Text(f"SequentialJob: {meta.get('name', '')}"),
+        Text("Phase: ").append(phase_text(st.get("phase") or "Pending")),
+        Text(f"Step: {progress.get('step') or f'0/{len(steps)}'}"),
+    ]
+    if st.get("message"):
+        lines.append(Text(f"Message: {st['message']}"))
+    lines.append(Text(""))
+    for s in steps:
+        phase = s.get("phase", "Waiting")
+        took = elapsed(s.get("startTime"), s.get("completionTime"), now)
+        detail = {
+            "Completed": f"completed in {took}",
+            "Running": f"running for {took}",
+            "Waiting": "waiting",
+        }.get(phase, s.get("message") or phase.lower())
+        attempt = f" (run {s['attempt']})" if s.get("attempt", 1) > 1 else ""
+        lines.append(Text(f"{STEP_ICONS.get(phase, '•')} {s['name']}{attempt} ({detail})"))
+        if s.get("output"):
+            lines.append(Text(f"    output: {s['output'].splitlines()[0] if s['output'].strip() else ''}"))
+    return lines

@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 from rich.live import Live
 
+from dataworks.api import kinds
 from dataworks.api import pipeline as api
 from dataworks.cli import formatting
 from dataworks.cli.context import (
@@ -70,9 +71,9 @@ def _console() -> Console:
     return con
 
 
-def run_local(args: argparse.Namespace) -> int:
+def run_local(args: argparse.Namespace, read: list[dict[str, Any]] | None = None) -> int:
     path = args.file
-    docs = load_pipelines(path, args.param)
+    docs = load_pipelines(path, args.param, read)
     if len(docs) > 1:
         fail(f"{path} holds {len(docs)} Pipelines; --local runs one file with one Pipeline")
     obj = docs[0]
@@ -150,8 +151,13 @@ def status_local(args: argparse.Namespace) -> int:
     console = _console()
     now = datetime.now(UTC)
     if args.name is None and args.output == "table":
-        items = [r.as_object() for r in runs.list_runs(runs.workdir(args.workdir))]
+        found = runs.list_runs(runs.workdir(args.workdir))
+        items = [r.as_object() for r in found if r.kind() == api.KIND]
         console.print(formatting.pipelines_table(items, now))
+        others = [(kinds.default().by_kind(r.kind()), r.as_object()) for r in found if r.kind() != api.KIND]
+        if others:  # runs of other kinds (SequentialJobs), with their printer columns
+            console.print("")
+            console.print(formatting.resources_table(others, now, with_kind=True))
         return EXIT_OK
     obj = _find(args, args.name).as_object()
     if args.output == "json":
@@ -186,7 +192,8 @@ def logs_local(args: argparse.Namespace) -> int:
                 print(prefix + line)
 
     show()
-    while args.follow and run.status().phase not in api.TERMINAL_PHASES:
+    info = kinds.default().by_kind(run.kind())
+    while args.follow and not info.is_terminal(run.raw_status().get("phase")):
         time.sleep(0.5)
         files = run.logs(args.step) if args.worker is None else files
         for f in files:

@@ -28,6 +28,7 @@ from dataworks.cli.context import (
     console,
     emit,
     fail,
+    load_documents,
     load_pipelines,
     validate_or_fail,
 )
@@ -39,17 +40,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.file = args.file or args.file_flag
     if not args.file:
         fail("which pipeline? dataworks run [--local] FILE (or -f FILE)")
+    docs = load_documents(args.file, args.param)  # once: the file may be stdin
+    if any(d.get("kind") == "SequentialJob" for d in docs):
+        from dataworks.cli import sequences
+
+        return sequences.run(args, docs)
     if args.local:
         from dataworks.cli import local
 
-        return local.run_local(args)
+        return local.run_local(args, docs)
     from lightkube import codecs
 
     from dataworks.kube.resources import Pipeline
 
     assert Pipeline is not None  # importing it registers the kind with codecs.from_dict
 
-    pipelines = load_pipelines(args.file, args.param)
+    pipelines = load_pipelines(args.file, args.param, docs)
     checked = [(p, validate_or_fail(p, args.file)) for p in pipelines]
     if args.dry_run:
         return dry_run(checked, args)
@@ -135,8 +141,10 @@ def wait_for_end(cluster: Cluster, name: str) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.local:
-        from dataworks.cli import local
+        from dataworks.cli import local, sequences
 
+        if args.name and sequences.is_local_sequence(args):
+            return sequences.status_local(args)
         return local.status_local(args)
     from dataworks.cli import formatting
 
@@ -197,8 +205,10 @@ def cmd_action(verb: str) -> Any:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     if args.local:
-        from dataworks.cli import local
+        from dataworks.cli import local, sequences
 
+        if sequences.is_local_sequence(args):
+            return sequences.retry_local(args)
         return local.retry_local(args)
     from dataworks.cli import kinds
 

@@ -4,8 +4,9 @@ The local executor hands it the very Job, ConfigMap, Service and PVC dicts the
 operator would create, and it plays the parts of the cluster that run them:
 
 - a ConfigMap becomes files in a directory of the run, and a container's
-  `mountPath` maps to that directory (paths in its command, args and env are
-  rewritten to it, since a process cannot mount at /etc without privileges);
+  `mountPath` maps to that directory (paths in its command, args and env, alone
+  or as an option's value, `--source=/data/raw`, are rewritten to it, since a
+  process cannot mount at /etc without privileges);
 - a PersistentVolumeClaim becomes a directory of the run, shared by every pod
   that mounts it; an emptyDir a fresh directory per pod;
 - a headless Service's names resolve to 127.0.0.1 (`hosts`);
@@ -125,7 +126,15 @@ def mounts(
 
 
 def translate(value: str, where: dict[str, Path]) -> str:
-    """A path inside the pod as the path on this machine (the longest matching mountPath)."""
+    """A path inside the pod as the path on this machine (the longest matching mountPath), alone
+    or as the value of an option (`--source=/data/raw`)."""
+    option, sep, rest = value.partition("=")
+    if sep and option.startswith("-") and rest.startswith("/"):
+        return f"{option}={_translate_path(rest, where)}"
+    return _translate_path(value, where)
+
+
+def _translate_path(value: str, where: dict[str, Path]) -> str:
     for path in sorted(where, key=len, reverse=True):
         if value == path or value.startswith(path.rstrip("/") + "/"):
             return str(where[path]) + value[len(path.rstrip("/")) :]

@@ -1,11 +1,13 @@
 """Local run directories (edge layer): where a local run keeps its spec, status, logs and data.
 
 <workdir>/runs/<run>/
-    pipeline.json     the Pipeline as run (metadata and spec, params applied)
-    status.json       the PipelineStatus, written after every change
+    pipeline.json     the resource as run (a Pipeline or a SequentialJob: metadata and spec,
+                      params applied)
+    status.json       its status, written after every change
     steps/<step>.json the step definitions the workers read (the ConfigMap's files)
     manifests/        every Job and ConfigMap as the operator would create it
     pods/<job>/       the emptyDir volumes of a Job's pods
+    claims/<claim>/   a PersistentVolumeClaim: a folder every step that mounts it shares
     logs/<step>/attempt-<a>/worker-<i>.log   (retries of a worker append to its file)
     store/            the artifact store (file://)
 """
@@ -60,6 +62,18 @@ class RunDir:
     def save_pipeline(self, obj: dict[str, Any]) -> None:
         _write(self.path / "pipeline.json", obj)
 
+    def kind(self) -> str:
+        """The kind of the resource this run runs."""
+        return str(self.pipeline().get("kind") or api.KIND)
+
+    def raw_status(self) -> dict[str, Any]:
+        """The status as saved, for a run of any kind."""
+        path = self.path / "status.json"
+        return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+    def save_raw_status(self, status: dict[str, Any]) -> None:
+        _write(self.path / "status.json", status)
+
     def status(self) -> api.PipelineStatus:
         path = self.path / "status.json"
         if not path.is_file():
@@ -70,9 +84,12 @@ class RunDir:
         _write(self.path / "status.json", status.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     def as_object(self) -> dict[str, Any]:
-        """The run as a Pipeline object, so the cluster's formatting renders it too."""
+        """The run as the object it runs (a Pipeline, ...), so the cluster's formatting renders it too."""
         obj = self.pipeline()
-        obj["status"] = self.status().model_dump(mode="json", by_alias=True, exclude_none=True)
+        if self.kind() == api.KIND:
+            obj["status"] = self.status().model_dump(mode="json", by_alias=True, exclude_none=True)
+        else:
+            obj["status"] = self.raw_status()
         return obj
 
 

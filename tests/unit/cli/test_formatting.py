@@ -147,3 +147,38 @@ def test_why_a_pod_of_a_running_step_waits() -> None:
         "ContainerCreating (if it lasts: a Secret or volume it mounts may be missing"
     )
     assert formatting.pod_waiting(pod("Pending")) == "pending"
+
+
+def test_sequence_detail() -> None:
+    obj = {
+        "metadata": {"name": "nightly"},
+        "spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]},
+        "status": {
+            "phase": "Failed",
+            "message": "job 1 (b) failed: Error",
+            "progress": {"step": "2/3"},
+            "steps": [
+                {
+                    "name": "a",
+                    "phase": "Completed",
+                    "startTime": "2026-01-01T00:00:00Z",
+                    "completionTime": "2026-01-01T00:00:05Z",
+                    "output": "rows=3\nmore",
+                },
+                {"name": "b", "phase": "Failed", "attempt": 2, "message": "boom"},
+                {"name": "c", "phase": "Skipped", "message": "skipped: job 1 (b) failed"},
+            ],
+        },
+    }
+    lines = [str(t) for t in formatting.sequence_detail(obj, datetime(2026, 1, 1, tzinfo=UTC))]
+    assert lines == [
+        "SequentialJob: nightly",
+        "Phase: Failed",
+        "Step: 2/3",
+        "Message: job 1 (b) failed: Error",
+        "",
+        "✅ a (completed in 5s)",
+        "    output: rows=3",
+        "❌ b (run 2) (boom)",
+        "⏭ c (skipped: job 1 (b) failed)",
+    ]

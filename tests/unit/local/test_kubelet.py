@@ -32,6 +32,9 @@ def test_expand(text: str, env: dict[str, str], out: str) -> None:
         pytest.param("/etc/dataworks/stepsx/a", "/etc/dataworks/stepsx/a", id="a-sibling-is-not-under-it"),
         pytest.param("/etc/dataworks/steps/deep/b", "/run/deep-mount/b", id="the-longest-mount-wins"),
         pytest.param("relative/a", "relative/a", id="not-a-mount"),
+        pytest.param("--in=/etc/dataworks/steps/a.json", "--in=/run/steps/a.json", id="an-option-value"),
+        pytest.param("--in=/elsewhere/a", "--in=/elsewhere/a", id="an-option-value-not-a-mount"),
+        pytest.param("x=/etc/dataworks/steps/a", "x=/etc/dataworks/steps/a", id="not-an-option"),
     ],
 )
 def test_translate(value: str, out: str) -> None:
