@@ -210,7 +210,7 @@ func (p *execPod) logPath(container string) string {
 }
 
 // run is the pod's whole life; it returns when no container will run again.
-func (p *execPod) run(_ context.Context) {
+func (p *execPod) run() {
 	defer close(p.done)
 	k := p.k
 	pod := p.current()
