@@ -174,6 +174,12 @@ func (k *execKeeper) acquire(ctx context.Context, p *execPod, onWait func(msg st
 	}
 }
 
+func (k *execKeeper) isStopped() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.stopped
+}
+
 func (k *execKeeper) release() {
 	k.mu.Lock()
 	k.running--
@@ -246,7 +252,7 @@ func (k *execKeeper) shutdown() {
 	}
 	k.mu.Unlock()
 	for _, p := range pods {
-		p.killAll()
+		p.halt()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range pods {
