@@ -103,7 +103,7 @@ func (k *execKeeper) wants(ctx context.Context, pod *corev1.Pod) bool {
 }
 
 // observe is called for every add or update of a pod bound to a node.
-func (k *execKeeper) observe(ctx context.Context, pod *corev1.Pod) {
+func (k *execKeeper) observe(pod *corev1.Pod) {
 	k.mu.Lock()
 	p := k.pods[pod.UID]
 	if p == nil {
@@ -114,7 +114,7 @@ func (k *execKeeper) observe(ctx context.Context, pod *corev1.Pod) {
 		p = newExecPod(k, pod)
 		k.pods[pod.UID] = p
 		k.mu.Unlock()
-		go p.run(ctx)
+		go p.run()
 		return
 	}
 	k.mu.Unlock()
@@ -172,6 +172,12 @@ func (k *execKeeper) acquire(ctx context.Context, p *execPod, onWait func(msg st
 			return false
 		}
 	}
+}
+
+func (k *execKeeper) isStopped() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.stopped
 }
 
 func (k *execKeeper) release() {
@@ -246,7 +252,7 @@ func (k *execKeeper) shutdown() {
 	}
 	k.mu.Unlock()
 	for _, p := range pods {
-		p.killAll()
+		p.halt()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range pods {

@@ -45,6 +45,7 @@ type execPod struct {
 	statuses     []corev1.ContainerStatus
 	procs        map[string]*proc
 	stopping     bool
+	deleting     bool      // the API asked for the pod's deletion
 	deadline     time.Time // SIGKILL after this, once stopping
 	startupSent  bool
 	finished     bool
@@ -101,6 +102,7 @@ func (p *execPod) update(pod *corev1.Pod) {
 			grace = *pod.DeletionGracePeriodSeconds
 		}
 		deadline := time.Now().Add(time.Duration(grace) * time.Second)
+		p.deleting = true
 		if !p.stopping {
 			p.stopping = true
 			p.deadline = deadline
@@ -118,6 +120,17 @@ func (p *execPod) update(pod *corev1.Pod) {
 // gone: the pod object no longer exists (force deletion, or our own
 // confirmation): kill whatever runs, free the directory.
 func (p *execPod) gone() {
+	p.halt()
+	p.cancel()
+	go func() {
+		<-p.done
+		_ = os.RemoveAll(p.dir)
+		p.k.remove(p)
+	}()
+}
+
+// halt stops the pod at once: nothing restarts, every process is killed.
+func (p *execPod) halt() {
 	p.mu.Lock()
 	if !p.stopping {
 		p.stopping = true
@@ -126,12 +139,6 @@ func (p *execPod) gone() {
 	p.deadline = time.Now()
 	p.mu.Unlock()
 	p.killAll()
-	p.cancel()
-	go func() {
-		<-p.done
-		_ = os.RemoveAll(p.dir)
-		p.k.remove(p)
-	}()
 }
 
 func (p *execPod) isStopping() bool {
@@ -210,7 +217,7 @@ func (p *execPod) logPath(container string) string {
 }
 
 // run is the pod's whole life; it returns when no container will run again.
-func (p *execPod) run(_ context.Context) {
+func (p *execPod) run() {
 	defer close(p.done)
 	k := p.k
 	pod := p.current()
@@ -360,13 +367,16 @@ func (p *execPod) finish(phase corev1.PodPhase) {
 		phase = corev1.PodFailed
 	}
 	p.phase, p.finished = phase, true
-	stopping := p.stopping
+	deleting := p.deleting
 	p.mu.Unlock()
 	p.k.markDirty()
+	if p.k.isStopped() { // the harness is shutting down: the API is left as it is
+		return
+	}
 	if p.ctx.Err() == nil && p.sandboxOrStatusShown() {
 		p.publish()
 	}
-	if stopping {
+	if deleting {
 		p.confirmDeletion()
 	}
 }
@@ -374,7 +384,7 @@ func (p *execPod) finish(phase corev1.PodPhase) {
 func (p *execPod) sandboxOrStatusShown() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sandbox || !p.stopping
+	return p.sandbox || !p.deleting
 }
 
 func (p *execPod) allSucceeded() bool {

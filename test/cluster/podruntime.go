@@ -43,7 +43,7 @@ func (r *podRuntime) dispatch(ctx context.Context, pod *corev1.Pod) {
 	}
 	r.mu.Unlock()
 	if isExec {
-		r.exec.observe(ctx, pod)
+		r.exec.observe(pod)
 	} else {
 		r.fate.observe(ctx, pod)
 	}
