@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from dataworks import __version__
 from dataworks.api.defaults import DEFAULT_ARTIFACT_STORE, DEFAULT_MAX_PARALLELISM
+from dataworks.api.jobhandler import JobHandlerConfig
 from dataworks.api.meta import Model
 
 
@@ -142,6 +143,10 @@ class OperatorConfig(ConfigModel):
     )
     pipelines: PipelinesConfig = Field(
         default_factory=PipelinesConfig, description="The Pipeline controller's settings."
+    )
+    job_handler: JobHandlerConfig = Field(
+        default_factory=JobHandlerConfig,
+        description="The job-completion handler's settings.",
     )
 
     @model_validator(mode="before")

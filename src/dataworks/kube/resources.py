@@ -17,7 +17,7 @@ from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod, S
 
 from dataworks.api import kinds
 from dataworks.api import pipeline as api
-from dataworks.api.meta import KindInfo
+from dataworks.api.meta import GROUP, KindInfo
 
 CHILD_KINDS: dict[str, Any] = {
     "Job": Job,
@@ -33,6 +33,8 @@ _made: dict[str, Any] = {}
 
 def of(info: KindInfo) -> Any:
     """The lightkube resource of a registered kind (made once per kind)."""
+    if info.group != GROUP:
+        return CHILD_KINDS[info.kind]  # a built-in kind (the handler's Job)
     made = _made.get(info.crd_name)
     if made is None:
         made = create_namespaced_resource(info.group, info.version, info.kind, info.plural)

@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dataworks.api import pipeline as api
+from dataworks.core.jobhandler.fitting import Fitted
 from dataworks.core.kit import clock
 
 TERMINAL = api.TERMINAL_PHASES
@@ -131,6 +132,7 @@ class Metrics:
             ["namespace", "pipeline"],
             registry=r,
         )
+        self.handler = HandlerMetrics(r)
         self.build = Info("dataworks_operator_build", "The operator's version", registry=r)
         self.build.info({"version": version})
 
@@ -183,3 +185,47 @@ class Metrics:
                 took = _seconds(s.start_time, s.completion_time)
                 if took is not None:
                     self.step_durations.labels(step_type=step_type).observe(took)
+
+
+class HandlerMetrics:
+    """The job-completion handler's metrics (controllers.jobhandler reports to it)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.jobs = Counter(
+            "dataworks_jobhandler_jobs_archived", "Jobs archived, by their outcome", ["status"], registry=r
+        )
+        self.bytes = Counter(
+            "dataworks_jobhandler_log_bytes",
+            "Log bytes the archived containers printed (original), kept in ConfigMaps (stored, after "
+            "compression) and cut to fit",
+            ["what"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "dataworks_jobhandler_failures",
+            "What could not be kept: a container's log (its pod was gone)",
+            ["what"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "dataworks_jobhandler_capture_latency_seconds",
+            "From a Job's final condition to its archive seen stored (whole seconds: the condition's "
+            "time has no finer grain)",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        for what in ("original", "stored", "cut"):
+            self.bytes.labels(what=what)
+        self.failures.labels(what="log")
+
+    def archived(self, status: str, fitted: Fitted | None, latency: float | None) -> None:
+        self.jobs.labels(status=status).inc()
+        if fitted is not None:
+            self.bytes.labels(what="original").inc(fitted.original)
+            self.bytes.labels(what="stored").inc(fitted.stored)
+            self.bytes.labels(what="cut").inc(max(0, fitted.original - fitted.kept))
+        if latency is not None:
+            self.latency.observe(latency)
+
+    def failed(self, what: str) -> None:
+        self.failures.labels(what=what).inc()

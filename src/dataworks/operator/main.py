@@ -1,6 +1,7 @@
 """The `dataworks-operator` command: kopf wiring for its controllers (I/O layer).
 
-The controllers are Pipeline and SequentialJob (`--controllers` picks some).
+The controllers are Pipeline, SequentialJob and the job-completion handler
+(`--controllers` picks some).
 Handlers are registered on an explicit registry here, not at import time.
 Every event of an object and every event of a Job labelled with its owner
 triggers a reconcile of that object; a periodic resync is only a safety net.
@@ -28,12 +29,15 @@ from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
 from dataworks.api.meta import KindInfo
 from dataworks.controllers.base import Controller
+from dataworks.controllers.jobhandler import JobHandlerController
 from dataworks.controllers.pipelines import PipelineController
 from dataworks.controllers.sequentialjobs import SequentialJobController
 from dataworks.core.kit import backoffs
 from dataworks.kube import clients, errors, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
+from dataworks.operator import logstore, retention
+from dataworks.operator.logcapture import LogCapture
 from dataworks.operator.notifying import Notifier
 from dataworks.operator.runtime import runtime as rtmod
 from dataworks.operator.runtime.eventing import EventSender
@@ -129,10 +133,22 @@ def _sequentialjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier
     return SequentialJobController()
 
 
+def _jobhandler(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
+    handler = config.job_handler
+    capture = LogCapture(handler, logstore.sink(handler), metrics.handler)
+    return JobHandlerController(capture, handler, metrics=metrics.handler)
+
+
 CONTROLLERS: dict[str, Callable[[OperatorConfig, Metrics, Notifier | None], Controller]] = {
     "pipelines": _pipelines,
     "sequentialjobs": _sequentialjobs,
+    "jobhandler": _jobhandler,
 }
+
+
+def default_controllers(config: OperatorConfig) -> list[str]:
+    """Every controller, but the job-completion handler only while its config enables it."""
+    return [name for name in CONTROLLERS if name != "jobhandler" or config.job_handler.enabled]
 
 
 def build_registry(
@@ -155,7 +171,7 @@ def build_registry(
     metrics.watch_requests(lambda: dict(counter.counts))
     health = serving.Health()
     state: dict[str, Any] = {}
-    enabled = controllers or list(CONTROLLERS)
+    enabled = controllers or default_controllers(config)
     # Built here, before any client exists, so a bad selection fails at start-up.
     stubs = [CONTROLLERS[name](config, metrics, None) for name in enabled]
     runtime_checks(stubs)
@@ -180,7 +196,7 @@ def build_registry(
         rt = Runtime(client, hosted, events=events, metrics=metrics)
         metrics.active.set_function(lambda: rt.active_count(api.KIND))
         state["runtime"] = rt
-        state["resync"] = asyncio.create_task(rt.resync(config.resync_seconds, scope))
+        _background(state, config, scope, expire="jobhandler" in enabled)
         if health_port:
             state["http"] = await serving.start(health_port, metrics, health)
         state["ready"] = asyncio.create_task(_become_ready(rt, health, scope))
@@ -191,7 +207,7 @@ def build_registry(
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        for name in ("resync", "ready"):
+        for name in ("resync", "ready", "retention"):
             task = state.get(name)
             if task is not None:
                 task.cancel()
@@ -213,6 +229,16 @@ def build_registry(
     for kind, owner_labels in _child_watches(stubs).items():
         _watch_children(registry, state, kind, owner_labels)
     return registry
+
+
+def _background(state: dict[str, Any], config: OperatorConfig, scope: list[str], *, expire: bool) -> None:
+    """The safety-net resync, and (with the job-completion handler) the archives' expiry."""
+    rt: Runtime = state["runtime"]
+    state["resync"] = asyncio.create_task(rt.resync(config.resync_seconds, scope))
+    if expire:
+        state["retention"] = asyncio.create_task(
+            retention.loop(rt.client, config.job_handler, scope, config.resync_seconds)
+        )
 
 
 def _kopf_settings(settings: kopf.OperatorSettings) -> None:
@@ -300,7 +326,8 @@ async def _become_ready(rt: Runtime, health: serving.Health, scope: list[str]) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="dataworks-operator", description="Runs the dataworks operator (Pipelines, SequentialJobs)."
+        prog="dataworks-operator",
+        description="Runs the dataworks operator (Pipelines, SequentialJobs, the job-completion handler).",
     )
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from dataworks.api.config import OperatorConfig, PipelinesConfig
+from dataworks.api.jobhandler import JobHandlerConfig
 from dataworks.operator.main import load_config
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,6 +41,7 @@ def test_every_key_is_documented_once() -> None:
     documented = re.findall(r"^\| `([\w.]+)` \|", section, flags=re.M)
     keys = [f.alias or name for name, f in OperatorConfig.model_fields.items()]
     keys += [f"pipelines.{f.alias or name}" for name, f in PipelinesConfig.model_fields.items()]
+    keys += [f"jobHandler.{f.alias or name}" for name, f in JobHandlerConfig.model_fields.items()]
     assert sorted(documented) == sorted(keys)
 
 

@@ -86,6 +86,6 @@ def test_an_invalid_spec_is_failed_once_and_validated_once_per_generation() -> N
 
 
 def test_the_operator_knows_the_controller() -> None:
-    assert set(operator_main.CONTROLLERS) == {"pipelines", "sequentialjobs"}
+    assert set(operator_main.CONTROLLERS) == {"pipelines", "sequentialjobs", "jobhandler"}
     assert SequentialJobController.info is api.INFO
     assert SequentialJobController.owns == ("Job",)

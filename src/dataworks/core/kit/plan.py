@@ -30,6 +30,9 @@ class Event:
     reason: str  # CamelCase
     message: str
     step: str | None = None  # the part it is about, if any (for logs)
+    # One of its reason per object uid, ever: named by the uid and reason only, and posted
+    # before the rest of the transition it marks, so a restart cannot post a second one.
+    once: bool = False
 
 
 @dataclass

@@ -7,10 +7,11 @@ naming the object otherwise. A delete of something already gone is done.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from lightkube import AsyncClient, codecs
+from lightkube.resources.core_v1 import PodLog
 from lightkube.types import CascadeType, PatchType
 
 from dataworks.api.meta import KindInfo
@@ -37,6 +38,13 @@ class Applier:
                 existing = await self.client.get(
                     resources.child(manifest["kind"]), md["name"], namespace=md["namespace"]
                 )
+            if not md.get("ownerReferences"):  # owned by nothing: ours if it carries our labels
+                labels = (existing.metadata.labels if existing.metadata else None) or {}
+                if any(labels.get(k) != v for k, v in (md.get("labels") or {}).items()):
+                    raise NotOurs(
+                        f"{manifest['kind']} {md['name']} exists with other labels than ours"
+                    ) from e
+                return None
             refs = (existing.metadata.ownerReferences if existing.metadata else None) or []
             mine = md["ownerReferences"][0]["uid"]
             if not any(r.uid == mine for r in refs):
@@ -81,12 +89,40 @@ class Applier:
             obj = await self.client.get(resources.of(info), name, namespace=namespace)
         return dict(obj.to_dict())
 
-    async def delete_object(self, info: KindInfo, name: str, namespace: str) -> None:
+    async def delete_object(self, info: KindInfo, name: str, namespace: str, uid: str | None = None) -> None:
+        """Delete the object (its children in the background), only if it is still the one
+        with `uid`: a new object created under the same name is never deleted by mistake."""
+        gc = self.client._client  # lightkube's delete takes no DeleteOptions body
+        br = gc.prepare_request("delete", resources.of(info), name=name, namespace=namespace)
+        options: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+        }
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        br.data = options
         try:
             with errors.typed():
-                await self.client.delete(resources.of(info), name, namespace=namespace)
-        except errors.NotFound:
-            pass
+                gc.raise_for_status(await gc.send(gc.build_adapter_request(br)))  # type: ignore[no-untyped-call]
+        except (errors.NotFound, errors.Conflict):
+            pass  # gone, or another object of that name now (the precondition failed)
+
+    async def log(self, pod: str, namespace: str, container: str, previous: bool) -> AsyncIterator[bytes]:
+        """A container's log as it streams in (kubectl logs [--previous]), in bounded memory."""
+        gc = self.client._client
+        params = {"container": container, "previous": "true" if previous else None}
+        br = gc.prepare_request("get", PodLog, name=pod, namespace=namespace, params=params)
+        with errors.typed():
+            resp = await gc.send(gc.build_adapter_request(br), stream=True)  # type: ignore[no-untyped-call]
+            try:
+                if resp.is_error:
+                    await resp.aread()
+                gc.raise_for_status(resp)  # type: ignore[no-untyped-call]
+                async for chunk in resp.aiter_bytes():
+                    yield chunk
+            finally:
+                await resp.aclose()
 
     async def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         with errors.typed():

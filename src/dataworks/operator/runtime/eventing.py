@@ -88,6 +88,20 @@ class EventSender:
         at = self._last = max(datetime.now(UTC), self._last + timedelta(microseconds=1))
         await self._queue.put(_Queued(owner, event, at, event_name(owner, event, at, next(self._sequence))))
 
+    async def post_once(self, owner: manifests.Owner, event: kitplan.Event) -> None:
+        """Post an Event now, named by its owner's uid and reason only: a second post of it,
+        after any restart, answers AlreadyExists and is the same Event. Raises if it fails."""
+        at = self._last = max(datetime.now(UTC), self._last + timedelta(microseconds=1))
+        digest = hashlib.sha256(f"{owner.uid}\0{event.reason}".encode()).hexdigest()[:16]
+        name = f"{owner.name[: MAX_NAME - len(digest) - 1].rstrip('-.')}.{digest}"
+        try:
+            await self._post(_Queued(owner, event, at, name))
+        except ApiError as e:
+            if e.status.code != 409:
+                self._counted("failed")
+                raise
+        self._counted("posted")
+
     async def flush(self) -> None:
         """Wait until every queued Event was posted (or dropped)."""
         await self._queue.join()

@@ -143,6 +143,8 @@ class Runtime:
         if found is None:
             return
         c, owner = found
+        if c.selector is not None and owner not in self.caches[id(c)].objects:
+            return  # a selecting controller's children matter only under an object it selected
         changed = self.caches[id(c)].put_child(
             owner, kind, body, c.child_fingerprint(kind, body), deleted=deleted
         )
@@ -229,17 +231,20 @@ class Runtime:
         actions = c.plan(obj, children, observed, now)
         owner = Owner(info=c.info, name=name, namespace=namespace, uid=meta.get("uid", ""))
         await self._apply_children(c, owner, actions)
+        for event in [e for e in actions.events if e.once]:
+            await self.events.post_once(owner, event)  # before what marks the transition done
         if actions.status is not None:
             old = obj.get("status") or None
             written = await self.applier.write_status(c.info, name, namespace, actions.status)
             self.caches[id(c)].put(written)
             c.status_written(key, old, actions.status, now)
         for event in actions.events:
-            await self.events.send(owner, event)
+            if not event.once:
+                await self.events.send(owner, event)
             log.info(event.message, extra={"reason": event.reason, "step": event.step})
         if actions.delete_self:
-            log.info("deleting %s %s/%s: ttlSecondsAfterFinished has passed", c.info.kind, namespace, name)
-            await self.applier.delete_object(c.info, name, namespace)
+            log.info("deleting %s %s/%s, as its controller planned", c.info.kind, namespace, name)
+            await self.applier.delete_object(c.info, name, namespace, uid=meta.get("uid"))
         elif actions.requeue_at is not None:
             self.queue.wake_at(
                 (c.info.kind, namespace, name), actions.requeue_at, lambda: self.trigger(c, *key)
@@ -268,6 +273,8 @@ class Runtime:
             await self.applier.delete(kind, name, owner.namespace)
         for kind, name, patch in actions.patch:
             await self.applier.patch(kind, name, owner.namespace, patch)
+            if kind == c.info.kind and name == owner.name:
+                cache.objects.pop(key, None)  # the object itself changed: read it again next time
 
     # -- safety nets --------------------------------------------------------------
     async def resync(self, period: float, scope: list[str]) -> None:
