@@ -36,11 +36,13 @@ $(VENV)/.installed: $(VENV)/.runtime
 	$(BIN)/pip install -q -e '.[test,dev]'
 	touch $@
 
-# The in-process control plane and a matching kubectl, built from the pinned
+# The in-process control plane, the init process of its exec pods, and a
+# matching kubectl, built from the pinned
 # Kubernetes modules. Go's build cache makes a no-change rebuild take seconds.
 testcluster:
 	@mkdir -p bin
 	$(GO_BUILD) -o ../../bin/testcluster .
+	$(GO_BUILD) -o ../../bin/testcluster-podinit ./cmd/testcluster-podinit
 	$(GO_BUILD) -o ../../bin/kubectl k8s.io/kubernetes/cmd/kubectl
 
 # CRD YAML is generated from the pydantic models; a unit test fails on drift.

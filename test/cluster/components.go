@@ -31,6 +31,10 @@ var kcmControllers = []string{
 	"root-ca-certificate-publisher-controller",
 	"cronjob-controller",
 	"endpointslice-controller",
+	"persistentvolume-binder-controller",
+	"persistentvolume-protection-controller",
+	"persistentvolumeclaim-protection-controller",
+	"ephemeral-volume-controller",
 }
 
 func runControllerManager(ctx context.Context, kubeconfig, saKey string) error {

@@ -21,10 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 
 	"sigs.k8s.io/kwok/pkg/apis/v1alpha1"
 	kwokclient "sigs.k8s.io/kwok/pkg/client/clientset/versioned"
@@ -127,34 +124,8 @@ type fateKeeper struct {
 	sem      chan struct{}
 }
 
-func runFateKeeper(ctx context.Context, cfg *rest.Config, logDir string) error {
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 1000, 2000
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	kc, err := kwokclient.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	k := &fateKeeper{cs: cs, kwok: kc, logDir: logDir, attempts: map[string]int{}, seen: map[types.UID]bool{}, sem: make(chan struct{}, 32)}
-	factory := informers.NewSharedInformerFactory(cs, 0)
-	inf := factory.Core().V1().Pods().Informer()
-	handle := func(obj any) {
-		if pod, ok := obj.(*corev1.Pod); ok {
-			k.observe(ctx, pod)
-		}
-	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    handle,
-		UpdateFunc: func(_, obj any) { handle(obj) },
-	}); err != nil {
-		return err
-	}
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
-	return nil
+func newFateKeeper(cs kubernetes.Interface, kc kwokclient.Interface, logDir string) *fateKeeper {
+	return &fateKeeper{cs: cs, kwok: kc, logDir: logDir, attempts: map[string]int{}, seen: map[types.UID]bool{}, sem: make(chan struct{}, 32)}
 }
 
 func (k *fateKeeper) observe(ctx context.Context, pod *corev1.Pod) {

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 
 	nodefast "sigs.k8s.io/kwok/kustomize/stage/node/fast"
@@ -93,8 +94,18 @@ func createNodes(ctx context.Context, cs kubernetes.Interface, n int) error {
 		if err != nil {
 			return fmt.Errorf("create node %s: %w", node.Name, err)
 		}
-		created.Status = status
-		if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		// Controllers may touch the new node first: retry on conflict.
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			created.Status = status
+			_, err := cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				if latest, gerr := cs.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{}); gerr == nil {
+					created = latest
+				}
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("set capacity of node %s: %w", node.Name, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -81,6 +82,11 @@ func main() {
 	dataDir := flag.String("data-dir", "", "directory for etcd data, certificates and logs (default: a temporary directory, removed on exit)")
 	port := flag.Int("port", 0, "kube-apiserver port on 127.0.0.1 (default: a free port)")
 	verbose := flag.Bool("v", false, "write component logs to stderr instead of DATA_DIR/cluster.log")
+	var eo execOptions
+	flag.StringVar(&eo.configFile, "exec-config", "", "YAML file mapping images to local entrypoints; pods with those images run as real processes (see README)")
+	flag.IntVar(&eo.maxPods, "exec-max-pods", defaultExecMaxPods, "at most this many exec pods run at once; the others wait Pending")
+	flag.IntVar(&eo.ipBlock, "exec-ip-block", 0, "exec pods get addresses 127.B.x.y with this B (1-254; default random)")
+	flag.StringVar(&eo.podinit, "podinit", "", "path of testcluster-podinit (default: beside this binary)")
 	flag.Parse()
 	if *nodes < 1 {
 		fatalf("--nodes must be at least 1")
@@ -163,8 +169,15 @@ func main() {
 	if err := runKwok(ctx, *kubeconfig, freePort(), p, logOut); err != nil {
 		fatalf("kwok: %v", err)
 	}
-	if err := runFateKeeper(ctx, cfg, filepath.Join(*dataDir, "pod-logs")); err != nil {
-		fatalf("fate keeper: %v", err)
+	if eo.podinit == "" {
+		eo.podinit = besideExecutable("testcluster-podinit")
+	}
+	if _, err := os.Stat(eo.podinit); err != nil {
+		warnf("exec pods cannot start: %v", err)
+	}
+	execKeeper, err := runPodRuntime(ctx, cfg, *dataDir, strconv.Itoa(*port), eo)
+	if err != nil {
+		fatalf("pod runtime: %v", err)
 	}
 	if err := waitFor(ctx, func() bool { return clusterReady(ctx, cs, *nodes) }); err != nil {
 		fatalf("cluster did not become ready: %v", err)
@@ -173,6 +186,7 @@ func main() {
 
 	sig := <-sigs
 	fmt.Fprintf(logOut, "testcluster: %v, shutting down\n", sig)
+	execKeeper.shutdown()
 	cancel()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -186,6 +200,14 @@ func main() {
 		_ = os.RemoveAll(*dataDir)
 	}
 	fmt.Println("stopped")
+}
+
+func besideExecutable(name string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return name
+	}
+	return filepath.Join(filepath.Dir(exe), name)
 }
 
 // clusterReady: every fake node Ready and untainted by the lifecycle

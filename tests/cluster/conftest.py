@@ -83,13 +83,13 @@ class Cluster:
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60, input=input)
 
 
-def _start(tmp: Path) -> Cluster:
+def _start(tmp: Path, *flags: str) -> Cluster:
     if _stale():
         subprocess.run(["make", "-C", str(REPO), "testcluster"], check=True)
     kubeconfig = tmp / "kubeconfig"
     log = (tmp / "testcluster.out").open("w")
     proc = subprocess.Popen(
-        [str(BINARY), "--data-dir", str(tmp / "data"), "--kubeconfig", str(kubeconfig)],
+        [str(BINARY), "--data-dir", str(tmp / "data"), "--kubeconfig", str(kubeconfig), *flags],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

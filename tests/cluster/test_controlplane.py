@@ -19,12 +19,29 @@ from lightkube.models.apiextensions_v1 import (
     ValidationRule,
 )
 from lightkube.models.batch_v1 import JobSpec
-from lightkube.models.core_v1 import Container, PodSpec, ResourceRequirements, SecurityContext, Toleration
+from lightkube.models.core_v1 import (
+    Container,
+    PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource,
+    PodSpec,
+    ResourceRequirements,
+    SecurityContext,
+    Toleration,
+    Volume,
+    VolumeResourceRequirements,
+)
 from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.models.rbac_v1 import PolicyRule, RoleRef, Subject
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Node, Pod, ServiceAccount
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    ServiceAccount,
+)
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from dataworks.kube import clients
@@ -221,6 +238,39 @@ def test_completed_pod_log_comes_back_through_the_api(client: Client, namespace:
     (pod,) = pods_of(client, "logger", namespace)
     got = [line.rstrip("\n") for line in client.log(pod.metadata.name, namespace=namespace)]
     assert got == ["starting", "PROGRESS: 50.0%", "PROGRESS: 100.0%", "done index=0 attempt=1"]
+
+
+def test_claim_binds_through_the_volume_binder_and_its_pod_schedules(client: Client, namespace: str) -> None:
+    claim = PersistentVolumeClaim(
+        metadata=ObjectMeta(name="data"),
+        spec=PersistentVolumeClaimSpec(
+            accessModes=["ReadWriteOnce"], resources=VolumeResourceRequirements(requests={"storage": "2Gi"})
+        ),
+    )
+    client.create(claim, namespace=namespace)
+    bound = helpers.wait_for(
+        client, PersistentVolumeClaim, "data", namespace, lambda c: c.status.phase == "Bound", what="Bound"
+    )
+    # The default StorageClass's provisioner made the volume; the real binder bound it.
+    assert bound.spec.storageClassName == "standard"
+    volume = client.get(PersistentVolume, bound.spec.volumeName)
+    assert volume.spec.claimRef.uid == bound.metadata.uid
+    assert volume.spec.capacity["storage"] == "2Gi"
+    volumes = [Volume(name="data", persistentVolumeClaim=PersistentVolumeClaimVolumeSource(claimName="data"))]
+    client.create(
+        Pod(metadata=ObjectMeta(name="user"), spec=podspecs.restricted_spec(volumes=volumes)),
+        namespace=namespace,
+    )
+    running = helpers.wait_for(
+        client, Pod, "user", namespace, lambda p: p.status.phase == "Running", what="Running"
+    )
+    assert running.spec.nodeName
+    client.delete(Pod, "user", namespace=namespace, grace_period=0)
+    client.delete(PersistentVolumeClaim, "data", namespace=namespace)
+    deadline = time.monotonic() + 60
+    while any(v.metadata.name == volume.metadata.name for v in client.list(PersistentVolume)):
+        assert time.monotonic() < deadline, "the released volume of reclaim policy Delete was not deleted"
+        time.sleep(0.2)
 
 
 def test_rbac_forbids_until_a_role_is_bound(cluster: Cluster, namespace: str) -> None:

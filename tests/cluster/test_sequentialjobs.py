@@ -27,6 +27,7 @@ from lightkube.resources.core_v1 import PersistentVolumeClaim
 from dataworks.kube import clients
 from tests.builders import sequentialjobs as matrix
 from tests.builders.sequentialjobs import FATE
+from tests.cluster import helpers
 from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import JobRecorder, eventually
 from tests.cluster.sequentialjobs import (
@@ -56,36 +57,23 @@ def ctl(cluster: Cluster, namespace: str, *args: str) -> subprocess.CompletedPro
 
 
 def bound_claim(cluster: Cluster, namespace: str, name: str) -> None:
-    """A PersistentVolumeClaim bound to a volume of its own: the test cluster runs no volume binder,
-    so both sides of the binding are written as the binder would."""
-    volume = f"{name}-{namespace}"
-    objs: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": volume},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "hostPath": {"path": f"/tmp/{volume}"},
-                "claimRef": {"namespace": namespace, "name": name},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "volumeName": volume,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    ]
-    for obj in objs:
-        cluster.client.create(codecs.from_dict(obj), namespace=namespace)
+    """A PersistentVolumeClaim of the default StorageClass, bound by the test cluster's real
+    volume binder and its directory provisioner (test/cluster/README.md)."""
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    cluster.client.create(codecs.from_dict(claim), namespace=namespace)
+    helpers.wait_for(
+        cluster.client,
+        PersistentVolumeClaim,
+        name,
+        namespace,
+        lambda c: c.status is not None and c.status.phase == "Bound",
+        what="claim Bound",
+    )
 
 
 def conditions(st: dict[str, Any]) -> dict[str, str]:

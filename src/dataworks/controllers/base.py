@@ -11,12 +11,17 @@ the operator's (operator/runtime) or this machine's (local/).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from dataworks.api.meta import KindInfo
 from dataworks.core.kit.plan import Actions
+
+log = logging.getLogger("dataworks.operator")
 
 # Child kind -> the bodies of that kind the object owns.
 Children = Mapping[str, list[dict[str, Any]]]
@@ -88,3 +93,18 @@ def check(controllers: Sequence[Controller]) -> None:
                     f"{a.info.kind} with overlapping selectors {dict(a.selector or {})} and "
                     f"{dict(b.selector or {})}; give them disjoint selectors or enable one"
                 )
+
+
+StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+def read_status(model: type[StatusT], raw: dict[str, Any] | None) -> StatusT | None:
+    """The stored status as `model`, or None when there is none or it cannot be read
+    (a status another version wrote badly is rebuilt, never fatal)."""
+    if not raw:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        log.warning("ignoring an unreadable %s", model.__name__)
+        return None

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from dataworks.api import pipeline as api
 from dataworks.api.config import OperatorConfig
-from dataworks.controllers.base import Children, Controller, Reader
+from dataworks.controllers.base import Children, Controller, Reader, read_status
 from dataworks.core.kit import jobs as observations
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Meta
@@ -174,10 +174,4 @@ def _already_failed(old: api.PipelineStatus | None, view: observations.JobView) 
 
 
 def _parse_status(raw: dict[str, Any] | None) -> api.PipelineStatus | None:
-    if not raw:
-        return None
-    try:
-        return api.PipelineStatus.model_validate(raw)
-    except ValueError:
-        log.warning("ignoring an unreadable status")
-        return None
+    return read_status(api.PipelineStatus, raw)

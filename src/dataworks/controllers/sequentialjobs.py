@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from dataworks.api import sequentialjob as api
-from dataworks.controllers.base import Children, Controller, Reader
+from dataworks.controllers.base import Children, Controller, Reader, read_status
 from dataworks.core.kit import jobs as observations
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Meta
@@ -113,10 +113,4 @@ class SequentialJobController(Controller):
 
 
 def _parse_status(raw: dict[str, Any] | None) -> api.SequentialJobStatus | None:
-    if not raw:
-        return None
-    try:
-        return api.SequentialJobStatus.model_validate(raw)
-    except ValueError:
-        log.warning("ignoring an unreadable status")
-        return None
+    return read_status(api.SequentialJobStatus, raw)

@@ -54,3 +54,12 @@ def test_a_child_kind_the_runtime_cannot_watch_is_refused() -> None:
 
     with pytest.raises(KeyError, match="CronJob is not a child kind"):
         runtime.check([Odd()])
+
+
+def test_a_status_that_cannot_be_read_is_rebuilt_not_fatal() -> None:
+    assert controller.read_status(api.PipelineStatus, None) is None
+    assert controller.read_status(api.PipelineStatus, {}) is None
+    assert controller.read_status(api.PipelineStatus, {"phase": "NoSuchPhase"}) is None
+    got = controller.read_status(api.PipelineStatus, {"phase": "Running", "fromANewerOperator": 1})
+    assert got is not None
+    assert got.phase == "Running"

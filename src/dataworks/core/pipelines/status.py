@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from dataworks.api import pipeline as api
-from dataworks.core.kit import quantities
+from dataworks.core.kit import quantities, texts
 from dataworks.core.kit.clock import seconds_between, ts
 from dataworks.core.kit.conditions import set_condition
 from dataworks.core.kit.plan import Event, Meta
@@ -89,9 +89,7 @@ def finish(w: Work, *, deadline_hit: bool) -> None:
 def invalid(meta: Meta, old: api.PipelineStatus, errors: list[Any], now: datetime) -> Plan:
     """A spec that failed validation: the pipeline fails with InvalidSpec, and nothing runs."""
     status = old.model_copy(deep=True)
-    text = "; ".join(str(e) for e in errors[:5]) + (
-        f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
-    )
+    text = texts.summary(errors)
     status.phase = "Failed"
     status.message = f"invalid spec: {text}"
     status.completion_time = status.completion_time or ts(now)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dataworks.api import sequentialjob as api
-from dataworks.core.kit import conditions
+from dataworks.core.kit import conditions, texts
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.plan import Event, Meta
 from dataworks.core.sequentialjobs import deadline
@@ -99,9 +99,7 @@ def keep(w: Work) -> None:
 def invalid(meta: Meta, old: api.SequentialJobStatus, errors: Sequence[object], now: datetime) -> Plan:
     """A spec that failed validation: the sequence fails with ValidationFailed; nothing new starts."""
     status = old.model_copy(deep=True)
-    text = "; ".join(str(e) for e in errors[:5]) + (
-        f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
-    )
+    text = texts.summary(errors)
     status.phase = "Failed"
     status.message = f"invalid spec: {text}"
     status.completion_time = status.completion_time or ts(now)
