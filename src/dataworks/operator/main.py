@@ -31,7 +31,7 @@ from dataworks.controllers.base import Controller
 from dataworks.controllers.pipelines import PipelineController
 from dataworks.controllers.sequentialjobs import SequentialJobController
 from dataworks.core.kit import backoffs
-from dataworks.kube import clients, resources
+from dataworks.kube import clients, errors, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
 from dataworks.operator.notifying import Notifier
@@ -166,10 +166,7 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.enabled = False  # we post our own events, once per transition
-        settings.watching.server_timeout = 300
-        settings.persistence.finalizer = "dataworks.io/unused-finalizer"
-        settings.persistence.diffbase_storage = NoDiffBase()
+        _kopf_settings(settings)
         # Every request is retried while it fails in transit or with a transient status,
         # up to 12 tries (client-go's count for Events); every write here is idempotent.
         client = clients.async_client(kubeconfig, counter=counter, retry=backoffs.Backoff())
@@ -187,6 +184,10 @@ def build_registry(
         if health_port:
             state["http"] = await serving.start(health_port, metrics, health)
         state["ready"] = asyncio.create_task(_become_ready(rt, health, scope))
+        # kopf's own discovery then finds every kind; its CRD watch (which needs a cluster-wide
+        # list of CRDs, a right we do not ask for) is off: reinstalled CRDs need a restart.
+        await _served(rt, scope)
+        settings.scanning.disabled = True
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -212,6 +213,13 @@ def build_registry(
     for kind, owner_labels in _child_watches(stubs).items():
         _watch_children(registry, state, kind, owner_labels)
     return registry
+
+
+def _kopf_settings(settings: kopf.OperatorSettings) -> None:
+    settings.posting.enabled = False  # we post our own events, once per transition
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = "dataworks.io/unused-finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
 
 
 def runtime_checks(controllers: list[Controller]) -> None:
@@ -256,6 +264,26 @@ def _watch_children(
     @kopf.on.event(group or None, version, plural, labels=labels, registry=registry)
     async def child_event(*, body: kopf.Body, type: str, **_: Any) -> None:
         await state["runtime"].child_event(kind, dict(body), deleted=type == "DELETED")
+
+
+async def _served(rt: Runtime, scope: list[str]) -> None:
+    """Wait until the API serves every kind we reconcile (their CRDs may be applied with us)."""
+    waited = False
+    for c in rt.kinds():
+        while True:
+            try:
+                await rt.can_list_kind(c.info, scope)
+                break
+            except errors.NotFound:
+                if not waited:
+                    log.warning(
+                        "waiting for the API to serve %s (kubectl apply -k deploy/crds installs it)",
+                        c.info.crd_name,
+                    )
+                waited = True
+                await asyncio.sleep(1)
+            except errors.KubeError:
+                break  # not a missing CRD: readiness reports it until it is fixed
 
 
 async def _become_ready(rt: Runtime, health: serving.Health, scope: list[str]) -> None:

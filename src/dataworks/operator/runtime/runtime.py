@@ -22,6 +22,7 @@ from typing import Any
 
 from lightkube import AsyncClient
 
+from dataworks.api.meta import KindInfo
 from dataworks.controllers import base as ctl
 from dataworks.core.kit import backoffs
 from dataworks.core.kit.plan import Actions, Event
@@ -284,12 +285,18 @@ class Runtime:
                 except Exception:
                     log.exception("resync of %s failed", c.info.plural)
 
+    async def can_list_kind(self, info: KindInfo, scope: list[str]) -> None:
+        """Raises a typed error unless `info`'s objects can be listed in every namespace of scope."""
+        for ns in scope:
+            with errors.typed():
+                async for _ in self.client.list(resources.of(info), namespace=ns, chunk_size=1):
+                    break
+
     async def can_list(self, scope: list[str]) -> None:
         """Raises unless every watched kind and child kind can be listed with our credentials."""
+        for c in self.kinds():
+            await self.can_list_kind(c.info, scope)
         for ns in scope:
-            for c in self.kinds():
-                async for _ in self.client.list(resources.of(c.info), namespace=ns, chunk_size=1):
-                    break
             for kind in self.child_kinds():
                 async for _ in self.client.list(resources.child(kind), namespace=ns, chunk_size=1):
                     break
