@@ -10,6 +10,7 @@ Event; and a bad-input matrix whose every refusal names the field.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -51,7 +52,8 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 def ctl(cluster: Cluster, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [CTL, *args, "--kubeconfig", cluster.kubeconfig, "-n", namespace]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    env = {**os.environ, "COLUMNS": "200"}  # tables as wide as their rows: nothing wraps
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
 def bound_claim(cluster: Cluster, namespace: str, name: str) -> None:
@@ -127,6 +129,12 @@ def test_the_seed_example_completes_with_the_seeds_events_in_order(
     table = cluster.kubectl("get", "sqj", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "STEP", "STATUS", "AGE"]
     assert table[1].split()[:3] == ["data-processing-pipeline", "3/3", "Completed"]
+    described = ctl(cluster, namespace, "describe", "sqj/data-processing-pipeline").stdout
+    assert "✅ extract (completed in" in described
+    assert "  load: job/data-processing-pipeline-load (run 1)" in described
+    rows = [line.split() for line in described.split("Events")[-1].splitlines()]
+    shown = [row[2] for row in rows if len(row) > 2 and row[2] in set(SEED_EVENTS)]
+    assert shown[-len(SEED_EVENTS) :] == SEED_EVENTS, described  # in the order they were sent
     load = client.get(Job, "data-processing-pipeline-load", namespace=namespace)
     pod = load.spec.template
     assert pod.metadata.labels["app"] == "data-pipeline"

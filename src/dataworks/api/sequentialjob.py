@@ -134,7 +134,9 @@ class StepStatus(StatusModel):
     )
     reason: str | None = None
     message: str | None = None
-    output: str | None = Field(None, description="The container's termination message (at most 4 KiB).")
+    output: str | None = Field(
+        None, description='The container\'s termination message, at most 4 KiB ("": it left none).'
+    )
 
 
 class ExecutionState(StatusModel):

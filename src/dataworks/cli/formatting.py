@@ -232,7 +232,8 @@ def workers_table(step: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def events_table(events: list[dict[str, Any]], now: datetime) -> Table:
-    """A pipeline's Events, oldest first, as `kubectl describe` lists them."""
+    """An object's Events, oldest first, as `kubectl describe` lists them (in the order they were
+    sent: by eventTime, to the microsecond, where the Event has one)."""
     table = Table(box=None, header_style="bold", title="Events", title_justify="left")
     for col in ("AGE", "TYPE", "REASON", "MESSAGE"):
         table.add_column(col)
@@ -245,7 +246,10 @@ def events_table(events: list[dict[str, Any]], now: datetime) -> Table:
             or ""
         )
 
-    for e in sorted(events, key=when):
+    def order(e: dict[str, Any]) -> str:
+        return str(e.get("eventTime") or when(e))
+
+    for e in sorted(events, key=order):
         stamp = when(e)[:19] + "Z" if when(e) else None
         age = elapsed(stamp, None, now) if stamp else "-"
         style = "red" if e.get("type") == "Warning" else ""

@@ -266,6 +266,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from dataworks.cli import watching
 
     info, name = ref(args.name)
+    if info.kind == "SequentialJob":
+        from dataworks.cli import sequences
+
+        return sequences.describe(Cluster(args), name, args)
     _pipelines_only(info, "describe")
     cluster = Cluster(args)
     if args.output in {"json", "yaml"}:
@@ -452,7 +456,7 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     describe = sub.add_parser(
         "describe",
         parents=[common, output],
-        help="one pipeline in full: steps, Jobs, fan-out workers, Events",
+        help="one pipeline (or KIND/NAME, e.g. sqj/nightly) in full: steps, Jobs, workers, Events",
     )
     describe.add_argument("name")
     describe.set_defaults(fn=cmd_describe)

@@ -196,3 +196,46 @@ def retry_local(args: argparse.Namespace) -> int:
     found.save_pipeline(obj)
     print(f"re-running run {found.name} from step {start}; the steps before it keep their results")
     return execute(found)
+
+
+def describe(cluster: Cluster, name: str, args: argparse.Namespace) -> int:
+    """One SequentialJob in full: its steps (runs, outputs), their Jobs, and its Events."""
+    from lightkube.resources.core_v1 import Event
+
+    obj = cluster.get(name, api.INFO)
+    found = cluster.call(
+        "list events",
+        lambda: list(
+            cluster.client.list(
+                Event,
+                namespace=cluster.namespace,
+                fields={"involvedObject.name": name, "involvedObject.kind": api.KIND},
+            )
+        ),
+    )
+    events = [dict(e.to_dict()) for e in found]
+    if args.output in {"json", "yaml"}:
+        keys = ("type", "reason", "message", "eventTime")
+        ordered = sorted(events, key=lambda e: str(e.get("eventTime") or e.get("lastTimestamp") or ""))
+        emit(
+            args,
+            "",
+            {
+                "name": name,
+                "status": obj.get("status") or {},
+                "events": [{k: e.get(k) for k in keys} for e in ordered],
+            },
+        )
+        return EXIT_OK
+    out, now = console(), datetime.now(UTC)
+    for line in formatting.sequence_detail(obj, now):
+        out.print(line)
+    ran = [s for s in (obj.get("status") or {}).get("steps") or [] if s.get("jobName")]
+    if ran:
+        out.print("\nJobs:")
+        for s in ran:
+            out.print(f"  {s['name']}: job/{s['jobName']} (run {s.get('attempt', 1)})")
+    if events:
+        out.print("")
+        out.print(formatting.events_table(events, now))
+    return EXIT_OK

@@ -49,16 +49,27 @@ class SequentialJobController(Controller):
         return result
 
     async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
-        """What the pods of Jobs that finished since the last status said (Job name -> PodFacts)."""
-        recorded = {
-            s.get("jobName")
-            for s in (obj.get("status") or {}).get("steps") or []
-            if s.get("phase") in {"Completed", "Failed"}
-        }
+        """What the pods of finished Jobs said (Job name -> PodFacts), for the Job of each step's
+        current run: a failed one's before its failure is recorded, the last step's before the
+        sequence completes, any other's once its step is recorded Completed (core outputs)."""
+        steps = {s.get("name"): s for s in (obj.get("status") or {}).get("steps") or []}
+        containers = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
         found: dict[str, PodFacts] = {}
         for body in children.get("Job", []):
             view = observations.job_view(body)
-            if view.step and view.state in {"Succeeded", "Failed"} and view.name not in recorded:
+            if view.state not in {"Succeeded", "Failed"} or view.step not in containers:
+                continue
+            st = steps.get(view.step) or {}
+            if st and st.get("attempt", 1) != view.attempt:
+                continue  # an earlier run's Job, which a re-run replaced
+            recorded = st.get("jobName") == view.name and st.get("phase") in {"Completed", "Failed"}
+            # Recorded before its pods were read (no output yet), or to be read before it is recorded.
+            wanted = (
+                st.get("output") is None
+                if recorded
+                else view.state == "Failed" or view.step == containers[-1]
+            )
+            if wanted:
                 pods = await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
                 found[view.name] = outputs.facts_of(pods, succeeded=view.state == "Succeeded")
         return found

@@ -182,3 +182,26 @@ def test_sequence_detail() -> None:
         "❌ b (run 2) (boom)",
         "⏭ c (skipped: job 1 (b) failed)",
     ]
+
+
+def test_events_keep_the_order_they_were_sent_in_within_a_second() -> None:
+    same = "2026-01-01T00:00:05Z"
+    events = [
+        {
+            "type": "Normal",
+            "reason": "JobStarted",
+            "lastTimestamp": same,
+            "eventTime": "2026-01-01T00:00:05.000200Z",
+        },
+        {
+            "type": "Normal",
+            "reason": "JobCompleted",
+            "lastTimestamp": same,
+            "eventTime": "2026-01-01T00:00:05.000100Z",
+        },
+        {"type": "Normal", "reason": "Older", "lastTimestamp": "2026-01-01T00:00:01Z"},
+    ]
+    con = Console(width=200, record=True)
+    con.print(formatting.events_table(events, datetime(2026, 1, 1, 0, 1, tzinfo=UTC)))
+    reasons = [line.split()[2] for line in con.export_text().splitlines()[2:]]
+    assert reasons == ["Older", "JobCompleted", "JobStarted"]

@@ -8,7 +8,7 @@ arguments, so the operator and the local runtime make the same decisions,
 and a repeated call with the same input is a no-op.
 
 This module only orders the policies; each lives in its own module:
-rerun, observing, deadline, sequencing, suspension, events, status.
+rerun, observing, deadline, sequencing, suspension, events, status, outputs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,16 @@ from dataworks.api import sequentialjob as api
 from dataworks.core.kit import lifecycle
 from dataworks.core.kit.jobs import JobView
 from dataworks.core.kit.plan import Meta
-from dataworks.core.sequentialjobs import deadline, events, observing, rerun, sequencing, status, suspension
+from dataworks.core.sequentialjobs import (
+    deadline,
+    events,
+    observing,
+    outputs,
+    rerun,
+    sequencing,
+    status,
+    suspension,
+)
 from dataworks.core.sequentialjobs.validation import Validated
 from dataworks.core.sequentialjobs.work import Launch, Plan, PodFacts, Work
 
@@ -61,7 +70,8 @@ def plan(
 
 
 def _timers(w: Work) -> None:
-    """When to look again without an event: at the deadline, or to apply the TTL."""
+    """When to look again without an event: at the deadline, to apply the TTL, or at once to read
+    a completed step's output."""
     t = lifecycle.timers(
         finished=w.status.phase in api.TERMINAL_PHASES,
         start_time=w.status.start_time,
@@ -71,3 +81,5 @@ def _timers(w: Work) -> None:
         now=w.now,
     )
     w.plan.delete_self, w.plan.requeue_at = t.delete_now, t.requeue_at
+    if outputs.unread(w):
+        w.plan.requeue_at = w.now

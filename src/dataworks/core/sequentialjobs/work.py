@@ -82,7 +82,13 @@ class Work:
     ) -> None:
         self.meta, self.old, self.spec, self.now = meta, old, spec, now
         self.facts = facts or {}
-        self.status = old.model_copy(deep=True)
+        # Shallow copies suffice: nested values (state, progress) are replaced, never mutated.
+        self.status = old.model_copy(
+            update={
+                "steps": [s.model_copy() for s in old.steps],
+                "conditions": [c.model_copy() for c in old.conditions],
+            }
+        )
         self.status.observed_generation = meta.generation
         self.previous = {s.name: s for s in old.steps}
         known = {s.name: s for s in self.status.steps}

@@ -1,7 +1,8 @@
 """Pins what an observed Job means for its step (core/sequentialjobs/observing.py): active or suspended
 is Running, succeeded is Completed with the container's output, failed is Failed with the most
-telling reason and the container's own message; an outcome is recorded once; only the Job of the
-step's current run counts; skipped and cancelled steps keep their phase."""
+telling reason and the container's own message; an outcome is recorded once, and an output read
+after it is filled in ("" when the container left none, None while its pods are unread); only the
+Job of the step's current run counts; skipped and cancelled steps keep their phase."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def running_b() -> StatusBuilder:
             running_b(),
             sqj_job("b").started().success_criteria_met(),
             PodFacts(),
-            ("Completed", None, None, None),
+            ("Completed", None, None, ""),
             id="success-criteria-met",
         ),
         pytest.param(
@@ -66,15 +67,29 @@ def running_b() -> StatusBuilder:
             .started()
             .failed("DeadlineExceeded", "Job was active longer than specified deadline"),
             PodFacts(),
-            ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline", None),
+            ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline", ""),
             id="step-deadline",
         ),
         pytest.param(
             make_status().step("a", "Completed").step("b", "Failed", reason="Boom", message="recorded"),
             sqj_job("b").started().failed(),
             PodFacts(reason="OOMKilled"),
-            ("Failed", "Boom", "recorded", None),
+            ("Failed", "Boom", "recorded", ""),
             id="recorded-once",
+        ),
+        pytest.param(
+            make_status().step("a", "Completed").step("b", "Completed"),
+            sqj_job("b").started().succeeded(),
+            PodFacts(output="rows=3"),
+            ("Completed", None, None, "rows=3"),
+            id="output-read-after-it-was-recorded",
+        ),
+        pytest.param(
+            make_status().step("a", "Completed").step("b", "Completed", output="first"),
+            sqj_job("b").started().succeeded(),
+            PodFacts(output="second"),
+            ("Completed", None, None, "first"),
+            id="output-read-once",
         ),
         pytest.param(
             make_status().step("a", "Completed").step("b", "Running", attempt=2),
@@ -125,3 +140,9 @@ def test_times_and_failed_pods_come_from_the_job() -> None:
     observing.observe(w)
     b = w.by_name["b"]
     assert (b.job_name, b.start_time, b.completion_time, b.failed_pods) == ("s-b", STARTED, FINISHED, 2)
+
+
+def test_a_step_recorded_before_its_pods_were_read_has_no_output_yet() -> None:
+    w = make_work(make_sqj("s", "a", "b"), running_b(), [sqj_job("b").started().succeeded()])
+    observing.observe(w)
+    assert (w.by_name["b"].phase, w.by_name["b"].output) == ("Completed", None)

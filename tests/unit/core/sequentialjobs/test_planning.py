@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from dataworks.core.kit.clock import parse_ts
 from dataworks.core.kit.jobs import JobView
+from dataworks.core.sequentialjobs.work import PodFacts
 from tests.builders.sequentialjobs import T0, Sim, make_sqj, phases, plan, stamp
 
 SEED_EVENTS = [
@@ -35,9 +36,9 @@ def test_the_steps_run_one_at_a_time_in_order() -> None:
     assert status.phase == "Completed"
     assert sim.reasons() == SEED_EVENTS
     assert {s.name: s.output for s in status.steps} == {
-        "extract": None,
+        "extract": "",
         "transform": "rows=120",
-        "load": None,
+        "load": "",
     }
     assert [e.message for e in sim.events][:2] == [
         "Started job 0 (extract): Job s-extract",
@@ -71,8 +72,8 @@ def test_a_rerun_from_the_failed_step_keeps_the_completed_steps() -> None:
     assert status.phase == "Completed"
     assert {s.name: (s.attempt, s.job_name, s.output) for s in status.steps} == {
         "a": (1, "s-a", "rows=3"),
-        "b": (2, "s-b-a2", None),
-        "c": (1, "s-c", None),
+        "b": (2, "s-b-a2", ""),
+        "c": (1, "s-c", ""),
     }
     assert sim.reasons()[5:] == [
         "Rerun",
@@ -178,3 +179,19 @@ def test_a_retry_while_running_is_ignored_once() -> None:
     assert [(e.type, e.reason) for e in p.events] == [("Warning", "RetryIgnored")]
     assert sim.reconcile().events == []
     assert sim.run().phase == "Completed"
+
+
+def test_an_output_read_after_the_transition_wakes_the_runtime_at_once() -> None:
+    builder = make_sqj("s", "a", "b")
+    first = plan(builder, None, [], now=T0)
+    done = JobView("s-a", "a", 1, "Succeeded", start_time=stamp())
+    moved = plan(builder, first.status, [done], now=T0 + timedelta(seconds=5))  # pods not read yet
+    assert [launch.job_name for launch in moved.create] == ["s-b"]
+    assert moved.status.steps[0].output is None
+    assert moved.requeue_at == T0 + timedelta(seconds=5)
+    b = JobView("s-b", "b", 1, "Active", start_time=stamp(5))
+    read = plan(
+        builder, moved.status, [done, b], now=T0 + timedelta(seconds=6), facts={"s-a": PodFacts("rows=3")}
+    )
+    assert (read.create, read.events, read.status.steps[0].output) == ([], [], "rows=3")
+    assert read.requeue_at is None

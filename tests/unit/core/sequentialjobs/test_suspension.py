@@ -1,6 +1,7 @@
 """Pins suspend and resume (core/sequentialjobs/suspension.py): spec.suspend suspends the running
-step's active Job, clearing it resumes a suspended one; Jobs of finished steps, and Jobs already in
-the wanted state, are left alone."""
+step's active Job, clearing it resumes the Job the sequence had suspended; a Job suspended by
+someone else (Kueue, until it admits the step) is left suspended; Jobs of finished steps, and Jobs
+already in the wanted state, are left alone."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from tests.builders.jobs import JobBuilder
 from tests.builders.sequentialjobs import StatusBuilder, make_sqj, make_status, make_work, sqj_job
 
 
-def running_b() -> StatusBuilder:
-    return make_status().step("a", "Completed").step("b", "Running")
+def running_b(phase: str = "Running") -> StatusBuilder:
+    return make_status(phase).step("a", "Completed").step("b", "Running")
 
 
 @pytest.mark.parametrize(
@@ -20,7 +21,8 @@ def running_b() -> StatusBuilder:
     [
         pytest.param(True, running_b(), [sqj_job("b").started()], ["s-b"], [], id="suspend"),
         pytest.param(True, running_b(), [sqj_job("b").suspended()], [], [], id="already-suspended"),
-        pytest.param(False, running_b(), [sqj_job("b").suspended()], [], ["s-b"], id="resume"),
+        pytest.param(False, running_b("Suspended"), [sqj_job("b").suspended()], [], ["s-b"], id="resume"),
+        pytest.param(False, running_b(), [sqj_job("b").suspended()], [], [], id="kueue-holds-it"),
         pytest.param(False, running_b(), [sqj_job("b").resumed()], [], [], id="already-running"),
         pytest.param(
             True,
