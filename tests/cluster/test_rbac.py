@@ -25,6 +25,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Secret, ServiceAccount
 
 from dataworks.kube.resources import Pipeline
+from tests.cluster import jobhandler as jh
 from tests.cluster import sequentialjobs as sqj
 from tests.cluster.conftest import Cluster, InPod, Operator
 from tests.cluster.pipelines import create, manifest, step
@@ -44,6 +45,7 @@ NEEDS = {
     "jobs": "job-created",
     "configmaps": "configmap-created",
     "pods": "failure-reason",
+    "pods/log": "logs-archived",
     "events": "events",
     "secrets": "notified",  # the namespaced Role: the notification receivers' URLs
 }
@@ -152,6 +154,8 @@ def exercise(
             manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})]),
         )
         sqj.create(cluster.client, namespace, sqj.manifest("least-sequence", ["a"]))
+        painted = {"logs": "archived line"}
+        jh.create(cluster.client, namespace, jh.job("least-job", "true", exec_pod=False, fate=painted))
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(seen) < len(set(NEEDS.values())):
@@ -162,7 +166,7 @@ def exercise(
                 seen.add("reconciled")
             if sqj.status(c.get(sqj.SequentialJob, "least-sequence", namespace=namespace)).get("phase"):
                 seen.add("sequence-reconciled")
-            if list(c.list(Job, namespace=namespace)):
+            if list(c.list(Job, namespace=namespace, labels={"dataworks.io/pipeline": "least"})):
                 seen.add("job-created")
             if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):
                 seen.add("configmap-created")
@@ -172,6 +176,8 @@ def exercise(
                 seen.add("events")
             if receiver.bodies:
                 seen.add("notified")
+            if any("archived line" in jh.logs_of(cm) for cm in jh.archives(c, namespace, "least-job")):
+                seen.add("logs-archived")
             time.sleep(0.3)
         return seen
     finally:

@@ -84,8 +84,8 @@ def test_daily_production_etl(shop: services.Postgres, tmp_path: Path) -> None:
 
 
 def test_every_example_is_run_by_a_test() -> None:
-    """The examples tree holds only resources some test runs (the cluster tests run examples/seed and
-    examples/sequentialjob)."""
+    """The examples tree holds only resources some test runs (the cluster tests run examples/seed,
+    examples/sequentialjob and examples/jobhandler)."""
     ran = {
         "quickstart.yaml",
         "local/marketing-q1-analysis.yaml",
@@ -93,6 +93,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "seed/marketing-q1-analysis.yaml",
         "seed/production-etl-2024-01-15.yaml",
         "sequentialjob/data-processing-pipeline.yaml",
+        "jobhandler/nightly-export.yaml",
     }
     found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
     assert found == ran

@@ -41,3 +41,11 @@ def test_the_documented_seed_example_is_the_example_a_test_runs() -> None:
     example = DOCS.parent / "examples" / "sequentialjob" / "data-processing-pipeline.yaml"
     documented = pipelines_in(DOCS / "sequentialjob.md", "SequentialJob")[0]
     assert documented == yaml.safe_load(example.read_text())
+
+
+def test_the_documented_labelled_job_is_the_example_a_test_runs() -> None:
+    example = DOCS.parent / "examples" / "jobhandler" / "nightly-export.yaml"
+    (documented,) = pipelines_in(DOCS / "jobhandler.md", "Job")
+    assert documented == yaml.safe_load(example.read_text())
+    (pipeline,) = pipelines_in(DOCS / "jobhandler.md")
+    assert pipeline["spec"]["archiveLogs"] is True  # type: ignore[index]

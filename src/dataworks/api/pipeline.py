@@ -107,6 +107,11 @@ class PipelineSpec(Model):
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the pipeline this long after it finishes."
     )
+    archive_logs: bool = Field(
+        False,
+        description="Label each step Job job-handler/enabled=true, so the job-completion handler keeps "
+        "its logs in a ConfigMap that outlives the pipeline (dataworks logs job/NAME reads it).",
+    )
     service_account_name: str | None = Field(None, description="ServiceAccount of the step pods.")
     pod_defaults: PodDefaults | None = Field(None, description="Pod settings for all steps.")
     shutdown: Literal["Terminate"] | None = Field(

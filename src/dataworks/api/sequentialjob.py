@@ -95,6 +95,11 @@ class SequentialJobSpec(Model):
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the SequentialJob (and its Jobs) this long after it finishes."
     )
+    archive_logs: bool = Field(
+        False,
+        description="Label each step Job job-handler/enabled=true, so the job-completion handler keeps "
+        "its logs in a ConfigMap that outlives the SequentialJob (dataworks logs job/NAME reads it).",
+    )
 
     crd_rules: ClassVar[list[dict[str, str]]] = [
         {

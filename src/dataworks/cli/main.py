@@ -247,6 +247,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return local.logs_local(args)
     if not args.name:
         fail("which pipeline? dataworks logs NAME [--step S] [--worker I] [-f]")
+    kind, _, job = args.name.partition("/")
+    if job and kind.lower() in {"job", "jobs", "job.batch", "jobs.batch"}:
+        from dataworks.cli import joblogs
+
+        return joblogs.logs(Cluster(args), job)
     from dataworks.cli import watching
     from dataworks.core.kit import quantities
 
@@ -346,8 +351,12 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def _add_logs(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    logs = sub.add_parser("logs", parents=parents, help="print a run's step and worker logs")
-    logs.add_argument("name", nargs="?", help="the pipeline (--local: the run, default the newest)")
+    logs = sub.add_parser(
+        "logs", parents=parents, help="print a run's step and worker logs, or a Job's (live or archived)"
+    )
+    logs.add_argument(
+        "name", nargs="?", help="the pipeline, or job/NAME (--local: the run, default the newest)"
+    )
     logs.add_argument("--step", help="only this step")
     logs.add_argument("--worker", type=int, help="only this fan-out worker index")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
