@@ -18,7 +18,7 @@ already accept. A client that POSTs with generateName must not use this.
 
 The body of an answer is read here, inside the retry, so that a connection
 cut after the headers is retried too; watches and followed logs are streams
-that their callers resume, and are passed through unread.
+that their callers resume, and logs may be gigabytes: both are passed through unread.
 """
 
 from __future__ import annotations
@@ -109,9 +109,14 @@ class RetryingTransport(httpx2.AsyncBaseTransport):
 
 
 def _streams(request: httpx2.Request) -> bool:
-    """A watch or a followed log: an answer that lasts, read by its caller as it comes."""
+    """A watch or a log: an answer that lasts or may be huge, read by its caller as it comes
+    (a log read that breaks is read again from its start by its caller)."""
     params = request.url.params
-    return params.get("watch") in {"true", "1"} or params.get("follow") in {"true", "1"}
+    return (
+        params.get("watch") in {"true", "1"}
+        or params.get("follow") in {"true", "1"}
+        or request.url.path.endswith("/log")
+    )
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

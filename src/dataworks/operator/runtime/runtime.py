@@ -76,6 +76,7 @@ class Runtime:
         self.caches: dict[int, Cache] = {id(c): Cache() for c in self.controllers}
         self._refused: dict[tuple[str, Key], str] = {}
         self._failures: dict[tuple[str, str, str], int] = {}
+        self._gone: set[tuple[str, str]] = set()  # (kind, uid) of objects we deleted
         if metrics is not None:
             for c in self.kinds():
                 metrics.queue_depth.labels(kind=c.info.kind).set_function(self._depth_of(c.info.kind))
@@ -115,6 +116,11 @@ class Runtime:
         if c is None:
             return
         key = key_of(body)
+        uid = (body.get("metadata") or {}).get("uid", "")
+        if (kind, uid) in self._gone:
+            if deleted:
+                self._gone.discard((kind, uid))
+            return  # we deleted it: a late event of it must not reconcile it again
         if deleted:
             self.caches[id(c)].forget(key)
             self.queue.cancel((kind, *key))
@@ -245,6 +251,10 @@ class Runtime:
         if actions.delete_self:
             log.info("deleting %s %s/%s, as its controller planned", c.info.kind, namespace, name)
             await self.applier.delete_object(c.info, name, namespace, uid=meta.get("uid"))
+            self._gone.add((c.info.kind, meta.get("uid", "")))
+            self.caches[id(c)].forget(key)
+            self.queue.cancel((c.info.kind, namespace, name))
+            c.forget(key)
         elif actions.requeue_at is not None:
             self.queue.wake_at(
                 (c.info.kind, namespace, name), actions.requeue_at, lambda: self.trigger(c, *key)
