@@ -11,6 +11,10 @@ from dataworks.api.meta import Model
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
+# The label that asks the job-completion handler to archive a Job (Pipelines and
+# SequentialJobs put it on their step Jobs when `archiveLogs` is set).
+ARCHIVE_LABEL = "job-handler/enabled"
+
 
 class Resources(Model):
     """Compute resources of a step's pods.

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from dataworks.api.common import ARCHIVE_LABEL
 from dataworks.api.meta import KindInfo, Model
 
-ENABLED = "job-handler/enabled"  # on a Job: "true" opts it in (any other value does not)
+ENABLED = ARCHIVE_LABEL  # on a Job: "true" opts it in (any other value does not)
 CREATED = "job-handler/created"  # on an archive ConfigMap: "true"
 STATUS = "job-handler/status"  # annotation on a handled Job: completed or failed
 JOB_NAME = "job-name"  # on an archive ConfigMap (and, set by the Job controller, on pods)

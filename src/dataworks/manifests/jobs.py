@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from dataworks.api import pipeline as api
+from dataworks.api.common import ARCHIVE_LABEL
 from dataworks.api.config import PipelinesConfig
-from dataworks.api.jobhandler import ENABLED
 from dataworks.core.kit import naming
 from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP, LABEL_STEP_TYPE
 from dataworks.core.kit.quantities import parse_quantity
@@ -216,7 +216,7 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Pipel
         "metadata": {
             "name": launch.job_name,
             "namespace": owner.namespace,
-            "labels": {**labels, **({ENABLED: "true"} if spec.archive_logs else {})},
+            "labels": {**labels, **({ARCHIVE_LABEL: "true"} if spec.archive_logs else {})},
             "ownerReferences": [owner.reference()],
         },
         "spec": job_spec,

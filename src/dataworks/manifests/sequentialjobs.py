@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataworks.api import sequentialjob as api
-from dataworks.api.jobhandler import ENABLED
+from dataworks.api.common import ARCHIVE_LABEL
 from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
 from dataworks.core.sequentialjobs.work import Launch
 from dataworks.manifests import pods
@@ -75,7 +75,7 @@ def step_job(owner: Owner, spec: api.SequentialJobSpec, launch: Launch) -> dict[
         "metadata": {
             "name": launch.job_name,
             "namespace": owner.namespace,
-            "labels": {**shared, **ours, **({ENABLED: "true"} if spec.archive_logs else {})},
+            "labels": {**shared, **ours, **({ARCHIVE_LABEL: "true"} if spec.archive_logs else {})},
             "ownerReferences": [owner.reference()],
         },
         "spec": job_spec,
