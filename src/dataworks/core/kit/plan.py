@@ -40,7 +40,7 @@ class Actions:
     """What a controller asks the runtime to do, for any kind: the shape every plan ends in.
 
     The runtime applies them in this order: create children (adopting one that
-    already exists with our owner uid), delete children, patch children, write
+    already exists with our owner uid), post the once-Events, delete children, patch children, write
     the status once (only if it changed), then post the Events; then delete the
     object itself or wake again at `requeue_at`.
     """

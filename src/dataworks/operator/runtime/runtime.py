@@ -237,8 +237,6 @@ class Runtime:
         actions = c.plan(obj, children, observed, now)
         owner = Owner(info=c.info, name=name, namespace=namespace, uid=meta.get("uid", ""))
         await self._apply_children(c, owner, actions)
-        for event in [e for e in actions.events if e.once]:
-            await self.events.post_once(owner, event)  # before what marks the transition done
         if actions.status is not None:
             old = obj.get("status") or None
             written = await self.applier.write_status(c.info, name, namespace, actions.status)
@@ -279,6 +277,8 @@ class Runtime:
                 self._refused[(c.info.kind, key)] = text
                 await self.events.send(owner, Event("Warning", "FailedCreate", text))
             raise
+        for event in [e for e in actions.events if e.once]:
+            await self.events.post_once(owner, event)  # before the patch that marks it done
         for kind, name in actions.delete:
             await self.applier.delete(kind, name, owner.namespace)
         for kind, name, patch in actions.patch:
