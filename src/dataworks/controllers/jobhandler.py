@@ -97,6 +97,9 @@ class JobHandlerController(Controller):
         """Read every container instance that terminated since the last reconcile."""
         run = self._run(obj)
         uid = run.uid
+        if not run.creating and any(_holds(a, uid) for a in children.get("ConfigMap", [])):
+            run.logs = archive.Logs()  # archived: a failed Job may stay for days, its logs need not
+            return run.logs
         pods = [p for p in children.get("Pod", []) if _owned_by(p, uid)]
         for pod in pods:
             run.logs.pods[(pod.get("metadata") or {}).get("uid", "")] = pod

@@ -78,6 +78,10 @@ def test_each_instance_is_read_once_and_counted_once_when_stored() -> None:
     assert registry.get_sample_value("dataworks_jobhandler_capture_latency_seconds_sum") == 5.0
     original = registry.get_sample_value("dataworks_jobhandler_log_bytes_total", {"what": "original"})
     assert original == len("etl-x main run 1\n") + len("etl-x main run 2\n")
+    # Archived: what was read is let go (a failed Job may stay for days), and nothing is read again.
+    after = asyncio.run(c.observe(job("u1", "Complete"), stored, None))  # type: ignore[arg-type]
+    assert after.captured == {}
+    assert len(capture.read) == 2
 
 
 def test_a_new_run_under_the_same_name_starts_afresh_and_ignores_the_old_runs_pods() -> None:
