@@ -53,6 +53,11 @@ class Controller:
         """Everything one reconcile does, decided before anything is done (each kind's own)."""
         raise NotImplementedError
 
+    def plan_deleted(self, obj: dict[str, Any], children: Children, now: datetime) -> Actions | None:
+        """Someone else deleted the object: children to create and Events to post one last
+        time (none by default; the garbage collector removes what it owned)."""
+        return None
+
     def child_fingerprint(self, kind: str, body: dict[str, Any]) -> Hashable:
         """What of a child matters to `plan`: an event that leaves it unchanged triggers nothing."""
         meta = body.get("metadata") or {}

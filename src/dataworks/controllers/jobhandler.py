@@ -127,6 +127,17 @@ class JobHandlerController(Controller):
             run.creating, run.planned = True, planned.fitted
         return planned.actions
 
+    def plan_deleted(self, obj: dict[str, Any], children: Children, now: datetime) -> Actions | None:
+        """A finished Job deleted before it was archived (ttlSecondsAfterFinished: 0, a user):
+        archive what was read of it."""
+        run = self._run(obj)
+        planned = planning.plan_gone(
+            obj, children.get("ConfigMap", []), run.logs, settings=self.settings, now=now
+        )
+        if planned.actions.create and self.metrics is not None:
+            self.metrics.archived(_outcome(obj), planned.fitted, _latency(obj, now))
+        return planned.actions
+
 
 def _owned_by(pod: dict[str, Any], uid: str) -> bool:
     refs = (pod.get("metadata") or {}).get("ownerReferences") or []

@@ -96,6 +96,30 @@ def plan(
     return Planned(actions, fitted)
 
 
+def plan_gone(
+    job: dict[str, Any],
+    archives: list[dict[str, Any]],
+    logs: archive.Logs,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> Planned:
+    """A Job deleted by someone else before it was archived: if it had finished, its archive
+    and Event from what was read (its pods are gone with it); nothing to annotate or delete."""
+    meta = job.get("metadata") or {}
+    outcome = finished(job, [])
+    uid = meta.get("uid", "")
+    if outcome is None or any(
+        ((a.get("metadata") or {}).get("labels") or {}).get(names.JOB_UID) == uid for a in archives
+    ):
+        return Planned(Actions())
+    where = archive.archive_name(
+        meta.get("name", ""), uid, {(a.get("metadata") or {}).get("name", "") for a in archives}
+    )
+    manifest, fitted = archive.build(job, job_view(job), logs, where, budget=settings.budget, now=now)
+    return Planned(Actions(create=[manifest], events=[_event(outcome, where, fitted, False, logs)]), fitted)
+
+
 def _event(outcome: str, where: str, fitted: Fitted | None, delete: bool, logs: archive.Logs) -> Event:
     pods = len(logs.pods)
     kept = (

@@ -47,6 +47,16 @@ class Queue:
                     self.slots.pop(key, None)
                     return
 
+    async def last(self, key: SlotKey, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn` once the run in progress (if any) has ended, then drop the slot: the object
+        is gone, and what runs for it now must not be dropped as a repeat of that run."""
+        slot = self.slots.setdefault(key, Slot())
+        async with slot.lock:
+            slot.again = False
+            await fn()
+        if self.slots.get(key) is slot and not slot.lock.locked():
+            self.slots.pop(key, None)
+
     def wake_at(self, key: SlotKey, when: datetime, fire: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Call `fire` at `when` (replacing an earlier timer of this object)."""
         previous = self._timers.pop(key, None)

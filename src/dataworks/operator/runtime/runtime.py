@@ -122,12 +122,33 @@ class Runtime:
                 self._gone.discard((kind, uid))
             return  # we deleted it: a late event of it must not reconcile it again
         if deleted:
-            self.caches[id(c)].forget(key)
-            self.queue.cancel((kind, *key))
-            c.forget(key)
+            await self._gone_now(c, key, body)
             return
         if self.caches[id(c)].put(body):
             await self.trigger(c, *key)
+
+    async def _gone_now(self, c: ctl.Controller, key: Key, body: dict[str, Any]) -> None:
+        """The object was deleted (by someone else): the controller's last word, then forget it."""
+        slot = (c.info.kind, *key)
+
+        async def once() -> None:
+            cache = self.caches[id(c)]
+            actions = c.plan_deleted(body, cache.children_of(key), self.clock())
+            if actions is not None:
+                meta = body.get("metadata") or {}
+                owner = Owner(info=c.info, name=key[1], namespace=key[0], uid=meta.get("uid", ""))
+                try:
+                    for manifest in actions.create:
+                        await self.applier.create_or_adopt(manifest)
+                    for event in actions.events:
+                        await (self.events.post_once if event.once else self.events.send)(owner, event)
+                except Exception:
+                    log.exception("the last reconcile of deleted %s %s/%s failed", c.info.kind, *key)
+            cache.forget(key)
+            self.queue.cancel(slot)
+            c.forget(key)
+
+        await self.queue.last(slot, once)
 
     def _owner_of(self, kind: str, body: dict[str, Any]) -> tuple[ctl.Controller, Key] | None:
         meta = body.get("metadata") or {}

@@ -203,3 +203,24 @@ def test_no_logs_says_why() -> None:
 )
 def test_handled(the_job: dict[str, Any], expected: bool) -> None:
     assert planning.handled(the_job) is expected
+
+
+@pytest.mark.parametrize(
+    ("the_job", "archives", "create"),
+    [
+        pytest.param(job("Complete"), [], "etl-results", id="finished-not-archived"),
+        pytest.param(job("Complete"), [cm("etl-results", "uid-1")], None, id="already-archived"),
+        pytest.param(job(), [], None, id="deleted-while-running"),
+        pytest.param(job("Failed"), [cm("etl-results", "old")], "etl-results-uid-1", id="failed-name-taken"),
+    ],
+)
+def test_a_job_deleted_by_someone_else_is_archived_from_what_was_read(
+    the_job: dict[str, Any], archives: list[dict[str, Any]], create: str | None
+) -> None:
+    got = planning.plan_gone(the_job, archives, logs(b"kept\n"), settings=SETTINGS, now=NOW).actions
+    assert [m["metadata"]["name"] for m in got.create] == ([create] if create else [])
+    assert len(got.events) == (1 if create else 0)
+    assert got.patch == []
+    assert not got.delete_self
+    if create:
+        assert "kept" in got.create[0]["data"][names.KEY_LOGS]
