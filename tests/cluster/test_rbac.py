@@ -18,12 +18,21 @@ from typing import Any
 
 import pytest
 import yaml
-from lightkube import codecs
+from lightkube import Client, codecs
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event, Secret, ServiceAccount
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    PersistentVolumeClaim,
+    Secret,
+    Service,
+    ServiceAccount,
+)
 
+from dataworks.api import trainingjob
+from dataworks.kube import resources
 from dataworks.kube.resources import Pipeline
 from tests.cluster import jobhandler as jh
 from tests.cluster import sequentialjobs as sqj
@@ -32,6 +41,8 @@ from tests.cluster.pipelines import create, manifest, step
 from tests.cluster.test_notifications import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
+TrainingJob = resources.of(trainingjob.INFO)
+FATE = "fate.testcluster.dataworks.io/"
 ROLE = yaml.safe_load((REPO / "deploy" / "rbac" / "role.yaml").read_text())
 NOTIFY_ROLE, NOTIFY_BINDING = yaml.safe_load_all(
     (REPO / "deploy" / "rbac" / "notifications_role.yaml").read_text()
@@ -42,6 +53,10 @@ NEEDS = {
     "pipelines/status": "reconciled",
     "sequentialjobs": "sequence-reconciled",
     "sequentialjobs/status": "sequence-reconciled",
+    "trainingjobs": "training-reconciled",
+    "trainingjobs/status": "training-reconciled",
+    "services": "training-service",
+    "persistentvolumeclaims": "training-claim",
     "jobs": "job-created",
     "configmaps": "configmap-created",
     "pods": "failure-reason",
@@ -141,48 +156,74 @@ def exercise(
     )
     own.start()
     try:
-        oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
-        fetch = {
-            "name": "fetch",
-            "type": "fetch",
-            "config": {"path": "in.csv"},
-            "annotations": {"fate.testcluster.dataworks.io/duration": "200ms"},
-        }
-        create(
-            cluster.client,
-            namespace,
-            manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})]),
-        )
-        sqj.create(cluster.client, namespace, sqj.manifest("least-sequence", ["a"]))
-        painted = {"logs": "archived line"}
-        jh.create(cluster.client, namespace, jh.job("least-job", "true", exec_pod=False, fate=painted))
+        create_everything(cluster.client, namespace)
         seen: set[str] = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(seen) < len(set(NEEDS.values())):
-            c = cluster.client
-            p = c.get(Pipeline, "least", namespace=namespace).to_dict()
-            st = p.get("status") or {}
-            if st.get("phase"):
-                seen.add("reconciled")
-            if sqj.status(c.get(sqj.SequentialJob, "least-sequence", namespace=namespace)).get("phase"):
-                seen.add("sequence-reconciled")
-            if list(c.list(Job, namespace=namespace, labels={"dataworks.io/pipeline": "least"})):
-                seen.add("job-created")
-            if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):
-                seen.add("configmap-created")
-            if any(s.get("reason") == "OOMKilled" for s in st.get("stepStatuses") or []):
-                seen.add("failure-reason")
-            if any(e.reason == "StepStarted" for e in c.list(Event, namespace=namespace)):
-                seen.add("events")
-            if receiver.bodies:
-                seen.add("notified")
-            if any("archived line" in jh.logs_of(cm) for cm in jh.archives(c, namespace, "least-job")):
-                seen.add("logs-archived")
+            seen |= what_worked(cluster.client, namespace, receiver)
             time.sleep(0.3)
         return seen
     finally:
         own.stop()
         receiver.close()
+
+
+def create_everything(client: Client, namespace: str) -> None:
+    """A pipeline, a sequential job, a training job and a labelled Job that need every rule."""
+    oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
+    fetch = {
+        "name": "fetch",
+        "type": "fetch",
+        "config": {"path": "in.csv"},
+        "annotations": {"fate.testcluster.dataworks.io/duration": "200ms"},
+    }
+    create(
+        client, namespace, manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})])
+    )
+    sqj.create(client, namespace, sqj.manifest("least-sequence", ["a"]))
+    tj = {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "least-training"},
+        "spec": {
+            "model": "m",
+            "dataset": "d",
+            "gpusPerWorker": 0,
+            "podAnnotations": {FATE + "outcome": "run"},
+        },
+    }
+    client.create(codecs.from_dict(tj), namespace=namespace)
+    painted = {"logs": "archived line"}
+    jh.create(client, namespace, jh.job("least-job", "true", exec_pod=False, fate=painted))
+
+
+def what_worked(c: Client, namespace: str, receiver: Receiver) -> set[str]:
+    seen = set()
+    st = c.get(Pipeline, "least", namespace=namespace).to_dict().get("status") or {}
+    if st.get("phase"):
+        seen.add("reconciled")
+    if sqj.status(c.get(sqj.SequentialJob, "least-sequence", namespace=namespace)).get("phase"):
+        seen.add("sequence-reconciled")
+    if list(c.list(Job, namespace=namespace, labels={"dataworks.io/pipeline": "least"})):
+        seen.add("job-created")
+    if any(cm.metadata.name.startswith("least") for cm in c.list(ConfigMap, namespace=namespace)):
+        seen.add("configmap-created")
+    if any(s.get("reason") == "OOMKilled" for s in st.get("stepStatuses") or []):
+        seen.add("failure-reason")
+    if any(e.reason == "StepStarted" for e in c.list(Event, namespace=namespace)):
+        seen.add("events")
+    if receiver.bodies:
+        seen.add("notified")
+    if (c.get(TrainingJob, "least-training", namespace=namespace).to_dict().get("status") or {}).get("state"):
+        seen.add("training-reconciled")
+    if any(x.metadata.name == "least-training" for x in c.list(Service, namespace=namespace)):
+        seen.add("training-service")
+    claims = c.list(PersistentVolumeClaim, namespace=namespace)
+    if any(x.metadata.name == "least-training-checkpoints" for x in claims):
+        seen.add("training-claim")
+    if any("archived line" in jh.logs_of(cm) for cm in jh.archives(c, namespace, "least-job")):
+        seen.add("logs-archived")
+    return seen
 
 
 def test_the_shipped_manifests_apply_on_the_server(cluster: Cluster) -> None:

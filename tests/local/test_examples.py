@@ -85,7 +85,7 @@ def test_daily_production_etl(shop: services.Postgres, tmp_path: Path) -> None:
 
 def test_every_example_is_run_by_a_test() -> None:
     """The examples tree holds only resources some test runs (the cluster tests run examples/seed,
-    examples/sequentialjob and examples/jobhandler)."""
+    examples/sequentialjob, examples/jobhandler and examples/training)."""
     ran = {
         "quickstart.yaml",
         "local/marketing-q1-analysis.yaml",
@@ -94,6 +94,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "seed/production-etl-2024-01-15.yaml",
         "sequentialjob/data-processing-pipeline.yaml",
         "jobhandler/nightly-export.yaml",
+        "training/test-job.yaml",
     }
     found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
     assert found == ran

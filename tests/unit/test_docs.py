@@ -49,3 +49,9 @@ def test_the_documented_labelled_job_is_the_example_a_test_runs() -> None:
     assert documented == yaml.safe_load(example.read_text())
     (pipeline,) = pipelines_in(DOCS / "jobhandler.md")
     assert pipeline["spec"]["archiveLogs"] is True  # type: ignore[index]
+
+
+def test_the_documented_training_job_is_the_example_a_test_runs() -> None:
+    example = DOCS.parent / "examples" / "training" / "test-job.yaml"
+    (documented,) = pipelines_in(DOCS / "trainingjob.md", "TrainingJob")
+    assert documented == yaml.safe_load(example.read_text())

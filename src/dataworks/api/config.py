@@ -128,6 +128,15 @@ class PipelinesConfig(ConfigModel):
     )
 
 
+class TrainingJobsConfig(ConfigModel):
+    """The `trainingJobs:` section: the TrainingJob controller's settings."""
+
+    image_pattern: str = Field(
+        "training-image:{model}",
+        description="The worker image of a TrainingJob that names none; {model} is its spec.model.",
+    )
+
+
 class OperatorConfig(ConfigModel):
     """Everything the operator reads from its configuration file: what every controller shares,
     then one section per controller."""
@@ -143,6 +152,10 @@ class OperatorConfig(ConfigModel):
     )
     pipelines: PipelinesConfig = Field(
         default_factory=PipelinesConfig, description="The Pipeline controller's settings."
+    )
+    training_jobs: TrainingJobsConfig = Field(
+        default_factory=TrainingJobsConfig,
+        description="The TrainingJob controller's settings.",
     )
     job_handler: JobHandlerConfig = Field(
         default_factory=JobHandlerConfig,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dataworks.api import kinds, sequentialjob
+from dataworks.api import kinds, sequentialjob, trainingjob
 from dataworks.api import pipeline as api
 from dataworks.api.meta import KindInfo
 
@@ -42,6 +42,12 @@ ACTIONS: dict[str, tuple[Action, ...]] = {
             "suspend", {"suspend": True}, "suspended", "pause: no step starts, the running Job is suspended"
         ),
         Action("resume", {"suspend": False}, "resumed", "resume a suspended sequential job"),
+    ),
+    trainingjob.KIND: (
+        Action(
+            "suspend", {"suspend": True}, "suspended", "pause: workers get SIGTERM to checkpoint, then stop"
+        ),
+        Action("resume", {"suspend": False}, "resumed", "resume from the latest checkpoint"),
     ),
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataworks.api.config import OperatorConfig, PipelinesConfig
+from dataworks.api.config import OperatorConfig, PipelinesConfig, TrainingJobsConfig
 from dataworks.api.jobhandler import JobHandlerConfig
 from dataworks.operator.main import load_config
 
@@ -42,6 +42,7 @@ def test_every_key_is_documented_once() -> None:
     keys = [f.alias or name for name, f in OperatorConfig.model_fields.items()]
     keys += [f"pipelines.{f.alias or name}" for name, f in PipelinesConfig.model_fields.items()]
     keys += [f"jobHandler.{f.alias or name}" for name, f in JobHandlerConfig.model_fields.items()]
+    keys += [f"trainingJobs.{f.alias or name}" for name, f in TrainingJobsConfig.model_fields.items()]
     assert sorted(documented) == sorted(keys)
 
 

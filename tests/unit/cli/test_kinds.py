@@ -31,7 +31,8 @@ def test_every_kubectl_spelling_resolves(spelling: str) -> None:
 def test_an_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(
         kinds.UnknownKind,
-        match=r'no dataworks resource type "pipes"; known types: pipelines \(pl\), sequentialjobs \(sqj\)$',
+        match=r'no dataworks resource type "pipes"; known types: '
+        r"pipelines \(pl\), sequentialjobs \(sqj\), trainingjobs \(tj\)$",
     ):
         kinds.resolve("pipes")
 
@@ -55,7 +56,7 @@ def test_action_verbs_come_from_the_table() -> None:
     assert cancel is not None
     assert cancel.patch == {"shutdown": "Terminate"}
     assert kinds.action("Widget", "cancel") is None
-    assert kinds.help_of("suspend").endswith("(Pipeline, SequentialJob)")
+    assert kinds.help_of("suspend").endswith("(Pipeline, SequentialJob, TrainingJob)")
     assert kinds.help_of("cancel").endswith("(Pipeline)")
     for verb, spec in (("suspend", {"suspend": True}), ("resume", {"suspend": False})):
         act = kinds.action("SequentialJob", verb)

@@ -1,0 +1,135 @@
+"""The TrainingJob controller: what a runtime needs to reconcile TrainingJobs.
+
+It owns the config ConfigMap, the headless Service, the checkpoint claim and
+one Indexed Job per attempt; it watches the Jobs. `observe` reads the pods of
+the current attempt only when they matter: while not every worker runs (why
+one waits) and once the attempt failed (which worker failed, and why). `plan`
+validates the spec, calls `core.trainingjobs.planning`, and turns its Plan
+into Actions with `manifests.trainingjobs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from dataworks.api import trainingjob as api
+from dataworks.controllers.base import Children, Controller, Reader, read_status
+from dataworks.core.kit import conditions
+from dataworks.core.kit import jobs as observations
+from dataworks.core.kit.clock import ts
+from dataworks.core.kit.labels import JOB_NAME
+from dataworks.core.kit.plan import Actions, Event, Meta
+from dataworks.core.trainingjobs import failures, planning, workers
+from dataworks.manifests import trainingjobs as manifests
+from dataworks.manifests.owner import Owner
+
+DEFAULT_IMAGE_PATTERN = "training-image:{model}"  # the seed's
+
+
+class TrainingJobController(Controller):
+    info = api.INFO
+    owns = ("Job", "ConfigMap", "Service", "PersistentVolumeClaim")
+
+    @property
+    def watches(self) -> tuple[str, ...]:
+        return ("Job",)  # the other children are created with each attempt and never change
+
+    def __init__(self, image_pattern: str = DEFAULT_IMAGE_PATTERN) -> None:
+        self.image_pattern = image_pattern
+
+    def active(self, obj: dict[str, Any]) -> bool:
+        return (obj.get("status") or {}).get("state") not in api.TERMINAL_STATES
+
+    def child_fingerprint(self, kind: str, body: dict[str, Any]) -> Hashable:
+        return (observations.job_view(body), (body.get("status") or {}).get("ready"))
+
+    def _current(self, obj: dict[str, Any], children: Children) -> dict[str, Any] | None:
+        status = obj.get("status") or {}
+        name = planning.job_name(obj["metadata"]["name"], int(status.get("attempt") or 1))
+        return next((j for j in children.get("Job", []) if j["metadata"]["name"] == name), None)
+
+    async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
+        """The current attempt's pods, when some worker is not running or the attempt failed."""
+        job = self._current(obj, children)
+        if job is None:
+            return None
+        view = observations.job_view(job)
+        spec = obj.get("spec") or {}
+        ready = int((job.get("status") or {}).get("ready") or 0)
+        if view.state == "Failed" or (view.state == "Active" and ready < int(spec.get("numWorkers") or 1)):
+            return await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
+        return None
+
+    def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
+        meta = obj.get("metadata") or {}
+        m = Meta(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            generation=int(meta.get("generation") or 1),
+            uid=meta.get("uid", ""),
+        )
+        old_raw = obj.get("status") or None
+        old = read_status(api.TrainingJobStatus, old_raw)
+        try:
+            spec = api.TrainingJobSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as e:
+            return _invalid(m, old, e, now)
+        views = [observations.job_view(j) for j in children.get("Job", [])]
+        job = self._current(obj, children)
+        pods: list[dict[str, Any]] = observed or []
+        seen = workers.observe(pods) if observed is not None else workers.Workers()
+        if observed is None and job is not None:
+            seen = workers.Workers(running=int((job.get("status") or {}).get("ready") or 0))
+        failure = None
+        if job is not None and observations.job_view(job).state == "Failed":
+            failure = failures.classify(pods, observations.job_view(job).reason)
+        p = planning.plan(m, spec, old, views, seen, failure=failure, now=now)
+        owner = Owner(info=api.INFO, name=m.name, namespace=m.namespace, uid=m.uid)
+        actions = Actions(events=list(p.events), requeue_at=p.requeue_at, delete_self=p.delete_self)
+        if p.launch is not None:
+            image = spec.image or self.image_pattern.format(model=spec.model)
+            shared = [
+                manifests.config_map(owner, spec),
+                manifests.service(owner, spec),
+                manifests.claim(owner, spec),
+            ]
+            actions.create = [c for c in shared if c is not None] + [
+                manifests.job(owner, spec, p.launch, image)
+            ]
+        actions.delete = [("Job", name) for name in p.delete]
+        if p.suspend:
+            actions.patch.append(("Job", p.suspend, {"spec": {"suspend": True}}))
+        if p.resume:
+            actions.patch.append(("Job", p.resume, {"spec": {"suspend": False}}))
+        new = p.status.model_dump(by_alias=True, mode="json", exclude_none=True)
+        if new != (old_raw or {}):
+            actions.status = p.status.model_dump(by_alias=True, mode="json")
+        return actions
+
+
+def _invalid(m: Meta, old: api.TrainingJobStatus | None, e: ValidationError, now: datetime) -> Actions:
+    """A spec the CRD's schema let through but the models refuse: Failed, naming the field."""
+    problems = [f"spec.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+    message = "; ".join(problems[:5])
+    st = old.model_copy(deep=True) if old is not None else api.TrainingJobStatus()
+    if st.state == "Failed" and st.message == message:
+        return Actions()
+    st.state, st.message, st.completion_time = "Failed", message, ts(now)
+    st.observed_generation = m.generation
+    conditions.set_condition(
+        st.conditions,
+        "Failed",
+        True,
+        reason="ValidationFailed",
+        message=message,
+        now=now,
+        generation=m.generation,
+    )
+    return Actions(
+        status=st.model_dump(by_alias=True, mode="json"),
+        events=[Event("Warning", "ValidationFailed", message)],
+    )

@@ -1,0 +1,88 @@
+"""Why a TrainingJob's attempt failed, and whether that is worth a gang restart (pure layer).
+
+The first worker to fail is the cause (by its container's finish time). A
+disruption (eviction, preemption, node drain or loss: the pod's
+DisruptionTarget condition, or the reasons Evicted and NodeLost) restarts the
+gang without counting against backoffLimit, as the seed's Phase 7.2 asks.
+Exit codes and reasons the spec lists as non-retryable fail at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dataworks.core.trainingjobs.workers import index_of
+
+DISRUPTION_REASONS = frozenset(
+    {"Evicted", "NodeLost", "Preempted", "PreemptionByScheduler", "DeletionByTaintManager"}
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    cause: str  # OOMKilled, ExitCode, Evicted, Preempted, NodeLost, DeadlineExceeded, Unknown
+    worker: int | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    disruption: bool = False
+
+    def describe(self) -> str:
+        who = f"worker {self.worker}" if self.worker is not None else "a worker"
+        code = f" with exit code {self.exit_code}" if self.exit_code is not None else ""
+        why = f": {self.message}" if self.message else ""
+        return f"{who} failed{code} ({self.cause}){why}"
+
+
+def _disruption(pod: dict[str, Any]) -> str | None:
+    status = pod.get("status") or {}
+    for c in status.get("conditions") or []:
+        if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
+            return (
+                "Preempted"
+                if "preempt" in str(c.get("reason", "")).lower()
+                else str(c.get("reason") or "Evicted")
+            )
+    if status.get("reason") in DISRUPTION_REASONS:
+        return str(status["reason"])
+    return None
+
+
+def classify(pods: list[dict[str, Any]], job_reason: str | None = None) -> Failure:
+    """The failure that ended an attempt, from its pods (the earliest failed worker)."""
+    found: list[tuple[str, Failure]] = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        disrupted = _disruption(pod)
+        if disrupted:
+            found.append(
+                ("", Failure(disrupted, index_of(pod), None, status.get("message"), disruption=True))
+            )
+            continue
+        for cs in status.get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            if not term or term.get("exitCode") in (None, 0):
+                continue
+            reason = str(term.get("reason") or "Error")
+            cause = reason if reason not in {"Error", "Completed"} else "ExitCode"
+            message = (term.get("message") or "").strip().splitlines()[-1:] or [None]
+            found.append(
+                (
+                    str(term.get("finishedAt") or ""),
+                    Failure(cause, index_of(pod), int(term["exitCode"]), message[0]),
+                )
+            )
+    if found:
+        return min(found, key=lambda f: (f[0], f[1].worker if f[1].worker is not None else 1 << 30))[1]
+    if job_reason == "DeadlineExceeded":
+        return Failure("DeadlineExceeded", message="the Job's activeDeadlineSeconds passed")
+    return Failure("Unknown", message=job_reason)
+
+
+def retryable(failure: Failure, exit_codes: list[int], reasons: list[str]) -> bool:
+    """Whether a gang restart may help: not a listed exit code or reason."""
+    if failure.disruption:
+        return True
+    if failure.exit_code is not None and failure.exit_code in exit_codes:
+        return False
+    return failure.cause not in reasons

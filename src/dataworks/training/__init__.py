@@ -1,0 +1,36 @@
+"""Helpers that training scripts import (standard library only): atomic checkpoints and progress lines.
+
+A TrainingJob's workers run user code, not the operator's. This package is the
+small contract between them: ``checkpoints`` saves and finds checkpoints that a
+crash or a SIGTERM never leaves half-written, and ``progress`` prints the
+``DATAWORKS_PROGRESS`` lines the operator reads from rank 0's log.
+"""
+
+from dataworks.training.checkpoints import (
+    ATTEMPT_ENV,
+    CHECKPOINT_DIR_ENV,
+    Checkpoint,
+    attempt,
+    checkpoint_dir,
+    latest,
+    on_sigterm,
+    save,
+    save_on_sigterm,
+)
+from dataworks.training.progress import PREFIX, Progress, parse_progress, report
+
+__all__ = [
+    "ATTEMPT_ENV",
+    "CHECKPOINT_DIR_ENV",
+    "PREFIX",
+    "Checkpoint",
+    "Progress",
+    "attempt",
+    "checkpoint_dir",
+    "latest",
+    "on_sigterm",
+    "parse_progress",
+    "report",
+    "save",
+    "save_on_sigterm",
+]

@@ -1,0 +1,90 @@
+"""Progress lines for training scripts (standard library only): print them, and parse them back.
+
+Rank 0 prints one line per report, ``DATAWORKS_PROGRESS {json}``, where the
+JSON is compact with sorted keys: ``epoch``, ``totalEpochs``, ``step`` (when
+given) and ``metrics`` (name to float). The operator reads rank 0's log and
+parses each line with ``parse_progress``; any other line is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any, NotRequired, TypedDict, TypeGuard
+
+PREFIX = "DATAWORKS_PROGRESS"
+
+
+class Progress(TypedDict):
+    """One parsed progress line."""
+
+    epoch: int
+    totalEpochs: int
+    step: NotRequired[int]
+    metrics: dict[str, float]
+
+
+def report(epoch: int, total_epochs: int, step: int | None = None, **metrics: float) -> None:
+    """Print one progress line to stdout, flushed, in a single write.
+
+    A metric that is NaN or infinite (a diverging loss) is written as ``null``,
+    which keeps the line valid JSON; ``parse_progress`` leaves it out.
+    """
+    body: dict[str, Any] = {
+        "epoch": int(epoch),
+        "totalEpochs": int(total_epochs),
+        "metrics": {name: _finite(value) for name, value in metrics.items()},
+    }
+    if step is not None:
+        body["step"] = int(step)
+    line = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    sys.stdout.write(f"{PREFIX} {line}\n")
+    sys.stdout.flush()
+
+
+def parse_progress(line: str) -> Progress | None:
+    """The progress in a ``DATAWORKS_PROGRESS {json}`` line, or None for any other or malformed line.
+
+    Metrics come back as floats, without those written as ``null``; keys other
+    than the four known ones are ignored.
+    """
+    text = line.strip()
+    if not text.startswith(PREFIX + " "):
+        return None
+    try:
+        body = json.loads(text[len(PREFIX) + 1 :], parse_constant=_reject)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    epoch, total, step, metrics = (body.get(k) for k in ("epoch", "totalEpochs", "step", "metrics"))
+    if not (_is_int(epoch) and _is_int(total) and (step is None or _is_int(step))):
+        return None
+    if not isinstance(metrics, dict) or not all(v is None or _is_number(v) for v in metrics.values()):
+        return None
+    parsed: Progress = {
+        "epoch": epoch,
+        "totalEpochs": total,
+        "metrics": {str(k): float(v) for k, v in metrics.items() if v is not None},
+    }
+    if step is not None:
+        parsed["step"] = step
+    return parsed
+
+
+def _finite(value: float) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _reject(constant: str) -> float:
+    raise ValueError(f"not JSON: {constant}")

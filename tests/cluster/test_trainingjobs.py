@@ -1,0 +1,235 @@
+"""TrainingJob on the real control plane: children, states, gang restarts, suspend, validation.
+
+Workers are played by the test cluster's fate annotations (test/cluster/README.md),
+given through `spec.podAnnotations`; real PyTorch runs in the local tier.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import ApiError, Client, codecs
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Service
+from lightkube.types import PatchType
+
+from dataworks.api import trainingjob as api
+from dataworks.kube import resources
+from tests.cluster import helpers
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+TrainingJob = resources.of(api.INFO)
+FATE = "fate.testcluster.dataworks.io/"
+REPO = Path(__file__).resolve().parents[2]
+# The seed's test-job, with only its apiVersion changed (docs/trainingjob.md shows it).
+SEED = yaml.safe_load((REPO / "examples" / "training" / "test-job.yaml").read_text())
+
+
+def manifest(name: str, workers: int = 2, fate: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(SEED)
+    obj["metadata"]["name"] = name
+    obj["spec"].update(numWorkers=workers, gpusPerWorker=0, image="busybox:1.36", command=["true"])
+    obj["spec"]["podAnnotations"] = {
+        FATE + "duration": "1s",
+        **{FATE + k: v for k, v in (fate or {}).items()},
+    }
+    obj["spec"].update(spec)
+    return obj
+
+
+def create(client: Client, namespace: str, obj: dict[str, Any]) -> None:
+    client.create(codecs.from_dict(obj), namespace=namespace)
+
+
+def status(client: Client, namespace: str, name: str) -> dict[str, Any]:
+    return dict(client.get(TrainingJob, name, namespace=namespace).to_dict().get("status") or {})
+
+
+def wait_state(
+    client: Client, namespace: str, name: str, *states: str, timeout: float = 60
+) -> dict[str, Any]:
+    obj = helpers.wait_for(
+        client,
+        TrainingJob,
+        name,
+        namespace,
+        lambda o: (o.to_dict().get("status") or {}).get("state") in states,
+        timeout=timeout,
+        what=f"state in {states}",
+    )
+    return dict(obj.to_dict()["status"])
+
+
+def condition(st: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in st.get("conditions") or [] if c["type"] == type_), None)
+
+
+def test_the_seeds_example_runs_on_the_gpu_node_to_completion(client: Client, namespace: str) -> None:
+    create(client, namespace, SEED)
+    st = wait_state(client, namespace, "test-job", "Succeeded", timeout=60)
+    assert condition(st, "Running") is not None  # it went through Running
+    job = client.get(Job, "test-job-a1", namespace=namespace)
+    pod = job.spec.template.spec
+    worker = pod.containers[0]
+    assert worker.image == "training-image:resnet50"  # the operator's default pattern
+    assert worker.command == ["torchrun", "/app/train.py"]
+    assert worker.resources.limits["nvidia.com/gpu"] == "1"
+    assert any(t.key == "nvidia.com/gpu" for t in pod.tolerations)
+    env = {e.name: e.value for e in worker.env}
+    assert env["PET_NNODES"] == "2"
+    assert env["PET_NPROC_PER_NODE"] == "1"
+    assert env["PET_MASTER_ADDR"] == f"test-job-a1-0.test-job.{namespace}.svc"
+    assert env["PET_MASTER_PORT"] == "29500"
+    assert env["HYPERPARAM_LEARNING_RATE"] == "0.001"
+    assert env["DATAWORKS_BACKEND"] == "nccl"
+    assert env["DATAWORKS_CHECKPOINT_DIR"] == "/checkpoints"
+    rank = next(e for e in worker.env if e.name == "PET_NODE_RANK")
+    assert "job-completion-index" in rank.valueFrom.fieldRef.fieldPath
+
+
+def test_workers_that_cannot_schedule_say_why_in_the_schedulers_words(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("greedy", gpusPerWorker=8))
+    st = wait_state(client, namespace, "greedy", "Initializing")
+    deadline = time.monotonic() + 30
+    while "nvidia.com/gpu" not in (st.get("message") or "") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        st = status(client, namespace, "greedy")
+    assert "Insufficient nvidia.com/gpu" in st["message"], st
+    cond = condition(st, "Initializing")
+    assert cond is not None
+    assert cond["reason"] == "Unschedulable"
+
+
+def test_workers_run_then_succeed_with_their_children(client: Client, namespace: str, cluster: Any) -> None:
+    create(client, namespace, manifest("small", workers=3))
+    st = wait_state(client, namespace, "small", "Succeeded", timeout=60)
+    assert st["ready"] == "0/3"
+    assert st["attempt"] == 1
+    assert st["restartCount"] == 0
+    assert condition(st, "Succeeded")["status"] == "True"  # type: ignore[index]
+    running = condition(st, "Running")
+    assert running is not None  # it ran, and is no longer running
+    assert running["status"] == "False"
+    job = client.get(Job, "small-a1", namespace=namespace)
+    assert job.spec.completionMode == "Indexed"
+    assert job.spec.completions == 3
+    assert job.spec.template.spec.subdomain == "small"
+    svc = client.get(Service, "small", namespace=namespace)
+    assert svc.spec.clusterIP == "None"
+    assert svc.spec.publishNotReadyAddresses
+    cm = client.get(ConfigMap, "small-config", namespace=namespace)
+    assert cm.data["backend"] == "gloo"
+    claim = client.get(PersistentVolumeClaim, "small-checkpoints", namespace=namespace)
+    assert claim.spec.accessModes == ["ReadWriteMany"]
+    for obj in (job, svc, cm, claim):
+        assert obj.metadata.ownerReferences[0].kind == "TrainingJob"
+    printed = cluster.kubectl("get", "tj", "small", "-n", namespace).stdout.split("\n")
+    assert printed[0].split() == ["NAME", "STATE", "READY", "EPOCH", "PROGRESS", "LOSS", "RESTARTS", "AGE"]
+    assert printed[1].split()[:4] == ["small", "Succeeded", "0/3", "0"]
+
+
+def test_a_failed_worker_restarts_the_whole_gang_and_the_history_says_why(
+    client: Client, namespace: str
+) -> None:
+    fate = {"fail-if-label": "dataworks.io/attempt=1", "exit-code": "3", "message": "worker {index} lost"}
+    create(client, namespace, manifest("flaky", fate=fate))
+    st = wait_state(client, namespace, "flaky", "Succeeded", timeout=90)
+    assert st["attempt"] == 2
+    assert st["restartCount"] == 1
+    (restart,) = st["restarts"]
+    assert restart["attempt"] == 2
+    assert restart["cause"] == "ExitCode"
+    assert restart["exitCode"] == 3
+    assert restart["worker"] in (0, 1)
+    assert restart["counted"]
+    with pytest.raises(ApiError):
+        client.get(Job, "flaky-a1", namespace=namespace)  # the failed attempt's Job is gone
+
+
+def test_a_non_retryable_failure_fails_at_once_naming_the_worker(client: Client, namespace: str) -> None:
+    fate = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled", "fail-indexes": "1"}
+    obj = manifest("oom", fate=fate, failurePolicy={"nonRetryableReasons": ["OOMKilled"]})
+    create(client, namespace, obj)
+    st = wait_state(client, namespace, "oom", "Failed", timeout=60)
+    assert st["attempt"] == 1
+    assert "worker 1 failed with exit code 137 (OOMKilled)" in st["message"], st
+    assert condition(st, "Failed")["reason"] == "OOMKilled"  # type: ignore[index]
+
+
+def test_the_restart_budget_runs_out(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("doomed", fate={"outcome": "fail", "exit-code": "1"}, backoffLimit=1))
+    st = wait_state(client, namespace, "doomed", "Failed", timeout=90)
+    assert st["attempt"] == 2
+    assert st["restartCount"] == 1
+    assert "backoffLimit (1 restarts) reached" in st["message"]
+
+
+def test_suspend_and_resume(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("pausable", fate={"duration": "30s"}))
+    wait_state(client, namespace, "pausable", "Running", timeout=60)
+    client.patch(
+        TrainingJob, "pausable", {"spec": {"suspend": True}}, namespace=namespace, patch_type=PatchType.MERGE
+    )
+    wait_state(client, namespace, "pausable", "Suspended")
+    helpers.wait_for(
+        client, Job, "pausable-a1", namespace, lambda j: bool(j.spec.suspend), what="Job suspended"
+    )
+    client.patch(
+        TrainingJob, "pausable", {"spec": {"suspend": False}}, namespace=namespace, patch_type=PatchType.MERGE
+    )
+    st = wait_state(client, namespace, "pausable", "Initializing", "Running")
+    assert st["attempt"] == 1
+
+
+def test_the_immutable_fields_cannot_change_while_it_runs(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("fixed", fate={"duration": "30s"}))
+    wait_state(client, namespace, "fixed", "Running", timeout=60)
+    with pytest.raises(ApiError) as err:
+        client.patch(
+            TrainingJob, "fixed", {"spec": {"numWorkers": 4}}, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    assert "spec.numWorkers cannot change while the training runs" in err.value.status.message
+    client.patch(
+        TrainingJob, "fixed", {"spec": {"backoffLimit": 5}}, namespace=namespace, patch_type=PatchType.MERGE
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        pytest.param({"numWorkers": 33}, "spec.numWorkers", id="too-many-workers"),
+        pytest.param({"numWorkers": 0}, "spec.numWorkers", id="no-workers"),
+        pytest.param({"gpusPerWorker": 9}, "spec.gpusPerWorker", id="too-many-gpus"),
+        pytest.param({"backoffLimit": 11}, "spec.backoffLimit", id="backoff-limit-over-10"),
+        pytest.param({"model": ""}, "spec.model", id="empty-model"),
+        pytest.param(
+            {"checkpoint": {"storage": {"type": "nfs"}}}, "spec.checkpoint.storage.type", id="storage-type"
+        ),
+        pytest.param({"networking": {"backend": "mpi"}}, "spec.networking.backend", id="backend"),
+        pytest.param({"networking": {"masterPort": 80}}, "spec.networking.masterPort", id="privileged-port"),
+        pytest.param({"checkpoint": {"frequency": 0}}, "spec.checkpoint.frequency", id="frequency-zero"),
+        pytest.param({"numWorker": 2}, "numWorker", id="misspelt-field"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field(  # noqa: PLR0917 (fixtures, then the table's columns)
+    client: Client, namespace: str, cluster: Any, tmp_path: Any, change: dict[str, Any], field: str
+) -> None:
+    obj = manifest("bad")
+    obj["spec"].update(change)
+    path = tmp_path / "tj.yaml"
+    path.write_text(yaml.safe_dump(obj))
+    out = cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(path), check=False)
+    assert out.returncode != 0
+    assert field in out.stderr, out.stderr
+
+
+def test_a_name_too_long_for_the_workers_hostnames_is_refused(client: Client, namespace: str) -> None:
+    with pytest.raises(ApiError) as err:
+        create(client, namespace, manifest("x" * 51))
+    assert "at most 50 characters" in err.value.status.message

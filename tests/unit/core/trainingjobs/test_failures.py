@@ -1,0 +1,83 @@
+"""Why an attempt failed, and whether a gang restart may help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dataworks.core.trainingjobs.failures import Failure, classify, retryable
+
+
+def failed(
+    index: int, code: int, reason: str = "Error", at: str = "2026-12-01T00:00:05Z", message: str = ""
+) -> dict[str, Any]:
+    term = {"exitCode": code, "reason": reason, "finishedAt": at, "message": message}
+    return {
+        "metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [{"name": "worker", "state": {"terminated": term}}],
+        },
+    }
+
+
+def evicted(index: int) -> dict[str, Any]:
+    return {
+        "metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+        "status": {"phase": "Failed", "reason": "Evicted", "message": "the node was low on memory"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("pods", "job_reason", "expected"),
+    [
+        pytest.param([failed(1, 3)], None, Failure("ExitCode", 1, 3, None), id="exit-code"),
+        pytest.param([failed(0, 137, "OOMKilled")], None, Failure("OOMKilled", 0, 137, None), id="oom"),
+        pytest.param(
+            [failed(0, 1, at="2026-12-01T00:00:09Z"), failed(2, 7, at="2026-12-01T00:00:03Z")],
+            None,
+            Failure("ExitCode", 2, 7, None),
+            id="the-first-to-fail-is-the-cause",
+        ),
+        pytest.param(
+            [failed(0, 1, message="line 1\nRuntimeError: NCCL timeout")],
+            None,
+            Failure("ExitCode", 0, 1, "RuntimeError: NCCL timeout"),
+            id="last-line-of-the-message",
+        ),
+        pytest.param(
+            [evicted(1)], None, Failure("Evicted", 1, None, "the node was low on memory", True), id="evicted"
+        ),
+        pytest.param(
+            [],
+            "DeadlineExceeded",
+            Failure("DeadlineExceeded", message="the Job's activeDeadlineSeconds passed"),
+            id="deadline",
+        ),
+        pytest.param(
+            [], "BackoffLimitExceeded", Failure("Unknown", message="BackoffLimitExceeded"), id="pods-gone"
+        ),
+    ],
+)
+def test_classify(pods: list[dict[str, Any]], job_reason: str | None, expected: Failure) -> None:
+    assert classify(pods, job_reason) == expected
+
+
+@pytest.mark.parametrize(
+    ("failure", "codes", "reasons", "expected"),
+    [
+        pytest.param(Failure("ExitCode", 0, 1), [], [], True, id="plain-failure"),
+        pytest.param(Failure("ExitCode", 0, 2), [2], [], False, id="listed-exit-code"),
+        pytest.param(Failure("OOMKilled", 0, 137), [], ["OOMKilled"], False, id="listed-reason"),
+        pytest.param(
+            Failure("Evicted", 0, None, disruption=True), [], ["Evicted"], True, id="disruptions-always-retry"
+        ),
+    ],
+)
+def test_retryable(failure: Failure, codes: list[int], reasons: list[str], expected: bool) -> None:
+    assert retryable(failure, codes, reasons) is expected
+
+
+def test_describe_names_the_worker_code_and_cause() -> None:
+    assert Failure("OOMKilled", 1, 137).describe() == "worker 1 failed with exit code 137 (OOMKilled)"

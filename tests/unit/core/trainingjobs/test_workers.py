@@ -1,0 +1,58 @@
+"""Reading a TrainingJob's workers: how many run, and why one waits, in the cluster's own words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dataworks.core.trainingjobs.workers import Workers, observe
+
+
+def pod(
+    index: int, phase: str, *, ready: bool = True, scheduled: str | None = None, pull: str | None = None
+) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if scheduled:
+        conditions.append(
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": scheduled}
+        )
+    statuses = (
+        [{"name": "worker", "state": {"waiting": {"reason": pull, "message": "no such image"}}}]
+        if pull
+        else []
+    )
+    return {
+        "metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+        "status": {"phase": phase, "conditions": conditions, "containerStatuses": statuses},
+    }
+
+
+@pytest.mark.parametrize(
+    ("pods", "expected"),
+    [
+        pytest.param([], Workers(), id="none"),
+        pytest.param([pod(0, "Running"), pod(1, "Running")], Workers(running=2), id="all-running"),
+        pytest.param([pod(0, "Running", ready=False)], Workers(running=0), id="running-not-ready"),
+        pytest.param(
+            [
+                pod(0, "Running"),
+                pod(1, "Pending", scheduled="0/4 nodes are available: 1 Insufficient nvidia.com/gpu"),
+            ],
+            Workers(1, 1, "Unschedulable", "0/4 nodes are available: 1 Insufficient nvidia.com/gpu"),
+            id="unschedulable-in-the-schedulers-words",
+        ),
+        pytest.param(
+            [pod(0, "Pending", pull="ImagePullBackOff")],
+            Workers(0, 1, "ImagePull", "worker: no such image"),
+            id="image-pull",
+        ),
+        pytest.param(
+            [pod(1, "Pending", scheduled="second"), pod(0, "Pending", scheduled="first")],
+            Workers(0, 2, "Unschedulable", "first"),
+            id="lowest-index-speaks",
+        ),
+    ],
+)
+def test_observe(pods: list[dict[str, Any]], expected: Workers) -> None:
+    assert observe(pods) == expected
