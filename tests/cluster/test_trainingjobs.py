@@ -7,6 +7,7 @@ given through `spec.podAnnotations`; real PyTorch runs in the local tier.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,43 @@ def test_a_name_too_long_for_the_workers_hostnames_is_refused(client: Client, na
     with pytest.raises(ApiError) as err:
         create(client, namespace, manifest("x" * 51))
     assert "at most 50 characters" in err.value.status.message
+
+
+def progress_line(epoch: int, loss: float) -> str:
+    return "DATAWORKS_PROGRESS " + json.dumps(
+        {"epoch": epoch, "totalEpochs": 10, "metrics": {"loss": loss}}, separators=(",", ":"), sort_keys=True
+    )
+
+
+def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
+    client: Client, namespace: str, cluster: Any
+) -> None:
+    lines = "\n".join(["starting", progress_line(1, 0.9), progress_line(5, 0.5)])
+    fate = {"duration": "60s", "logs": lines, "log-interval": "1s"}
+    create(client, namespace, manifest("learner", fate=fate, progressDeadlineSeconds=10))
+    obj = helpers.wait_for(
+        client,
+        TrainingJob,
+        "learner",
+        namespace,
+        lambda o: (o.to_dict().get("status") or {}).get("currentEpoch") == 5,
+        timeout=60,
+        what="epoch 5 in status",
+    )
+    st = obj.to_dict()["status"]
+    assert st["progress"] == "50%"
+    assert st["totalEpochs"] == 10
+    assert st["metrics"] == {"loss": 0.5}
+    printed = cluster.kubectl("get", "tj", "learner", "-n", namespace).stdout.split("\n")[1].split()
+    assert printed[1:6] == ["Running", "2/2", "5", "50%", "0.5"]
+    # Nothing more is printed: after progressDeadlineSeconds, Stalled.
+    stalled = helpers.wait_for(
+        client,
+        TrainingJob,
+        "learner",
+        namespace,
+        lambda o: (condition(o.to_dict().get("status") or {}, "Stalled") or {}).get("status") == "True",
+        timeout=40,
+        what="Stalled",
+    )
+    assert "no progress for" in condition(stalled.to_dict()["status"], "Stalled")["message"]  # type: ignore[index]

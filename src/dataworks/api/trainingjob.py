@@ -105,6 +105,12 @@ class TrainingJobSpec(Model):
     service_account_name: str | None = Field(None, description="ServiceAccount of the workers.")
     suspend: bool = Field(False, description="Pause: the workers are stopped (SIGTERM first, to checkpoint).")
     active_deadline_seconds: int | None = Field(None, ge=1, description="Deadline of the whole training.")
+    progress_deadline_seconds: int = Field(
+        600,
+        ge=10,
+        description="Seconds without reported progress, while the workers run, before the Stalled "
+        "condition turns True (a hung collective is noticed by no peer).",
+    )
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the TrainingJob (and its children) this long after it finishes."
     )
@@ -145,6 +151,8 @@ class TrainingJobStatus(StatusModel):
     restart_count: int = Field(0, description="Gang restarts that counted against backoffLimit.")
     restarts: list[Restart] = Field(default_factory=list)
     current_epoch: int | None = None
+    current_step: int | None = None
+    last_progress_time: str | None = Field(None, description="When rank 0 last reported a change.")
     total_epochs: int | None = None
     progress: str | None = Field(None, description='Training progress, e.g. "45%".')
     metrics: dict[str, float] = Field(default_factory=dict, description="Latest loss, accuracy, throughput.")

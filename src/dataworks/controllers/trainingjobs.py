@@ -10,7 +10,9 @@ into Actions with `manifests.trainingjobs`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +25,23 @@ from dataworks.core.kit import jobs as observations
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Event, Meta
-from dataworks.core.trainingjobs import failures, planning, workers
+from dataworks.core.trainingjobs import failures, planning, progress, workers
+from dataworks.kube import errors
 from dataworks.manifests import trainingjobs as manifests
 from dataworks.manifests.owner import Owner
+from dataworks.training.progress import Progress
 
 DEFAULT_IMAGE_PATTERN = "training-image:{model}"  # the seed's
+
+
+TAIL_LINES = 200
+
+
+@dataclass(frozen=True)
+class Observed:
+    pods: list[dict[str, Any]] | None = None  # the current attempt's pods, when they were read
+    reported: Progress | None = None  # rank 0's last progress line, when its log was read
+    polled: bool = False
 
 
 class TrainingJobController(Controller):
@@ -40,6 +54,7 @@ class TrainingJobController(Controller):
 
     def __init__(self, image_pattern: str = DEFAULT_IMAGE_PATTERN) -> None:
         self.image_pattern = image_pattern
+        self._tailed: dict[tuple[str, str], float] = {}  # when rank 0's log was last read
 
     def active(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("state") not in api.TERMINAL_STATES
@@ -53,16 +68,37 @@ class TrainingJobController(Controller):
         return next((j for j in children.get("Job", []) if j["metadata"]["name"] == name), None)
 
     async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
-        """The current attempt's pods, when some worker is not running or the attempt failed."""
+        """The current attempt's pods, when some worker is not running or the attempt failed; and,
+        while all run, rank 0's last progress line (its log's tail, at most every few seconds)."""
         job = self._current(obj, children)
         if job is None:
-            return None
+            return Observed()
         view = observations.job_view(job)
         spec = obj.get("spec") or {}
         ready = int((job.get("status") or {}).get("ready") or 0)
+        ns = obj["metadata"]["namespace"]
         if view.state == "Failed" or (view.state == "Active" and ready < int(spec.get("numWorkers") or 1)):
-            return await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
-        return None
+            return Observed(pods=await reader.list("Pod", ns, {JOB_NAME: view.name}))
+        key = (ns, obj["metadata"]["name"])
+        tail = getattr(reader, "tail", None)
+        due = time.monotonic() - self._tailed.get(key, 0.0) >= progress.PROGRESS_POLL_SECONDS
+        if view.state != "Active" or tail is None or not due:
+            return Observed()
+        self._tailed[key] = time.monotonic()
+        pods = await reader.list("Pod", ns, {JOB_NAME: view.name})
+        rank0 = [
+            p for p in pods if workers.index_of(p) == 0 and (p.get("status") or {}).get("phase") == "Running"
+        ]
+        if not rank0:
+            return Observed()
+        try:
+            text = await tail(rank0[0]["metadata"]["name"], ns, "worker", TAIL_LINES)
+        except errors.KubeError:
+            return Observed()  # the log is not served (yet): the next poll reads it
+        return Observed(reported=progress.last_progress(text), polled=True)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._tailed.pop(key, None)
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
         meta = obj.get("metadata") or {}
@@ -80,14 +116,15 @@ class TrainingJobController(Controller):
             return _invalid(m, old, e, now)
         views = [observations.job_view(j) for j in children.get("Job", [])]
         job = self._current(obj, children)
-        pods: list[dict[str, Any]] = observed or []
-        seen = workers.observe(pods) if observed is not None else workers.Workers()
-        if observed is None and job is not None:
+        got: Observed = observed if isinstance(observed, Observed) else Observed()
+        pods = got.pods or []
+        seen = workers.observe(pods) if got.pods is not None else workers.Workers()
+        if got.pods is None and job is not None:
             seen = workers.Workers(running=int((job.get("status") or {}).get("ready") or 0))
         failure = None
         if job is not None and observations.job_view(job).state == "Failed":
             failure = failures.classify(pods, observations.job_view(job).reason)
-        p = planning.plan(m, spec, old, views, seen, failure=failure, now=now)
+        p = planning.plan(m, spec, old, views, seen, failure=failure, now=now, reported=got.reported)
         owner = Owner(info=api.INFO, name=m.name, namespace=m.namespace, uid=m.uid)
         actions = Actions(events=list(p.events), requeue_at=p.requeue_at, delete_self=p.delete_self)
         if p.launch is not None:

@@ -19,8 +19,10 @@ from dataworks.core.kit import conditions, lifecycle
 from dataworks.core.kit.clock import parse_ts, ts
 from dataworks.core.kit.jobs import JobView
 from dataworks.core.kit.plan import Event, Meta
+from dataworks.core.trainingjobs import progress
 from dataworks.core.trainingjobs.failures import Failure, retryable
 from dataworks.core.trainingjobs.workers import Workers
+from dataworks.training.progress import Progress
 
 PENDING_POLL_SECONDS = 5  # how often the reason a worker waits is read again
 STATES: tuple[str, ...] = ("Initializing", "Running", "Restarting", "Succeeded", "Failed", "Suspended")
@@ -51,8 +53,10 @@ def plan(
     *,
     failure: Failure | None,
     now: datetime,
+    reported: Progress | None = None,
 ) -> Plan:
-    """`jobs` are the TrainingJob's Jobs; `workers` and `failure` describe the current attempt's pods."""
+    """`jobs` are the TrainingJob's Jobs; `workers` and `failure` describe the current attempt's pods;
+    `reported` is rank 0's last progress line, when its log was read this time."""
     st = old.model_copy(deep=True) if old is not None else api.TrainingJobStatus(start_time=ts(now))
     st.start_time = st.start_time or ts(now)
     st.observed_generation = meta.generation
@@ -122,7 +126,12 @@ def plan(
             message=f"all {spec.num_workers} workers are running (attempt {st.attempt})",
             now=now,
         )
-        return _requeue(p, spec)
+        poll = progress.apply(
+            st, reported, spec.progress_deadline_seconds, now=now, generation=meta.generation
+        )
+        _requeue(p, spec)
+        p.requeue_at = poll if p.requeue_at is None else min(poll, p.requeue_at)
+        return p
     if st.state != "Restarting" or (workers.running == 0 and workers.waiting_reason):
         reason = workers.waiting_reason or "WorkersStarting"
         message = workers.waiting_message or f"{workers.running} of {spec.num_workers} workers are running"

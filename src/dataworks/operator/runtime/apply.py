@@ -108,6 +108,18 @@ class Applier:
         except (errors.NotFound, errors.Conflict):
             pass  # gone, or another object of that name now (the precondition failed)
 
+    async def tail(self, pod: str, namespace: str, container: str, lines: int) -> str:
+        """The last `lines` lines of a container's log."""
+        with errors.typed():
+            return "".join(
+                [
+                    line
+                    async for line in self.client.log(
+                        pod, namespace=namespace, container=container, tail_lines=lines
+                    )
+                ]
+            )
+
     async def log(self, pod: str, namespace: str, container: str, previous: bool) -> AsyncIterator[bytes]:
         """A container's log as it streams in (kubectl logs [--previous]), in bounded memory."""
         gc = self.client._client
