@@ -45,6 +45,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from dataworks.cli import sequences
 
         return sequences.run(args, docs)
+    if any(d.get("kind") == "TrainingJob" for d in docs):
+        from dataworks.cli import trainings
+
+        return trainings.run(args, docs)
     if args.local:
         from dataworks.cli import local
 

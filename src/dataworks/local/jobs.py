@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +44,7 @@ class Worker:
     done: bool = False
     failed: bool = False
     exit_codes: list[int] = field(default_factory=list)
+    ended_at: str | None = None  # when its latest try was seen to end (microseconds: order matters)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class JobRules:
         meta, spec = job["metadata"], job["spec"]
         labels = meta.get("labels") or {}
         indexed = spec.get("completionMode") == "Indexed"
-        limit = spec.get("backoffLimitPerIndex") if indexed else spec.get("backoffLimit")
+        # An Indexed Job without backoffLimitPerIndex counts failures against backoffLimit, as one.
+        limit = spec.get("backoffLimitPerIndex") if indexed else None
+        limit = spec.get("backoffLimit") if limit is None else limit
         rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
         return cls(
             name=meta["name"],
@@ -204,6 +207,7 @@ class LocalJob:
             # (SIGKILL, as an OOM kill: 137), and the exit-code rules are written for that.
             code = w.proc.returncode if w.proc.returncode >= 0 else 128 - w.proc.returncode
             w.exit_codes.append(code)
+            w.ended_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             if code == 0:
                 w.done = True
                 continue
@@ -312,12 +316,13 @@ class LocalJob:
                 message = self._tail_message(w)
                 if message:
                     terminated["message"] = message
-                terminated["finishedAt"] = self.completion_time or self.start_time
+                terminated["finishedAt"] = w.ended_at or self.completion_time or self.start_time
             out.append(
                 {
                     "metadata": {
                         "name": f"{self.name}-{w.index}",
                         "labels": {"batch.kubernetes.io/job-name": self.name},
+                        "annotations": {"batch.kubernetes.io/job-completion-index": str(w.index)},
                     },
                     "status": {
                         "phase": "Succeeded" if code == 0 else "Failed",

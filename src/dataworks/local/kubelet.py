@@ -9,7 +9,8 @@ operator would create, and it plays the parts of the cluster that run them:
   process cannot mount at /etc without privileges);
 - a PersistentVolumeClaim becomes a directory of the run, shared by every pod
   that mounts it; an emptyDir a fresh directory per pod;
-- a headless Service's names resolve to 127.0.0.1 (`hosts`);
+- a headless Service's names resolve to 127.0.0.1 (`hosts`, and `resolve` for a variable
+  that names one, such as a TrainingJob's worker 0);
 - env is resolved as a kubelet does: `value`, `valueFrom` (`fieldRef` to the
   completion index, the pod's name and namespace; `configMapKeyRef`), `envFrom`
   ConfigMaps, `$(VAR)` expansion, and `JOB_COMPLETION_INDEX` for Indexed Jobs.
@@ -35,6 +36,9 @@ from typing import Any
 WORKER_ENTRYPOINT = "dataworks-worker"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class Unsupported(ValueError):
@@ -74,6 +78,16 @@ class Sandbox:
 
     def claim_dir(self, name: str) -> Path:
         return self.root / "claims" / name
+
+    def resolve(self, value: str) -> str:
+        """A Service's qualified DNS name (`svc.ns.svc...`, or a pod's `host.svc[.ns.svc...]`) as
+        127.0.0.1; any other value unchanged (a bare word, e.g. a model named like the Service)."""
+        labels = value.split(".")
+        if len(labels) < 2 or not all(_DNS_LABEL.fullmatch(part) for part in labels):
+            return value
+        if labels[1] in self.services or (labels[0] in self.services and "svc" in labels[1:]):
+            return "127.0.0.1"
+        return value
 
     def hosts(self) -> dict[str, str]:
         """Every Service name resolves to this machine."""
@@ -182,7 +196,7 @@ def container_env(
     for var in container.get("env") or []:
         name = var["name"]
         if "value" in var:
-            env[name] = translate(expand(str(var["value"]), env), where)
+            env[name] = sandbox.resolve(translate(expand(str(var["value"]), env), where))
             continue
         ref = var.get("valueFrom") or {}
         if "fieldRef" in ref:

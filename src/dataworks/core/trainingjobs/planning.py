@@ -185,7 +185,8 @@ def _failed(p: Plan, meta: Meta, spec: api.TrainingJobSpec, f: Failure, *, name:
         message=f"{f.describe()}; restarting the gang as attempt {st.attempt}{budget}",
         now=now,
     )
-    p.events[-1] = Event("Warning", "Restarting", p.events[-1].message)
+    p.events = [e for e in p.events if e.reason != "Restarting"]
+    p.events.append(Event("Warning", "Restarting", st.message or ""))
     return p
 
 
