@@ -43,7 +43,10 @@ def installed(cluster: Cluster, operator: Operator) -> Iterator[None]:
         "image": OPERATOR_IMAGE,
         "entrypoint": ["dataworks-operator"],
         "path": [str(Path(sys.executable).parent)],
-        "expose": [sys.base_prefix],  # the venv's interpreter may live under /root
+        # The venv's interpreter may live under /root, and the venv and this checkout (the
+        # editable install's source) under /tmp, where the Deployment mounts an emptyDir: all
+        # are the image's own files, reachable in the pod.
+        "expose": [sys.base_prefix, sys.prefix, str(REPO)],
         "env": {"PYTHONUNBUFFERED": "1"},
     }
     cm = ConfigMap(

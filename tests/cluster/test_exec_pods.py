@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from lightkube import Client
 from lightkube.models.batch_v1 import JobSpec
 from lightkube.models.core_v1 import (
@@ -180,6 +181,39 @@ def test_configmap_volume_is_readable_at_its_mount_path(client: Client, namespac
     helpers.wait_for(client, Pod, "reader", namespace, phase_is("Succeeded", "Failed"), timeout=60)
     assert logs(client, "reader", namespace) == ["threshold: 0.25", "mode: strict", "settings.yaml"]
     assert client.get(Pod, "reader", namespace=namespace).status.phase == "Succeeded"
+
+
+def test_an_images_exposed_files_stay_reachable_under_a_volume_over_their_parent(
+    client: Client, namespace: str, tmp_path: Path
+) -> None:
+    """A mapped image whose files live in /tmp (a checkout's venv, say) still runs when the pod
+    mounts an emptyDir on /tmp, as the shipped operator Deployment does."""
+    image = tmp_path / "image"  # under /tmp, and under pytest's private (0700) directory
+    tool = image / "bin" / "hello"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\necho hello from the image\n")
+    tool.chmod(0o755)
+    image.chmod(0o755)
+    mapping = {"image": "example.com/hello:1", "entrypoint": ["hello"], "path": [str(tool.parent)]}
+    mapping["expose"] = [str(image)]
+    cm = ConfigMap(
+        metadata=ObjectMeta(name="testcluster-exec"),
+        data={"config.yaml": yaml.safe_dump({"images": [mapping]})},
+    )
+    client.apply(cm, namespace="kube-system", field_manager="dataworks-tests", force=True)
+    try:
+        c = podspecs.restricted_container(image="example.com/hello:1")
+        c.command = None  # the image's entrypoint
+        c.volumeMounts = [VolumeMount(name="tmp", mountPath="/tmp")]
+        pod = exec_pod("hello", c, volumes=[Volume(name="tmp", emptyDir=EmptyDirVolumeSource())])
+        client.create(pod, namespace=namespace)
+        helpers.wait_for(client, Pod, "hello", namespace, phase_is("Succeeded", "Failed"), timeout=60)
+        got = client.get(Pod, "hello", namespace=namespace)
+        assert got.status.phase == "Succeeded", got.status.containerStatuses
+        printed = logs(client, "hello", namespace)
+        assert printed == ["hello from the image"], (printed, got.status.containerStatuses)
+    finally:
+        client.delete(ConfigMap, "testcluster-exec", namespace="kube-system")
 
 
 def test_claim_of_the_default_class_binds_and_is_shared_by_two_pods(client: Client, namespace: str) -> None:

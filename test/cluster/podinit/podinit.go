@@ -149,9 +149,36 @@ func prepare(s *Spec) error {
 			return &StartError{"CreateContainerError", err.Error()}
 		}
 	}
+	// The image's own paths stay reachable under a volume mounted over a parent
+	// (an emptyDir on /tmp over a checkout in /tmp): opened now, bound again after.
+	under := map[string]int{}
+	for _, p := range s.Expose {
+		p = filepath.Clean(p)
+		for _, m := range mounts {
+			t := filepath.Clean(m.Target)
+			if p == t || strings.HasPrefix(p, t+"/") {
+				fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return &StartError{"CreateContainerError", fmt.Sprintf("expose %s: %v", p, err)}
+				}
+				defer unix.Close(fd)
+				under[p] = fd
+				break
+			}
+		}
+	}
 	for i, m := range mounts {
 		if err := bind(m, fds[i]); err != nil {
 			return &StartError{"CreateContainerError", err.Error()}
+		}
+	}
+	for _, p := range s.Expose {
+		fd, ok := under[filepath.Clean(p)]
+		if !ok {
+			continue
+		}
+		if err := bind(Mount{Source: p, Target: filepath.Clean(p), ReadOnly: true}, fd); err != nil {
+			return &StartError{"CreateContainerError", "expose " + err.Error()}
 		}
 	}
 	if s.MountProc {
