@@ -14,7 +14,7 @@ import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -37,6 +37,13 @@ DEFAULT_IMAGE_PATTERN = "training-image:{model}"  # the seed's
 TAIL_LINES = 200
 
 
+class Observer(Protocol):
+    """The TrainingJob metrics (observability/training.py)."""
+
+    def observe(self, key: tuple[str, str], old: Any, new: Any, spec: Any, now: datetime) -> None: ...
+    def forget(self, key: tuple[str, str]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Observed:
     pods: list[dict[str, Any]] | None = None  # the current attempt's pods, when they were read
@@ -52,9 +59,10 @@ class TrainingJobController(Controller):
     def watches(self) -> tuple[str, ...]:
         return ("Job",)  # the other children are created with each attempt and never change
 
-    def __init__(self, image_pattern: str = DEFAULT_IMAGE_PATTERN) -> None:
-        self.image_pattern = image_pattern
+    def __init__(self, image_pattern: str = DEFAULT_IMAGE_PATTERN, metrics: Observer | None = None) -> None:
+        self.image_pattern, self.metrics = image_pattern, metrics
         self._tailed: dict[tuple[str, str], float] = {}  # when rank 0's log was last read
+        self._written: dict[tuple[str, str], tuple[Any, Any, Any]] = {}  # (old, new, spec) of a plan
 
     def active(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("state") not in api.TERMINAL_STATES
@@ -99,6 +107,16 @@ class TrainingJobController(Controller):
 
     def forget(self, key: tuple[str, str]) -> None:
         self._tailed.pop(key, None)
+        self._written.pop(key, None)
+        if self.metrics is not None:
+            self.metrics.forget(key)
+
+    def status_written(
+        self, key: tuple[str, str], old: dict[str, Any] | None, new: dict[str, Any], now: datetime
+    ) -> None:
+        stashed = self._written.pop(key, None)
+        if stashed is not None and self.metrics is not None:
+            self.metrics.observe(key, *stashed, now)
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
         meta = obj.get("metadata") or {}
@@ -134,9 +152,9 @@ class TrainingJobController(Controller):
                 manifests.service(owner, spec),
                 manifests.claim(owner, spec),
             ]
-            actions.create = [c for c in shared if c is not None] + [
-                manifests.job(owner, spec, p.launch, image)
-            ]
+            queue = (meta.get("labels") or {}).get(manifests.KUEUE_QUEUE)
+            launch = manifests.job(owner, spec, p.launch, image, queue)
+            actions.create = [c for c in shared if c is not None] + [launch]
         actions.delete = [("Job", name) for name in p.delete]
         if p.suspend:
             actions.patch.append(("Job", p.suspend, {"spec": {"suspend": True}}))
@@ -145,6 +163,7 @@ class TrainingJobController(Controller):
         new = p.status.model_dump(by_alias=True, mode="json", exclude_none=True)
         if new != (old_raw or {}):
             actions.status = p.status.model_dump(by_alias=True, mode="json")
+            self._written[(m.namespace, m.name)] = (old, p.status, spec)
         return actions
 
 

@@ -148,8 +148,14 @@ def environment(owner: Owner, spec: api.TrainingJobSpec, attempt: int, master: s
     return env
 
 
-def job(owner: Owner, spec: api.TrainingJobSpec, attempt: int, image: str) -> dict[str, Any]:
-    """The Indexed Job of one attempt: one worker per completion index."""
+KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+
+
+def job(
+    owner: Owner, spec: api.TrainingJobSpec, attempt: int, image: str, queue: str | None = None
+) -> dict[str, Any]:
+    """The Indexed Job of one attempt: one worker per completion index. With `queue` (the
+    TrainingJob's Kueue queue-name label), Kueue admits the whole gang as one unit."""
     name = job_name(owner.name, attempt)
     master = f"{name}-0.{owner.name}.{owner.namespace}.svc"
     resources = (
@@ -181,6 +187,7 @@ def job(owner: Owner, spec: api.TrainingJobSpec, attempt: int, image: str) -> di
         container["resources"] = resources
     digest = hashlib.sha256(json.dumps(config_data(spec), sort_keys=True).encode()).hexdigest()[:16]
     labels = {**owner.labels(), LABEL_ATTEMPT: str(attempt)}
+    job_labels = {**labels, **({KUEUE_QUEUE: queue} if queue else {})}
     pod_labels = {**(spec.pod_labels or {}), **labels}
     annotations = {**(spec.pod_annotations or {}), CONFIG_HASH: digest}
     pod: dict[str, Any] = {
@@ -202,7 +209,7 @@ def job(owner: Owner, spec: api.TrainingJobSpec, attempt: int, image: str) -> di
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {**_meta(owner, name), "labels": labels},
+        "metadata": {**_meta(owner, name), "labels": job_labels},
         "spec": {
             "completionMode": "Indexed",
             "completions": spec.num_workers,

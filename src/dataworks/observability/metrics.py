@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from dataworks.api import pipeline as api
 from dataworks.core.jobhandler.fitting import Fitted
 from dataworks.core.kit import clock
+from dataworks.observability.training import TrainingMetrics
 
 TERMINAL = api.TERMINAL_PHASES
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -133,6 +134,7 @@ class Metrics:
             registry=r,
         )
         self.handler = HandlerMetrics(r)
+        self.training = TrainingMetrics(r)
         self.build = Info("dataworks_operator_build", "The operator's version", registry=r)
         self.build.info({"version": version})
 

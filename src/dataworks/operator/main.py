@@ -135,7 +135,7 @@ def _sequentialjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier
 
 
 def _trainingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
-    return TrainingJobController(config.training_jobs.image_pattern)
+    return TrainingJobController(config.training_jobs.image_pattern, metrics=metrics.training)
 
 
 def _jobhandler(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:

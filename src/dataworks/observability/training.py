@@ -1,0 +1,108 @@
+"""The TrainingJob's Prometheus metrics, with the seed's names (I/O edge: prometheus_client).
+
+Counters of created, completed and failed (by reason) TrainingJobs; per active
+TrainingJob (removed when it ends, so bounded by the active count) its state,
+allocated GPUs and workers, progress, epoch, loss and accuracy; histograms of
+the time from creation to every worker running, and of a gang restart's
+recovery (from the failure to every worker running again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from dataworks.api import trainingjob as api
+from dataworks.core.kit.clock import parse_ts
+
+STATES = ("Created", "Initializing", "Running", "Restarting", "Succeeded", "Failed", "Suspended")
+STARTUP_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+
+class TrainingMetrics:
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.created = Counter("trainingjob_created", "TrainingJobs seen for the first time", registry=r)
+        self.completed = Counter("trainingjob_completed", "TrainingJobs that succeeded", registry=r)
+        self.failed = Counter(
+            "trainingjob_failed", "TrainingJobs that failed, by reason", ["reason"], registry=r
+        )
+        labels = ["namespace", "trainingjob"]
+        self.state = Gauge(
+            "trainingjob_state",
+            "1 for the state each active TrainingJob is in",
+            [*labels, "state"],
+            registry=r,
+        )
+        self.gpus = Gauge(
+            "trainingjob_allocated_gpus", "GPUs asked for by each active TrainingJob", labels, registry=r
+        )
+        self.workers = Gauge(
+            "trainingjob_allocated_workers", "Workers running, per active TrainingJob", labels, registry=r
+        )
+        self.progress = Gauge("trainingjob_progress_percent", "Reported progress, 0-100", labels, registry=r)
+        self.epoch = Gauge("trainingjob_current_epoch", "Reported epoch", labels, registry=r)
+        self.loss = Gauge("trainingjob_loss", "Reported loss", labels, registry=r)
+        self.accuracy = Gauge("trainingjob_accuracy", "Reported accuracy", labels, registry=r)
+        self.startup = Histogram(
+            "trainingjob_startup_seconds",
+            "From creation to every worker running",
+            buckets=STARTUP_BUCKETS,
+            registry=r,
+        )
+        self.recovery = Histogram(
+            "trainingjob_restart_recovery_seconds",
+            "From a gang restart to every worker running again",
+            buckets=STARTUP_BUCKETS,
+            registry=r,
+        )
+
+    def observe(
+        self,
+        key: tuple[str, str],
+        old: api.TrainingJobStatus | None,
+        new: api.TrainingJobStatus,
+        spec: api.TrainingJobSpec | None,
+        now: datetime,
+    ) -> None:
+        """Count what changed between the status read and the status written."""
+        ns, name = key
+        before = old.state if old is not None else None
+        if old is None or old.observed_generation is None:
+            self.created.inc()
+        if new.state != before:
+            if new.state == "Succeeded":
+                self.completed.inc()
+            elif new.state == "Failed":
+                reason = next((c.reason for c in new.conditions if c.type == "Failed"), "") or "Unknown"
+                self.failed.labels(reason=reason).inc()
+            elif new.state == "Running" and new.start_time:
+                if new.restarts and before == "Restarting" and new.restarts[-1].time:
+                    self.recovery.observe(max(0.0, (now - parse_ts(new.restarts[-1].time)).total_seconds()))
+                elif not new.restarts and new.attempt == 1:
+                    self.startup.observe(max(0.0, (now - parse_ts(new.start_time)).total_seconds()))
+        if new.state in api.TERMINAL_STATES:
+            self.forget(key)
+            return
+        for s in STATES:
+            self.state.labels(ns, name, s).set(1.0 if s == new.state else 0.0)
+        if spec is not None:
+            self.gpus.labels(ns, name).set(spec.gpus_per_worker * spec.num_workers)
+        self.workers.labels(ns, name).set(new.active_workers)
+        if new.progress:
+            self.progress.labels(ns, name).set(float(new.progress.rstrip("%")))
+        if new.current_epoch is not None:
+            self.epoch.labels(ns, name).set(new.current_epoch)
+        for metric, gauge in (("loss", self.loss), ("accuracy", self.accuracy)):
+            if metric in new.metrics:
+                gauge.labels(ns, name).set(new.metrics[metric])
+
+    def forget(self, key: tuple[str, str]) -> None:
+        ns, name = key
+        for s in STATES:
+            with contextlib.suppress(KeyError):
+                self.state.remove(ns, name, s)
+        for g in (self.gpus, self.workers, self.progress, self.epoch, self.loss, self.accuracy):
+            with contextlib.suppress(KeyError):
+                g.remove(ns, name)
