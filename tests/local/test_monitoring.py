@@ -35,6 +35,9 @@ def exported() -> set[str]:
     metrics.reconcile_errors.labels(kind="Pipeline", error="X").inc()
     metrics.reconcile_seconds.labels(kind="Pipeline").observe(0.01)
     metrics.queue_depth.labels(kind="Pipeline").set(0)
+    metrics.training.stalled.labels("ns", "tj").set(0)
+    metrics.training.restarts.labels(cause="OOMKilled").inc()
+    metrics.training.failed.labels(reason="OOMKilled").inc()
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 
@@ -46,7 +49,7 @@ def referenced(expr: str) -> set[str]:
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     check = promtool("check", "rules", "rules.yaml")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "6 rules found" in check.stdout
+    assert "9 rules found" in check.stdout
     tested = promtool("test", "rules", "rules_test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -64,6 +67,9 @@ def test_prometheus_rule_carries_exactly_the_tested_rules() -> None:
         "OperatorDown",
         "ReconcileErrors",
         "EventsFailing",
+        "TrainingJobStalled",
+        "TrainingJobRestartingOften",
+        "TrainingJobFailed",
     }
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     for name, rule in alerts.items():

@@ -45,6 +45,13 @@ class TrainingMetrics:
         self.epoch = Gauge("trainingjob_current_epoch", "Reported epoch", labels, registry=r)
         self.loss = Gauge("trainingjob_loss", "Reported loss", labels, registry=r)
         self.accuracy = Gauge("trainingjob_accuracy", "Reported accuracy", labels, registry=r)
+        self.stalled = Gauge(
+            "trainingjob_stalled",
+            "1 while an active TrainingJob's Stalled condition is True",
+            labels,
+            registry=r,
+        )
+        self.restarts = Counter("trainingjob_restarts", "Gang restarts, by cause", ["cause"], registry=r)
         self.startup = Histogram(
             "trainingjob_startup_seconds",
             "From creation to every worker running",
@@ -82,6 +89,8 @@ class TrainingMetrics:
                     self.recovery.observe(max(0.0, (now - parse_ts(new.restarts[-1].time)).total_seconds()))
                 elif not new.restarts and new.attempt == 1:
                     self.startup.observe(max(0.0, (now - parse_ts(new.start_time)).total_seconds()))
+        for restart in new.restarts[len(old.restarts) if old is not None else 0 :]:
+            self.restarts.labels(cause=restart.cause).inc()
         if new.state in api.TERMINAL_STATES:
             self.forget(key)
             return
@@ -90,6 +99,8 @@ class TrainingMetrics:
         if spec is not None:
             self.gpus.labels(ns, name).set(spec.gpus_per_worker * spec.num_workers)
         self.workers.labels(ns, name).set(new.active_workers)
+        stalled = any(c.type == "Stalled" and c.status == "True" for c in new.conditions)
+        self.stalled.labels(ns, name).set(1.0 if stalled else 0.0)
         if new.progress:
             self.progress.labels(ns, name).set(float(new.progress.rstrip("%")))
         if new.current_epoch is not None:
@@ -103,6 +114,6 @@ class TrainingMetrics:
         for s in STATES:
             with contextlib.suppress(KeyError):
                 self.state.remove(ns, name, s)
-        for g in (self.gpus, self.workers, self.progress, self.epoch, self.loss, self.accuracy):
+        for g in (self.gpus, self.workers, self.progress, self.epoch, self.loss, self.accuracy, self.stalled):
             with contextlib.suppress(KeyError):
                 g.remove(ns, name)
