@@ -2,10 +2,12 @@
 
 It reconciles batch/v1 Jobs labelled `job-handler/enabled: "true"` and
 watches their pods and archives (both carry the `job-name` label). `observe`
-reads each container's log as soon as it has terminated, into bounded
-memory (`core.jobhandler.logbuffer`), because the pod may be deleted right
-after the Job finishes; `plan` is `core.jobhandler.planning`. What was read
-is kept per Job run until the Job is gone.
+has each container's log read as soon as it has terminated (by the Capture
+it is given, operator/logcapture.py, into bounded memory), because the pod
+may be deleted right after the Job finishes; `plan` is
+`core.jobhandler.planning`, and `plan_deleted` archives a finished Job that
+someone else deleted first. What was read is kept per Job run until its
+archive is stored.
 """
 
 from __future__ import annotations
