@@ -89,10 +89,11 @@ def main() -> None:
             mean = total.item() / (BATCHES * world)
             if rank == 0:
                 boundary = (epoch, state_bytes(model, optimizer, epoch))
+                saved = None
                 if (epoch + 1) % CHECKPOINT_EVERY == 0 or epoch + 1 == EPOCHS:
-                    training.save(directory, epoch, 0, boundary[1], metadata={"loss": mean})
+                    saved = training.save(directory, epoch, 0, boundary[1], metadata={"loss": mean})
                     boundary = None
-                training.report(epoch + 1, EPOCHS, loss=mean)
+                training.report(epoch + 1, EPOCHS, loss=mean, checkpoint=saved)
             dist.barrier()
     if rank == 0:
         print(f"final loss {mean!r}", flush=True)

@@ -237,9 +237,14 @@ def test_a_name_too_long_for_the_workers_hostnames_is_refused(client: Client, na
 
 
 def progress_line(epoch: int, loss: float) -> str:
-    return "DATAWORKS_PROGRESS " + json.dumps(
-        {"epoch": epoch, "totalEpochs": 10, "metrics": {"loss": loss}}, separators=(",", ":"), sort_keys=True
-    )
+    saved = {
+        "epoch": epoch - 1,
+        "step": 0,
+        "path": f"/checkpoints/ckpt-{epoch - 1:06d}",
+        "time": 1796040000.0,
+    }
+    body = {"epoch": epoch, "totalEpochs": 10, "metrics": {"loss": loss}, "checkpoint": saved}
+    return "DATAWORKS_PROGRESS " + json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
 def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
@@ -261,6 +266,8 @@ def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
     assert st["progress"] == "50%"
     assert st["totalEpochs"] == 10
     assert st["metrics"] == {"loss": 0.5}
+    assert st["lastCheckpoint"]["epoch"] == 4
+    assert st["lastCheckpoint"]["path"] == "/checkpoints/ckpt-000004"
     printed = cluster.kubectl("get", "tj", "learner", "-n", namespace).stdout.split("\n")[1].split()
     assert printed[1:6] == ["Running", "2/2", "5", "50%", "0.5"]
     # Nothing more is printed: after progressDeadlineSeconds, Stalled.

@@ -16,6 +16,15 @@ from typing import Any, NotRequired, TypedDict, TypeGuard
 PREFIX = "DATAWORKS_PROGRESS"
 
 
+class Saved(TypedDict):
+    """The checkpoint a progress line names: the latest one written."""
+
+    epoch: int
+    step: int
+    path: str
+    time: float  # seconds since the epoch
+
+
 class Progress(TypedDict):
     """One parsed progress line."""
 
@@ -23,13 +32,18 @@ class Progress(TypedDict):
     totalEpochs: int
     step: NotRequired[int]
     metrics: dict[str, float]
+    checkpoint: NotRequired[Saved]
 
 
-def report(epoch: int, total_epochs: int, step: int | None = None, **metrics: float) -> None:
+def report(
+    epoch: int, total_epochs: int, step: int | None = None, *, checkpoint: Any = None, **metrics: float
+) -> None:
     """Print one progress line to stdout, flushed, in a single write.
 
     A metric that is NaN or infinite (a diverging loss) is written as ``null``,
     which keeps the line valid JSON; ``parse_progress`` leaves it out.
+    ``checkpoint`` (a ``Checkpoint`` that ``save`` returned) tells the operator
+    the latest one (``status.lastCheckpoint``).
     """
     body: dict[str, Any] = {
         "epoch": int(epoch),
@@ -38,6 +52,13 @@ def report(epoch: int, total_epochs: int, step: int | None = None, **metrics: fl
     }
     if step is not None:
         body["step"] = int(step)
+    if checkpoint is not None:
+        body["checkpoint"] = {
+            "epoch": int(checkpoint.epoch),
+            "step": int(checkpoint.step),
+            "path": str(checkpoint.path),
+            "time": float(checkpoint.time),
+        }
     line = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False)
     sys.stdout.write(f"{PREFIX} {line}\n")
     sys.stdout.flush()
@@ -70,6 +91,11 @@ def parse_progress(line: str) -> Progress | None:
     }
     if step is not None:
         parsed["step"] = step
+    saved = body.get("checkpoint")
+    if isinstance(saved, dict):
+        e, st, path, when = (saved.get(k) for k in ("epoch", "step", "path", "time"))
+        if _is_int(e) and _is_int(st) and isinstance(path, str) and _is_number(when):
+            parsed["checkpoint"] = {"epoch": e, "step": st, "path": path, "time": float(when)}  # type: ignore[arg-type]
     return parsed
 
 

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from dataworks import training
 from dataworks.training import (
     Checkpoint,
     attempt,
@@ -387,3 +388,16 @@ def test_report_prints_one_line_that_parses_back(
 )
 def test_parse_progress_ignores_other_and_malformed_lines(line: str) -> None:
     assert parse_progress(line) is None
+
+
+def test_a_progress_line_can_name_the_latest_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = training.save(tmp_path, 2, 10, b"state", now=1796040000.0)
+    training.report(3, 4, checkpoint=saved, loss=0.5)
+    (line,) = capsys.readouterr().out.splitlines()
+    parsed = training.parse_progress(line)
+    assert parsed is not None
+    assert parsed["checkpoint"] == {"epoch": 2, "step": 10, "path": str(saved.path), "time": 1796040000.0}
+    broken = line.replace('"step":10', '"step":"ten"')
+    assert "checkpoint" not in (training.parse_progress(broken) or {})

@@ -10,7 +10,7 @@ collective is noticed by no peer); it turns False as soon as it moves again.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dataworks.api import trainingjob as api
 from dataworks.core.kit import conditions
@@ -51,6 +51,12 @@ def apply(
         st.progress = f"{min(100, int(100 * epoch / total))}%" if total > 0 else None
         if moved or st.last_progress_time is None:
             st.last_progress_time = ts(now)
+        saved = found.get("checkpoint")
+        if saved is not None:
+            when = datetime.fromtimestamp(saved["time"], tz=UTC)
+            st.last_checkpoint = api.LastCheckpoint(
+                epoch=saved["epoch"], step=saved["step"], path=saved["path"], time=ts(when)
+            )
     since = st.last_progress_time or st.start_time
     if since is not None:
         quiet = (now - parse_ts(since)).total_seconds()

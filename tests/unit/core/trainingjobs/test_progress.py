@@ -66,3 +66,23 @@ def test_apply(steps: list[tuple[int, Progress | None]], progress: str, stalled:
 def test_it_asks_to_look_again_within_the_freshness_target() -> None:
     st = api.TrainingJobStatus(start_time="2026-12-01T12:00:00Z")
     assert apply(st, None, 600, now=T0, generation=1) == T0 + timedelta(seconds=5)
+
+
+def test_a_reported_checkpoint_becomes_last_checkpoint() -> None:
+    st = api.TrainingJobStatus(start_time="2026-12-01T12:00:00Z")
+    found: Progress = {
+        "epoch": 3,
+        "totalEpochs": 4,
+        "metrics": {},
+        "checkpoint": {
+            "epoch": 2,
+            "step": 0,
+            "path": "/checkpoints/ckpt-000002-000000000",
+            "time": 1796040000.0,
+        },
+    }
+    apply(st, found, 600, now=T0, generation=1)
+    assert st.last_checkpoint is not None
+    assert (st.last_checkpoint.epoch, st.last_checkpoint.path) == (2, "/checkpoints/ckpt-000002-000000000")
+    assert st.last_checkpoint.time is not None
+    assert st.last_checkpoint.time.endswith("Z")
