@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Test and dev extras, and what they pull in; none may reach the quickstart's install.
-NOT_INSTALLED = ("pytest", "moto", "ruff", "mypy", "importlinter", "kubernetes_validate", "s3fs")
+NOT_INSTALLED = ("pytest", "moto", "ruff", "mypy", "importlinter", "kubernetes_validate", "s3fs", "torch")
 
 
 def test_make_quickstart_installs_no_test_or_dev_extras(tmp_path: Path) -> None:
