@@ -251,7 +251,7 @@ def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
     client: Client, namespace: str, cluster: Any
 ) -> None:
     lines = "\n".join(["starting", progress_line(1, 0.9), progress_line(5, 0.5)])
-    fate = {"duration": "60s", "logs": lines, "log-interval": "1s"}
+    fate = {"duration": "180s", "logs": lines, "log-interval": "1s"}
     create(client, namespace, manifest("learner", fate=fate, progressDeadlineSeconds=10))
     obj = helpers.wait_for(
         client,
@@ -259,7 +259,7 @@ def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
         "learner",
         namespace,
         lambda o: (o.to_dict().get("status") or {}).get("currentEpoch") == 5,
-        timeout=60,
+        timeout=150,  # a loaded CI machine has taken over 60 s
         what="epoch 5 in status",
     )
     st = obj.to_dict()["status"]
