@@ -252,7 +252,9 @@ def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
 ) -> None:
     lines = "\n".join(["starting", progress_line(1, 0.9), progress_line(5, 0.5)])
     fate = {"duration": "180s", "logs": lines, "log-interval": "1s"}
-    create(client, namespace, manifest("learner", fate=fate, progressDeadlineSeconds=10))
+    # No checkpoint claim: its binding is not what this test is about, and it slows a loaded machine.
+    obj = manifest("learner", fate=fate, progressDeadlineSeconds=10, checkpoint={"enabled": False})
+    create(client, namespace, obj)
     obj = helpers.wait_for(
         client,
         TrainingJob,
