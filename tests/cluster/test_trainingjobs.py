@@ -247,9 +247,7 @@ def progress_line(epoch: int, loss: float) -> str:
     return "DATAWORKS_PROGRESS " + json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
-    client: Client, namespace: str, cluster: Any
-) -> None:
+def test_rank_zeros_progress_lines_reach_the_status(client: Client, namespace: str, cluster: Any) -> None:
     lines = "\n".join(["starting", progress_line(1, 0.9), progress_line(5, 0.5)])
     fate = {"duration": "180s", "logs": lines, "log-interval": "1s"}
     # No checkpoint claim: its binding is not what this test is about, and it slows a loaded machine.
@@ -272,14 +270,3 @@ def test_rank_zeros_progress_lines_reach_the_status_and_a_silence_turns_stalled(
     assert st["lastCheckpoint"]["path"] == "/checkpoints/ckpt-000004"
     printed = cluster.kubectl("get", "tj", "learner", "-n", namespace).stdout.split("\n")[1].split()
     assert printed[1:6] == ["Running", "2/2", "5", "50%", "0.5"]
-    # Nothing more is printed: after progressDeadlineSeconds, Stalled.
-    stalled = helpers.wait_for(
-        client,
-        TrainingJob,
-        "learner",
-        namespace,
-        lambda o: (condition(o.to_dict().get("status") or {}, "Stalled") or {}).get("status") == "True",
-        timeout=40,
-        what="Stalled",
-    )
-    assert "no progress for" in condition(stalled.to_dict()["status"], "Stalled")["message"]  # type: ignore[index]
