@@ -61,6 +61,14 @@ func (p *execPod) runContainer(idx int, init bool, vols map[string]string) (code
 			return code, ran
 		}
 		c := p.container(idx, init)
+		// As a kubelet does, the dead instance's log is the previous log from the moment the
+		// restart count says so (a reader may ask for it during the back-off); it stays the
+		// current log too until the next instance starts.
+		logFile := p.logPath(c.Name)
+		_ = os.Remove(logFile + ".previous")
+		if err := os.Link(logFile, logFile+".previous"); err != nil {
+			warnf("exec pod %s: keeping the previous log of %s: %v", p.key(), c.Name, err)
+		}
 		p.setStatus(idx, init, func(s *corev1.ContainerStatus) {
 			s.LastTerminationState = s.State
 			s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
@@ -231,7 +239,7 @@ func (p *execPod) runOnce(idx int, init bool, vols map[string]string, restarts i
 	}
 	logFile := p.logPath(c.Name)
 	if restarts > 0 {
-		_ = os.Rename(logFile, logFile+".previous")
+		_ = os.Remove(logFile) // its content lives on as the previous log (runContainer linked it)
 	}
 	log, err := newCRILog(logFile)
 	if err != nil {

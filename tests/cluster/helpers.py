@@ -30,6 +30,7 @@ def wait_for(
     *,
     timeout: float = 60,
     what: str = "condition",
+    interval: float = 0.2,
 ) -> T:
     """Poll until predicate(obj) holds; on timeout fail showing the object's YAML."""
     deadline = time.monotonic() + timeout
@@ -43,7 +44,7 @@ def wait_for(
                 return last
         except ApiError as e:
             error = e
-        time.sleep(0.2)
+        time.sleep(interval)
     shown = to_yaml(last) if last is not None else f"(not found: {error})"
     raise AssertionError(
         f"timed out after {timeout:.0f}s waiting for {what} on {kind.__name__} {namespace}/{name}:\n{shown}"

@@ -367,6 +367,33 @@ def test_on_failure_restarts_in_place_with_the_previous_log_and_the_termination_
     assert previous.stdout.splitlines() == ["attempt 2"]
 
 
+def test_the_previous_log_is_there_as_soon_as_the_restart_count_says_so(
+    cluster: Cluster, namespace: str
+) -> None:
+    # A reader that sees restartCount 1 asks for the previous log at once, often within
+    # the 1 s back-off, before the next instance starts (the job-completion handler does).
+    client = cluster.client
+    script = (
+        "n=$(( $(cat /scratch/n 2>/dev/null || echo 0) + 1 )); echo $n > /scratch/n; echo attempt $n;"
+        " if [ $n -lt 2 ]; then exit 7; fi; sleep 2"
+    )
+    c = container(["sh", "-c", script], volumeMounts=[VolumeMount(name="scratch", mountPath="/scratch")])
+    volumes = [Volume(name="scratch", emptyDir=EmptyDirVolumeSource())]
+    client.create(exec_pod("backoff", c, restartPolicy="OnFailure", volumes=volumes), namespace=namespace)
+    restarted = helpers.wait_for(
+        client,
+        Pod,
+        "backoff",
+        namespace,
+        lambda p: bool(p.status.containerStatuses and p.status.containerStatuses[0].restartCount),
+        timeout=60,
+        interval=0.05,
+    )
+    previous = cluster.kubectl("logs", "--previous", "-n", namespace, "backoff")
+    state = restarted.status.containerStatuses[0].state
+    assert previous.stdout.splitlines() == ["attempt 1"], (previous.stderr, state)
+
+
 def test_a_container_over_its_memory_limit_is_oom_killed(client: Client, namespace: str) -> None:
     grab = "x = bytearray(256 * 1024 * 1024); print('allocated', len(x))"
     limits = ResourceRequirements(limits={"memory": "64Mi", "cpu": "500m"})

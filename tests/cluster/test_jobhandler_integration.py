@@ -66,10 +66,11 @@ def test_a_pipeline_with_archive_logs_keeps_its_step_logs_after_ttl_deletion(
 ) -> None:
     painted = {"logs": "step {pod} wrote 7 rows"}
     obj = manifest("archived", [step("a", fate=painted), step("b", ["a"], fate=painted)])
-    obj["spec"].update(archiveLogs=True, ttlSecondsAfterFinished=1)
+    # TTL 5 s: the TTL counts from completionTime, which has whole seconds, so a TTL of 1 s can
+    # delete the pipeline within 50 ms of its completion, before a poll sees Completed.
+    obj["spec"].update(archiveLogs=True, ttlSecondsAfterFinished=5)
     create(client, namespace, obj)
-    # A loaded CI machine has taken over 60 s here.
-    wait_phase(client, namespace, "archived", "Completed", timeout=150)
+    wait_phase(client, namespace, "archived", "Completed", timeout=60)
     deadline = time.monotonic() + 30
     while any(p.metadata.name == "archived" for p in client.list(Pipeline, namespace=namespace)):
         assert time.monotonic() < deadline, "the pipeline was not deleted after its TTL"

@@ -74,7 +74,7 @@ def condition(st: dict[str, Any], type_: str) -> dict[str, Any] | None:
 def test_the_seeds_example_runs_on_the_gpu_node_to_completion(client: Client, namespace: str) -> None:
     create(client, namespace, SEED)
     st = wait_state(client, namespace, "test-job", "Succeeded", timeout=60)
-    assert condition(st, "Running") is not None  # it went through Running
+    assert condition(st, "Running")["reason"] == "Succeeded"  # type: ignore[index]
     job = client.get(Job, "test-job-a1", namespace=namespace)
     pod = job.spec.template.spec
     worker = pod.containers[0]
@@ -116,7 +116,7 @@ def test_workers_run_then_succeed_with_their_children(client: Client, namespace:
     assert condition(st, "Succeeded")["status"] == "True"  # type: ignore[index]
     running = condition(st, "Running")
     assert running is not None  # it ran, and is no longer running
-    assert running["status"] == "False"
+    assert (running["status"], running["reason"]) == ("False", "Succeeded")
     job = client.get(Job, "small-a1", namespace=namespace)
     assert job.spec.completionMode == "Indexed"
     assert job.spec.completions == 3

@@ -200,15 +200,12 @@ def _to(
         p.events.append(Event(kind, state if state != "Initializing" else reason, message))
     st.state = state  # type: ignore[assignment]
     st.message = message
+    # Every state's condition is present and says why, so a reader of a short job (one that
+    # finished before its workers were all seen running) finds Running=False, reason Succeeded.
     for s in STATES:
-        if s == state:
-            conditions.set_condition(
-                st.conditions, s, True, reason=reason, message=message, now=now, generation=meta.generation
-            )
-        elif conditions.is_true(st.conditions, s):
-            conditions.set_condition(
-                st.conditions, s, False, reason=reason, message=message, now=now, generation=meta.generation
-            )
+        conditions.set_condition(
+            st.conditions, s, s == state, reason=reason, message=message, now=now, generation=meta.generation
+        )
 
 
 def _finish(p: Plan, meta: Meta, state: str, *, reason: str, message: str, now: datetime) -> Plan:

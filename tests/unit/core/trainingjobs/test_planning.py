@@ -11,7 +11,7 @@ from dataworks.api import trainingjob as api
 from dataworks.core.kit.jobs import JobView
 from dataworks.core.kit.plan import Meta
 from dataworks.core.trainingjobs.failures import Failure
-from dataworks.core.trainingjobs.planning import plan
+from dataworks.core.trainingjobs.planning import STATES, plan
 from dataworks.core.trainingjobs.workers import Workers
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -186,6 +186,17 @@ def test_plan(  # noqa: PLR0917 (one parameter per column of the table)
     assert [e.reason for e in p.events] == events
     true = [c.type for c in p.status.conditions if c.status == "True"]
     assert true == ([] if state == "Created" else [state])
+    if state not in ("Created", old.state if old else None):  # entering a state writes all six
+        assert sorted(c.type for c in p.status.conditions) == sorted(STATES)
+
+
+def test_a_job_that_finished_before_running_was_seen_still_says_it_is_not_running() -> None:
+    # A short job on a busy operator: Initializing, then Succeeded, never observed all running.
+    first = plan(META, spec(), status(state="Created"), [job(1, "Active")], Workers(), failure=None, now=NOW)
+    later = NOW + timedelta(seconds=3)
+    p = plan(META, spec(), first.status, [job(1, "Succeeded")], Workers(), failure=None, now=later)
+    running = next(c for c in p.status.conditions if c.type == "Running")
+    assert (running.status, running.reason) == ("False", "Succeeded")
 
 
 def test_a_restart_is_recorded() -> None:
