@@ -30,6 +30,12 @@ def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.S
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
+    with services.redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     with services.s3() as endpoint:
         yield endpoint

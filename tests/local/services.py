@@ -236,3 +236,30 @@ def s3() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class Redis:
+    port: int
+    dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@contextlib.contextmanager
+def redis(base: Path, *, appendfsync: str | None = None) -> Iterator[Redis]:
+    """Debian's redis-server on a loopback port, with AOF (`appendfsync`) or no persistence."""
+    port = free_port()
+    persistence = (
+        ["--appendonly", "yes", "--appendfsync", appendfsync] if appendfsync else ["--appendonly", "no"]
+    )
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(base)]
+    proc = subprocess.Popen([*cmd, *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port)
+        yield Redis(port, base)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from dataworks.cli import generate
 from dataworks.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -481,6 +482,7 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", parents=[common, output], help="delete a pipeline and its Jobs")
     delete.add_argument("name")
     delete.set_defaults(fn=cmd_delete)
+    generate.add_parser(sub)
     return root
 
 

@@ -1,0 +1,144 @@
+"""Where the generator's lines go (edge layer): a Redis stream or a JSON-lines file.
+
+A target is a URL or a path:
+- `redis://[:PASSWORD@]HOST[:PORT][/DB]?stream=NAME[&maxlen=N]`: XADD of one field, `data`,
+  sent in batches on one connection (redis-py's packed commands, parsed by hiredis). Without
+  `maxlen` nothing is trimmed: trimming deletes entries no consumer has read yet.
+  The password may also come from `REDIS_PASSWORD`, never from a manifest's literal.
+- a file path, or `-` for stdout: one JSON message per line.
+
+Kafka (`kafka://`) is not built yet: the test tier has no Kafka broker to prove it against.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.parse import parse_qs, urlparse
+
+DEFAULT_STREAM = "market-data"
+
+
+class SinkError(ValueError):
+    """A target that cannot be written to, in words that say how to fix it."""
+
+
+class Sink(Protocol):
+    def write(self, batch: Sequence[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """JSON lines in a regular file, written whole or not at all: a `.part` file is renamed
+    into place when the run ends, so a stopped run leaves no half-written output. Anything
+    else that exists at the path (stdout as `-`, /dev/null, a FIFO) is written in place and
+    never replaced."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.part: Path | None = None
+        if path == "-":
+            self.out: IO[bytes] = sys.stdout.buffer
+            return
+        target = check_path(path)
+        if target.exists() and not target.is_file():
+            self.out = target.open("wb", buffering=1 << 20)  # a device or a pipe: in place
+            return
+        self.part = target.with_name(target.name + ".part")
+        self.out = self.part.open("wb", buffering=1 << 20)
+
+    def write(self, batch: Sequence[bytes]) -> None:
+        self.out.write(b"\n".join(batch) + b"\n")
+
+    def close(self) -> None:
+        self.out.flush()
+        if self.path != "-":
+            self.out.close()
+        if self.part is not None:
+            self.part.replace(self.path)
+
+    def abort(self) -> None:
+        if self.path != "-":
+            self.out.close()
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
+
+
+class RedisSink:
+    """XADD into one stream, a batch per round trip."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        u = urlparse(url)
+        query = parse_qs(u.query)
+        self.stream = query.get("stream", [DEFAULT_STREAM])[0]
+        maxlen = query.get("maxlen", [None])[0]
+        if maxlen is not None and not maxlen.isdigit():
+            raise SinkError(f"output {url}: maxlen must be a whole number, got {maxlen!r}")
+        self.trim: tuple[str | int, ...] = ("MAXLEN", "~", int(maxlen)) if maxlen else ()
+        db = u.path.strip("/") or "0"
+        if not db.isdigit():
+            raise SinkError(
+                f"output {url}: the path is the database number (/0); name the stream with ?stream="
+            )
+        password = u.password or os.environ.get("REDIS_PASSWORD")
+        connection: Any = redis.Connection  # redis-py's connection API has no annotations
+        self.conn = connection(
+            host=u.hostname or "localhost", port=u.port or 6379, db=int(db), password=password
+        )
+        try:
+            self.conn.connect()
+        except redis.RedisError as e:
+            raise SinkError(f"output {url}: cannot reach Redis: {e}") from None
+        self.errors = redis.RedisError
+
+    def write(self, batch: Sequence[bytes]) -> None:
+        head = ("XADD", self.stream, *self.trim, "*", "data")
+        self.conn.send_packed_command(
+            self.conn.pack_commands([(*head, data) for data in batch]), check_health=False
+        )
+        failed = None
+        for _ in batch:
+            try:
+                self.conn.read_response()
+            except self.errors as e:  # every reply is read, so the connection stays in step
+                failed = failed or e
+        if failed is not None:
+            raise SinkError(f"Redis refused an XADD to {self.stream}: {failed}")
+
+    def close(self) -> None:
+        self.conn.disconnect()
+
+
+def open_sink(target: str) -> Sink:
+    if target.startswith("redis://") or target.startswith("rediss://"):
+        return RedisSink(target)
+    if target.startswith("kafka://"):
+        raise SinkError(f"output {target}: Kafka output is not built yet; use redis:// or a file path")
+    if "://" in target:
+        raise SinkError(f"output {target}: unknown scheme; use redis://HOST:PORT?stream=NAME or a file path")
+    return FileSink(target)
+
+
+def check_path(path: str) -> Path:
+    target = Path(path)
+    if target.is_dir():
+        raise SinkError(f"output {path} is a directory: give a file path")
+    if not target.parent.is_dir():
+        raise SinkError(f"output {path}: directory {target.parent} does not exist")
+    return target
+
+
+def check(target: str) -> None:
+    """Fail now, before any message is generated, if `target` cannot be written to (a file
+    is not opened: opening a FIFO would use up its reader)."""
+    if "://" not in target:
+        if target != "-":
+            check_path(target)
+        return
+    open_sink(target).close()
