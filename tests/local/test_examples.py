@@ -85,7 +85,8 @@ def test_daily_production_etl(shop: services.Postgres, tmp_path: Path) -> None:
 
 def test_every_example_is_run_by_a_test() -> None:
     """The examples tree holds only resources some test runs (the cluster tests run examples/seed,
-    examples/sequentialjob, examples/jobhandler and examples/training)."""
+    examples/sequentialjob, examples/jobhandler and examples/training; tests/local/test_generate.py
+    runs examples/streams)."""
     ran = {
         "quickstart.yaml",
         "local/marketing-q1-analysis.yaml",
@@ -95,6 +96,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "sequentialjob/data-processing-pipeline.yaml",
         "jobhandler/nightly-export.yaml",
         "training/test-job.yaml",
+        "streams/market-day.yaml",  # tests/local/test_generate.py
     }
     found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
     assert found == ran

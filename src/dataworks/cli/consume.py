@@ -1,0 +1,69 @@
+"""`dataworks consume` (edge layer): one consumer of a Redis stream's group, as a process.
+
+What a StreamingJob's pod runs, and what the stream benchmark starts locally. It prints its
+report as one JSON object on stdout when it stops (SIGTERM, `--limit`, or `--idle-exit`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+from typing import Any
+
+from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("consume", help="consume a Redis stream as one member of a consumer group")
+    p.add_argument("--redis", required=True, help="redis://HOST:PORT[/DB] (a password from REDIS_PASSWORD)")
+    p.add_argument("--stream", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument(
+        "--consumer",
+        default=os.environ.get("HOSTNAME") or socket.gethostname(),
+        help="this consumer's stable name (default: the pod's, $HOSTNAME)",
+    )
+    p.add_argument("--processing", choices=["count"], default="count", help="what is done with each message")
+    p.add_argument("--batch", type=int, default=100, help="XREADGROUP COUNT")
+    p.add_argument("--block-ms", type=int, default=1000, help="XREADGROUP BLOCK")
+    p.add_argument(
+        "--claim-idle-ms",
+        type=int,
+        default=30_000,
+        help="claim entries a dead consumer left pending this long",
+    )
+    p.add_argument("--limit", type=int, help="stop after this many messages")
+    p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
+    p.add_argument("--report", help="also write the report to this file")
+    p.set_defaults(fn=cmd_consume)
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    import redis
+
+    from dataworks.streams.consuming import Consumer
+
+    if args.batch < 1 or args.block_ms < 0:
+        fail("--batch must be at least 1 and --block-ms at least 0")
+    r = redis.Redis.from_url(args.redis, password=os.environ.get("REDIS_PASSWORD") or None)
+    consumer = Consumer(
+        r,
+        args.stream,
+        args.group,
+        args.consumer,
+        batch=args.batch,
+        block_ms=args.block_ms,
+        claim_idle_ms=args.claim_idle_ms,
+    )
+    try:
+        report = consumer.run(limit=args.limit, idle_exit=args.idle_exit).to_json()
+    except redis.ConnectionError as e:
+        fail(f"cannot reach Redis at {args.redis}: {e}", EXIT_CLUSTER)
+    text = json.dumps(report)
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(text + "\n")
+    print(text)
+    return EXIT_OK

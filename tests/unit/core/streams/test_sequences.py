@@ -1,0 +1,26 @@
+"""Runs of sequence numbers, and the loss check over many consumers' reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataworks.core.streams.sequences import check, runs
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], []),
+        ([1], [[1, 1]]),
+        ([3, 1, 2, 7, 2], [[1, 3], [7, 7]]),
+        ([5, 6, 8, 9, 10], [[5, 6], [8, 10]]),
+    ],
+)
+def test_runs(values: list[int], expected: list[list[int]]) -> None:
+    assert runs(values) == expected
+
+
+def test_check_counts_what_nobody_processed_and_what_two_did() -> None:
+    a = {"processed": 4, "sequences": {"A": [[1, 3]], "B": [[1, 1]]}}
+    b = {"processed": 3, "sequences": {"A": [[3, 4]], "B": [[3, 3]]}}
+    assert check([a, b], {"A": 5, "B": 3}) == {"lost": 2, "duplicated": 1, "processed": 7}  # A5, B2; A3
