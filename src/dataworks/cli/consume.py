@@ -36,14 +36,23 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--limit", type=int, help="stop after this many messages")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
-    p.add_argument("--report", help="also write the report to this file")
+    p.add_argument(
+        "--report",
+        help="commit the report to this file (atomically, every --commit-every seconds and at the end); "
+        "messages are acknowledged only after the report that counts them is written",
+    )
+    p.add_argument("--commit-every", type=float, default=1.0, help="seconds between report commits")
+    p.add_argument("--stats", help="append per-second figures (rate, busy time, latency) as JSON lines")
+    p.add_argument(
+        "--reconnect-seconds", type=float, default=60, help="how long a lost Redis connection is retried"
+    )
     p.set_defaults(fn=cmd_consume)
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
     import redis
 
-    from dataworks.streams.consuming import Consumer
+    from dataworks.streams.consuming import Consumer, Stats
 
     if args.batch < 1 or args.block_ms < 0:
         fail("--batch must be at least 1 and --block-ms at least 0")
@@ -56,14 +65,14 @@ def cmd_consume(args: argparse.Namespace) -> int:
         batch=args.batch,
         block_ms=args.block_ms,
         claim_idle_ms=args.claim_idle_ms,
+        reconnect_seconds=args.reconnect_seconds,
+        stats=Stats(args.stats),
+        commit_path=args.report,
+        commit_every=args.commit_every,
     )
     try:
         report = consumer.run(limit=args.limit, idle_exit=args.idle_exit).to_json()
     except redis.ConnectionError as e:
         fail(f"cannot reach Redis at {args.redis}: {e}", EXIT_CLUSTER)
-    text = json.dumps(report)
-    if args.report:
-        with open(args.report, "w") as f:
-            f.write(text + "\n")
-    print(text)
+    print(json.dumps(report))
     return EXIT_OK

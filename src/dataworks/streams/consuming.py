@@ -8,6 +8,10 @@ entries idle for `claim_idle_ms`) and processes it again. Duplicates are dropped
 entries (a restart with the same name resumes where it stopped). SIGTERM ends the loop after
 the batch in hand is acknowledged.
 
+With a report file, processing commits to it: the report (which counts every processed message)
+is written atomically every `commit_every` seconds and the XACKs follow the write, so what was
+acknowledged is in a report even if the consumer is then killed.
+
 The `count` processing is the seed's baseline: decode each JSON message and count it per
 symbol; a line that is not JSON counts as an error and is acknowledged (it cannot succeed on a
 retry). A report says what was processed: counts, and each symbol's sequence numbers as runs,
@@ -17,11 +21,15 @@ so a run of many consumers can be checked for loss, duplicates and order afterwa
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sys
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from dataworks.core.streams import sequences
 
@@ -37,9 +45,11 @@ class Report:
     duplicates: int = 0
     errors: int = 0
     claimed: int = 0
+    reconnects: int = 0
     busy_seconds: float = 0.0
     wall_seconds: float = 0.0
     out_of_order: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)  # end to end, over the whole run
     seen: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def rate(self) -> float:
@@ -53,12 +63,77 @@ class Report:
             "duplicates": self.duplicates,
             "errors": self.errors,
             "claimed": self.claimed,
+            "reconnects": self.reconnects,
+            "latencyMs": self.latency_ms,
             "busySeconds": round(self.busy_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3),
             "outOfOrder": self.out_of_order,
             "rate": round(self.rate()),
             "sequences": {s: sequences.runs(v) for s, v in sorted(self.seen.items())},
         }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Stats:
+    """Per-second figures, appended as JSON lines to a file when one is given: messages and
+    busy time in the second, and end-to-end latency (wall clock at processing minus the
+    message's `timestamp`) as p50, p99 and p99.9 in ms. Over the run, a log-bucketed histogram
+    (1 % wide buckets from 10 us to 1000 s) gives the report's percentiles."""
+
+    BUCKETS = np.geomspace(1e-5, 1e3, 1850)
+
+    def __init__(self, path: str | None) -> None:
+        self.out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (kept for the run)
+        self.second: list[np.ndarray] = []
+        self.busy = 0.0
+        self.count = 0
+        self.started = time.monotonic()
+        self.histogram = np.zeros(self.BUCKETS.size + 1, dtype=np.int64)
+
+    def add(self, stamps_us: list[int], busy: float, now: float) -> None:
+        if stamps_us:
+            latency = now - np.asarray(stamps_us, dtype=np.float64) / 1e6
+            self.second.append(latency)
+            self.histogram += np.bincount(
+                np.searchsorted(self.BUCKETS, latency), minlength=self.histogram.size
+            )
+        self.busy += busy
+        self.count += len(stamps_us)
+
+    def flush(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.started < 1.0:
+            return
+        if self.out is not None:
+            row: dict[str, Any] = {
+                "t": round(time.time(), 3),
+                "processed": self.count,
+                "busy": round(self.busy, 4),
+            }
+            if self.second:
+                lat = np.concatenate(self.second) * 1000
+                p = np.percentile(lat, [50, 99, 99.9])
+                row |= {
+                    "p50": round(float(p[0]), 3),
+                    "p99": round(float(p[1]), 3),
+                    "p999": round(float(p[2]), 3),
+                }
+            self.out.write(json.dumps(row) + "\n")
+        self.second, self.busy, self.count, self.started = [], 0.0, 0, now
+
+    def percentiles(self) -> dict[str, float]:
+        total = int(self.histogram.sum())
+        if not total:
+            return {}
+        cum = np.cumsum(self.histogram)
+        edges = np.append(self.BUCKETS, self.BUCKETS[-1])
+        out = {}
+        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
+            out[name] = round(float(edges[int(np.searchsorted(cum, q * total))]) * 1000, 3)
+        return out
 
 
 class Dedupe:
@@ -88,6 +163,10 @@ class Consumer:
         block_ms: int = DEFAULT_BLOCK_MS,
         dedupe: int = 100_000,
         claim_idle_ms: int = 30_000,
+        reconnect_seconds: float = 60.0,
+        stats: Stats | None = None,
+        commit_path: str | None = None,
+        commit_every: float = 1.0,
     ) -> None:
         self.r, self.stream, self.group, self.name = r, stream, group, name
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
@@ -96,6 +175,11 @@ class Consumer:
         self.last_seq: dict[str, int] = {}
         self.stopping = False
         self.unacked: list[bytes] = []
+        self.reconnect_seconds = reconnect_seconds
+        self.stats = stats or Stats(None)
+        self.quiet_since = time.monotonic()
+        self.commit_path, self.commit_every = commit_path, commit_every
+        self.started = self.committed_at = time.monotonic()
 
     def ensure_group(self) -> None:
         import redis
@@ -107,12 +191,37 @@ class Consumer:
                 raise
 
     def run(self, *, limit: int | None = None, idle_exit: float | None = None) -> Report:
-        """Consume until SIGTERM, `limit` messages, or `idle_exit` seconds with nothing to read."""
+        """Consume until SIGTERM, `limit` messages, or `idle_exit` seconds with nothing to read.
+        A lost connection (a Redis restart) is retried for `reconnect_seconds`; the batch whose
+        XACK may have been lost is then re-read from this consumer's own pending entries."""
+        import redis
+
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        self.ensure_group()
-        started = time.monotonic()
-        quiet_since = started
-        self._drain_own_pending()
+        started = self.started = time.monotonic()
+        self.quiet_since = started
+        down_since: float | None = None
+        while True:
+            try:
+                self.ensure_group()
+                self._drain_own_pending()
+                self._loop(limit, idle_exit)
+                self._acknowledge(force=True)
+                break
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > self.reconnect_seconds or self.stopping:
+                    raise
+                self.report.reconnects += 1
+                self.unacked = []  # still pending in the group: re-read from our own pending
+                log(f"consumer {self.name}: {e}; retrying")
+                time.sleep(0.2)
+        self.report.wall_seconds = time.monotonic() - started
+        self.stats.flush(force=True)
+        self.report.latency_ms = self.stats.percentiles()
+        return self.report
+
+    def _loop(self, limit: int | None, idle_exit: float | None) -> None:
         next_claim = time.monotonic() + self.claim_idle_ms / 1000
         while not self.stopping and (limit is None or self.report.processed < limit):
             if time.monotonic() >= next_claim:
@@ -120,21 +229,20 @@ class Consumer:
                 next_claim = time.monotonic() + max(0.2, self.claim_idle_ms / 2000)
             reply = self._ack_and_read()
             entries = reply[0][1] if reply else []
+            self.stats.flush()
             if not entries:
-                if idle_exit is not None and time.monotonic() - quiet_since >= idle_exit:
-                    break
+                if idle_exit is not None and time.monotonic() - self.quiet_since >= idle_exit:
+                    return
                 continue
-            quiet_since = time.monotonic()
+            self.quiet_since = time.monotonic()
             self._process(entries)
-        if self.unacked:
-            self.r.xack(self.stream, self.group, *self.unacked)
-            self.unacked = []
-        self.report.wall_seconds = time.monotonic() - started
-        return self.report
 
     def _ack_and_read(self) -> Any:
-        """The last batch's XACK and the next XREADGROUP, in one round trip."""
-        if not self.unacked:
+        """The last batch's XACK and the next XREADGROUP, in one round trip; or, when processing
+        commits to a report file, the read alone, the XACKs following each commit."""
+        if self.commit_path is not None:
+            self._acknowledge()  # only after a commit; what stays unacked waits for the next one
+        if self.commit_path is not None or not self.unacked:
             return self.r.xreadgroup(
                 self.group, self.name, {self.stream: ">"}, count=self.batch, block=self.block_ms
             )
@@ -145,6 +253,23 @@ class Consumer:
         self.unacked = []
         return reply
 
+    def _acknowledge(self, *, force: bool = False) -> None:
+        """XACK what was processed; with a report file, only once the report that counts it is
+        written (every `commit_every` seconds, and when the consumer stops)."""
+        if self.commit_path is not None:
+            if not force and time.monotonic() - self.committed_at < self.commit_every:
+                return
+            self.report.wall_seconds = time.monotonic() - self.started
+            self.report.latency_ms = self.stats.percentiles()
+            part = self.commit_path + ".part"
+            with open(part, "w") as f:
+                json.dump(self.report.to_json(), f)
+            os.replace(part, self.commit_path)
+            self.committed_at = time.monotonic()
+        for k in range(0, len(self.unacked), 10_000):
+            self.r.xack(self.stream, self.group, *self.unacked[k : k + 10_000])
+        self.unacked = []
+
     def _drain_own_pending(self) -> None:
         while True:
             reply = self.r.xreadgroup(self.group, self.name, {self.stream: "0"}, count=self.batch)
@@ -152,8 +277,7 @@ class Consumer:
             if not entries:
                 return
             self._process(entries)
-            self.r.xack(self.stream, self.group, *self.unacked)
-            self.unacked = []
+            self._acknowledge()
 
     def _claim(self) -> None:
         """Take over entries a dead consumer left pending for longer than `claim_idle_ms`."""
@@ -172,6 +296,7 @@ class Consumer:
     def _process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         t = time.perf_counter()
         rep = self.report
+        stamps: list[int] = []
         for _, fields in entries:
             try:
                 m = json.loads(fields[b"data"])
@@ -184,8 +309,11 @@ class Consumer:
                 continue
             rep.processed += 1
             rep.seen[symbol].append(seq)
+            stamps.append(m.get("timestamp", 0))
             if seq < self.last_seq.get(symbol, 0):
                 rep.out_of_order += 1
             self.last_seq[symbol] = seq
         self.unacked += [e[0] for e in entries]  # acknowledged with the next read, or on stop
-        rep.busy_seconds += time.perf_counter() - t
+        busy = time.perf_counter() - t
+        rep.busy_seconds += busy
+        self.stats.add(stamps, busy, time.time())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -96,8 +97,28 @@ class RedisSink:
         except redis.RedisError as e:
             raise SinkError(f"output {url}: cannot reach Redis: {e}") from None
         self.errors = redis.RedisError
+        self.lost = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+        self.reconnects = 0
+        self.reconnect_seconds = float(os.environ.get("DATAWORKS_RECONNECT_SECONDS", "60"))
 
     def write(self, batch: Sequence[bytes]) -> None:
+        """Send the batch; a lost connection (a Redis restart) is retried for `reconnect_seconds`,
+        resending the whole batch: entries that had landed arrive twice, with the same
+        `message_id` (at least once, as the consumers expect)."""
+        down_since: float | None = None
+        while True:
+            try:
+                return self._send(batch)
+            except self.lost as e:
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > self.reconnect_seconds:
+                    raise SinkError(f"Redis unreachable for {self.reconnect_seconds:g} s: {e}") from None
+                self.reconnects += 1
+                time.sleep(0.2)
+                self.conn.disconnect()
+
+    def _send(self, batch: Sequence[bytes]) -> None:
         head = ("XADD", self.stream, *self.trim, "*", "data")
         self.conn.send_packed_command(
             self.conn.pack_commands([(*head, data) for data in batch]), check_health=False
@@ -106,6 +127,8 @@ class RedisSink:
         for _ in batch:
             try:
                 self.conn.read_response()
+            except self.lost:
+                raise
             except self.errors as e:  # every reply is read, so the connection stays in step
                 failed = failed or e
         if failed is not None:
