@@ -10,6 +10,7 @@ order. A Rich progress line shows the current rate next to the schedule's.
 from __future__ import annotations
 
 import argparse
+import bisect
 import multiprocessing
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 from dataworks.cli.context import EXIT_FAILED, EXIT_OK, fail
 
 BATCH = 1000
+SLICE_SECONDS = 0.002  # under --realtime, what one write may span
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +43,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--realtime",
         action="store_true",
-        help="pace to the schedule (timeMultiplier schedule seconds per wall second) instead of full speed",
+        help="pace to the schedule (timeMultiplier schedule seconds per wall second) instead of full "
+        "speed; timestamps are then when each message is due on the wall clock",
     )
     p.add_argument("--processes", "-p", type=int, default=1, help="worker processes (broker outputs only)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
@@ -101,11 +104,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     ctx = multiprocessing.get_context("spawn")
     sent = ctx.Value("q", 0)
     started = time.monotonic()
+    realtime = time.time() if args.realtime else None  # schedule time 0 on the wall clock
     if args.processes == 1:
-        code = _run(config, args.output, None, args.realtime, sent, progress=not args.quiet)
+        code = _run(config, args.output, None, realtime, sent, progress=not args.quiet)
     else:
         workers = [
-            ctx.Process(target=_worker, args=(config, args.output, (w, args.processes), args.realtime, sent))
+            ctx.Process(target=_worker, args=(config, args.output, (w, args.processes), realtime, sent))
             for w in range(args.processes)
         ]
         for w in workers:
@@ -121,30 +125,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return code
 
 
-def _worker(config: Any, output: str, part: tuple[int, int], realtime: bool, sent: Any) -> None:
+def _worker(config: Any, output: str, part: tuple[int, int], realtime: float | None, sent: Any) -> None:
     raise SystemExit(_run(config, output, part, realtime, sent, progress=False))
 
 
 def _run(
-    config: Any, output: str, part: tuple[int, int] | None, realtime: bool, sent: Any, *, progress: bool
+    config: Any,
+    output: str,
+    part: tuple[int, int] | None,
+    realtime: float | None,
+    sent: Any,
+    *,
+    progress: bool,
 ) -> int:
     from dataworks.core.streams.generating import Generator
     from dataworks.streams import sinks
 
     only = None if part is None else {i for i in range(config.symbols.count) if i % part[1] == part[0]}
-    gen = Generator(config, only=only)
+    gen = Generator(config, only=only, realtime_start=realtime)
     sink = sinks.open_sink(output)
     bar = _Progress(config, gen) if progress else None
-    wall0 = time.monotonic()
     try:
         for chunk in gen.chunks():
-            for k in range(0, len(chunk.data), BATCH):
-                batch = chunk.data[k : k + BATCH]
-                sink.write(batch)
+            for lo, hi in _slices(chunk, realtime is not None, config.time_multiplier):
+                if realtime is not None:  # a slice leaves when its last message is due
+                    _pace(realtime, chunk.arrivals[hi - 1] / config.time_multiplier)
+                sink.write(chunk.data[lo:hi])
                 with sent.get_lock():
-                    sent.value += len(batch)
-            if realtime:
-                _pace(wall0, chunk.until / config.time_multiplier)
+                    sent.value += hi - lo
             if bar is not None:
                 bar.update(sent.value, chunk.until)
     except sinks.SinkError as e:
@@ -161,8 +169,25 @@ def _run(
     return EXIT_OK
 
 
+def _slices(chunk: Any, realtime: bool, multiplier: float) -> list[tuple[int, int]]:
+    """Index ranges to send together: BATCH lines at full speed; under --realtime, also no
+    more than SLICE_SECONDS of wall time, so no message waits long for its batch."""
+    n = len(chunk.data)
+    if not realtime:
+        return [(k, min(k + BATCH, n)) for k in range(0, n, BATCH)]
+    out, lo = [], 0
+    arrivals = chunk.arrivals
+    while lo < n:
+        limit = arrivals[lo] + SLICE_SECONDS * multiplier
+        hi = bisect.bisect_right(arrivals, limit, lo, min(lo + BATCH, n))
+        hi = max(hi, lo + 1)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
 def _pace(wall0: float, due: float) -> None:
-    ahead = wall0 + due - time.monotonic()
+    ahead = wall0 + due - time.time()
     if ahead > 0:
         time.sleep(ahead)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from dataworks.cli import consume, generate
+from dataworks.cli import bench, consume, generate
 from dataworks.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -484,6 +484,7 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     delete.set_defaults(fn=cmd_delete)
     generate.add_parser(sub)
     consume.add_parser(sub)
+    bench.add_parser(sub)
     return root
 
 

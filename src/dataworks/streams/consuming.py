@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dataworks.core.streams import sequences
+from dataworks.core.streams import latency, sequences
 
 DEFAULT_BATCH, DEFAULT_BLOCK_MS = 100, 1000
 
@@ -50,6 +50,7 @@ class Report:
     wall_seconds: float = 0.0
     out_of_order: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)  # end to end, over the whole run
+    latency_histogram: dict[str, int] = field(default_factory=dict)  # core/streams/latency.py
     seen: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def rate(self) -> float:
@@ -65,6 +66,7 @@ class Report:
             "claimed": self.claimed,
             "reconnects": self.reconnects,
             "latencyMs": self.latency_ms,
+            "latencyHistogram": self.latency_histogram,
             "busySeconds": round(self.busy_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3),
             "outOfOrder": self.out_of_order,
@@ -80,10 +82,8 @@ def log(message: str) -> None:
 class Stats:
     """Per-second figures, appended as JSON lines to a file when one is given: messages and
     busy time in the second, and end-to-end latency (wall clock at processing minus the
-    message's `timestamp`) as p50, p99 and p99.9 in ms. Over the run, a log-bucketed histogram
-    (1 % wide buckets from 10 us to 1000 s) gives the report's percentiles."""
-
-    BUCKETS = np.geomspace(1e-5, 1e3, 1850)
+    message's `timestamp`) as p50, p99 and p99.9 in ms; over the run, a mergeable histogram
+    (core/streams/latency.py)."""
 
     def __init__(self, path: str | None) -> None:
         self.out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (kept for the run)
@@ -91,15 +91,13 @@ class Stats:
         self.busy = 0.0
         self.count = 0
         self.started = time.monotonic()
-        self.histogram = np.zeros(self.BUCKETS.size + 1, dtype=np.int64)
+        self.histogram = np.zeros(latency.EDGES.size + 1, dtype=np.int64)
 
     def add(self, stamps_us: list[int], busy: float, now: float) -> None:
         if stamps_us:
-            latency = now - np.asarray(stamps_us, dtype=np.float64) / 1e6
-            self.second.append(latency)
-            self.histogram += np.bincount(
-                np.searchsorted(self.BUCKETS, latency), minlength=self.histogram.size
-            )
+            seconds = now - np.asarray(stamps_us, dtype=np.float64) / 1e6
+            self.second.append(seconds)
+            self.histogram += latency.bucket(seconds)
         self.busy += busy
         self.count += len(stamps_us)
 
@@ -114,8 +112,7 @@ class Stats:
                 "busy": round(self.busy, 4),
             }
             if self.second:
-                lat = np.concatenate(self.second) * 1000
-                p = np.percentile(lat, [50, 99, 99.9])
+                p = np.percentile(np.concatenate(self.second) * 1000, [50, 99, 99.9])
                 row |= {
                     "p50": round(float(p[0]), 3),
                     "p99": round(float(p[1]), 3),
@@ -123,17 +120,6 @@ class Stats:
                 }
             self.out.write(json.dumps(row) + "\n")
         self.second, self.busy, self.count, self.started = [], 0.0, 0, now
-
-    def percentiles(self) -> dict[str, float]:
-        total = int(self.histogram.sum())
-        if not total:
-            return {}
-        cum = np.cumsum(self.histogram)
-        edges = np.append(self.BUCKETS, self.BUCKETS[-1])
-        out = {}
-        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
-            out[name] = round(float(edges[int(np.searchsorted(cum, q * total))]) * 1000, 3)
-        return out
 
 
 class Dedupe:
@@ -218,8 +204,12 @@ class Consumer:
                 time.sleep(0.2)
         self.report.wall_seconds = time.monotonic() - started
         self.stats.flush(force=True)
-        self.report.latency_ms = self.stats.percentiles()
+        self._latency_into_report()
         return self.report
+
+    def _latency_into_report(self) -> None:
+        self.report.latency_ms = latency.percentiles_ms(self.stats.histogram)
+        self.report.latency_histogram = latency.sparse(self.stats.histogram)
 
     def _loop(self, limit: int | None, idle_exit: float | None) -> None:
         next_claim = time.monotonic() + self.claim_idle_ms / 1000
@@ -260,7 +250,7 @@ class Consumer:
             if not force and time.monotonic() - self.committed_at < self.commit_every:
                 return
             self.report.wall_seconds = time.monotonic() - self.started
-            self.report.latency_ms = self.stats.percentiles()
+            self._latency_into_report()
             part = self.commit_path + ".part"
             with open(part, "w") as f:
                 json.dump(self.report.to_json(), f)
@@ -271,12 +261,16 @@ class Consumer:
         self.unacked = []
 
     def _drain_own_pending(self) -> None:
+        """Process the entries this consumer read before and never acknowledged (a restart with
+        the same name, or a lost connection), walking its pending list once, oldest first."""
+        cursor = "0"
         while True:
-            reply = self.r.xreadgroup(self.group, self.name, {self.stream: "0"}, count=self.batch)
-            entries = [e for e in (reply[0][1] if reply else []) if e[1]]
-            if not entries:
+            reply = self.r.xreadgroup(self.group, self.name, {self.stream: cursor}, count=self.batch)
+            batch = reply[0][1] if reply else []
+            if not batch:
                 return
-            self._process(entries)
+            cursor = batch[-1][0]
+            self._process([e for e in batch if e[1]])  # an entry deleted meanwhile comes back empty
             self._acknowledge()
 
     def _claim(self) -> None:

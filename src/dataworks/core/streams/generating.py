@@ -43,12 +43,16 @@ class Line(NamedTuple):
 
 
 class Chunk(NamedTuple):
-    """The lines of one second that this process sends, with their symbols, and the schedule
-    time by which the last of them arrives (what `--realtime` paces on)."""
+    """The lines of one second that this process sends, with their symbols and their arrival
+    times in schedule seconds (what `--realtime` paces on)."""
 
     data: list[bytes]
     symbols: list[int]
-    until: float
+    arrivals: list[float]
+
+    @property
+    def until(self) -> float:
+        return self.arrivals[-1]
 
 
 # A line waiting to leave: (arrival, symbol, sequence number, copy, bytes); tuples sort in C.
@@ -68,7 +72,9 @@ def weights(n: int) -> np.ndarray:
 class Generator:
     """Iterates the lines of one configuration (`only`: the symbols this process formats)."""
 
-    def __init__(self, config: GeneratorConfig, only: set[int] | None = None) -> None:
+    def __init__(
+        self, config: GeneratorConfig, only: set[int] | None = None, *, realtime_start: float | None = None
+    ) -> None:
         self.c = config
         self.schedule = Schedule(config)
         n = config.symbols.count
@@ -76,7 +82,16 @@ class Generator:
         self.weights = weights(n)
         self.log_price = np.full(n, math.log(config.symbols.start_price))
         self.sequence = np.zeros(n, dtype=np.int64)
-        self.t0_us = int(config.start.timestamp() * 1_000_000)
+        # A message's timestamp is schedule time after `start`; under --realtime it is when the
+        # message is due on the wall clock instead, realtime_start + schedule time / timeMultiplier,
+        # so consumers can measure latency end to end (the rate shapes still follow `start`).
+        if realtime_start is None:
+            self.t0_us, self.us_per_second = int(config.start.timestamp() * 1_000_000), 1_000_000.0
+        else:
+            self.t0_us, self.us_per_second = (
+                int(realtime_start * 1_000_000),
+                1_000_000 / config.time_multiplier,
+            )
         self.names_array = np.array([symbol_name(i) for i in range(n)], dtype=object)
         self.exchanges_array = np.array(config.symbols.exchanges, dtype=object)
         versions = [1, *(v.version for v in config.schema_versions)]
@@ -100,7 +115,7 @@ class Generator:
             emitted += cut
             mine = [p for p in ready if p[4]]
             if mine:
-                yield Chunk([p[4] for p in mine], [p[1] for p in mine], mine[-1][0])
+                yield Chunk([p[4] for p in mine], [p[1] for p in mine], [p[0] for p in mine])
             if last:
                 return
             second += 1
@@ -160,7 +175,7 @@ class Generator:
         version = np.searchsorted(self.version_at, d.t[idx], side="right")
         templates = self.templates_array[version, kind].tolist()
         price = d.price[idx].tolist()
-        ts_us = (self.t0_us + (d.t[idx] * 1_000_000).astype(np.int64)).tolist()
+        ts_us = (self.t0_us + (d.t[idx] * self.us_per_second).astype(np.int64)).tolist()
         bodies: list[str] = [""] * idx.size
         for k in np.flatnonzero(kind == 1).tolist():
             bodies[k] = ',"side":"buy"' if d.buy[idx[k]] else ',"side":"sell"'

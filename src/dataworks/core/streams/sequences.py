@@ -21,7 +21,8 @@ def runs(values: Iterable[int]) -> list[list[int]]:
 def check(reports: Iterable[Mapping[str, Any]], expected: Mapping[str, int]) -> dict[str, int]:
     """Over many consumers' reports (each with `processed` and `sequences`, a symbol's runs),
     against `expected` (each symbol's last sequence number): numbers no consumer processed
-    (lost), numbers two consumers processed (duplicated), and the total processed."""
+    (lost), numbers two consumers processed (duplicated), the total processed, and the
+    distinct numbers processed."""
     counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     processed = 0
     for rep in reports:
@@ -32,4 +33,5 @@ def check(reports: Iterable[Mapping[str, Any]], expected: Mapping[str, int]) -> 
                     counts[symbol][n] += 1
     lost = sum(1 for s, last in expected.items() for n in range(1, last + 1) if not counts[s].get(n))
     duplicated = sum(c - 1 for per in counts.values() for c in per.values() if c > 1)
-    return {"lost": lost, "duplicated": duplicated, "processed": processed}
+    distinct = sum(len(per) for per in counts.values())
+    return {"lost": lost, "duplicated": duplicated, "processed": processed, "distinct": distinct}

@@ -23,4 +23,5 @@ def test_runs(values: list[int], expected: list[list[int]]) -> None:
 def test_check_counts_what_nobody_processed_and_what_two_did() -> None:
     a = {"processed": 4, "sequences": {"A": [[1, 3]], "B": [[1, 1]]}}
     b = {"processed": 3, "sequences": {"A": [[3, 4]], "B": [[3, 3]]}}
-    assert check([a, b], {"A": 5, "B": 3}) == {"lost": 2, "duplicated": 1, "processed": 7}  # A5, B2; A3
+    # A5 and B2 lost; A3 twice; A1-A4, B1 and B3 processed
+    assert check([a, b], {"A": 5, "B": 3}) == {"lost": 2, "duplicated": 1, "processed": 7, "distinct": 6}

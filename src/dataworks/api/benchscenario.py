@@ -1,0 +1,79 @@
+"""A stream benchmark scenario (pure layer): `dataworks bench stream SCENARIO.yaml`.
+
+The broker, the generator's configuration (api/generator.py, paced in real time), the local
+consumer group, how long to produce, and the faults to inject at given seconds. Validated
+before anything starts, like every other input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from dataworks.api.generator import GeneratorConfig
+from dataworks.api.meta import Model
+
+
+class RedisSetup(Model):
+    """The broker: started by the benchmark (the default) or an existing one."""
+
+    url: str | None = Field(None, description="Use this Redis (redis://HOST:PORT/DB); default: start one.")
+    appendfsync: Literal["off", "everysec", "always"] = Field(
+        "off", description="Persistence of a started Redis: off, or AOF with this fsync policy."
+    )
+    stream: str = Field("bench", description="The stream's key (deleted at the start).")
+
+
+class ConsumerSetup(Model):
+    """The consumer group: local `dataworks consume` processes."""
+
+    count: int = Field(1, ge=1, le=64, description="Consumers at the start.")
+    batch: int = Field(100, ge=1, le=10_000, description="XREADGROUP COUNT.")
+    block_ms: int = Field(100, ge=0, description="XREADGROUP BLOCK.")
+    claim_idle_ms: int = Field(1000, ge=100, description="Claim a dead consumer's entries after this.")
+    commit_every: float = Field(0.5, gt=0, description="Seconds between report commits (XACKs follow).")
+
+
+class Fault(Model):
+    """Something that goes wrong, `at` seconds after the producer starts."""
+
+    at: float = Field(ge=0)
+    action: Literal["killConsumer", "restartRedis", "pauseProducer", "addConsumer"] = Field(
+        description="killConsumer: SIGKILL one, a replacement starts a second later; restartRedis: "
+        "stop it (SIGTERM) and start it again after `seconds`; pauseProducer: SIGSTOP for `seconds`; "
+        "addConsumer: one more consumer."
+    )
+    seconds: float = Field(2.0, gt=0, description="How long a restart or a pause lasts.")
+
+
+class Scenario(Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Names the results and the report.")
+    description: str = ""
+    duration_seconds: float = Field(gt=0, le=86_400, description="Wall seconds the producer runs.")
+    drain_seconds: float = Field(
+        60, ge=0, description="After the producer stops, how long to wait for lag 0."
+    )
+    generator: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Generator settings (docs/streaming-bench.md); the bench sets count and duration.",
+    )
+    redis: RedisSetup = Field(default_factory=RedisSetup)
+    consumers: ConsumerSetup = Field(default_factory=ConsumerSetup)
+    faults: list[Fault] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _generator_is_valid(self) -> Scenario:
+        for key in ("count", "durationSeconds", "duration_seconds"):
+            if key in self.generator:
+                raise ValueError(f"generator.{key} is set by the benchmark, from durationSeconds")
+        self.generator_config()  # raises with the generator's own field names
+        if any(f.at >= self.duration_seconds for f in self.faults):
+            raise ValueError("a fault's `at` must fall within durationSeconds")
+        return self
+
+    def generator_config(self) -> GeneratorConfig:
+        """The generator's configuration: the scenario's wall seconds in schedule seconds."""
+        raw = dict(self.generator)
+        raw["durationSeconds"] = self.duration_seconds * float(raw.get("timeMultiplier", 1.0))
+        return GeneratorConfig.model_validate(raw)

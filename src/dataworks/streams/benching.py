@@ -1,0 +1,365 @@
+"""Runs a stream benchmark scenario on this machine (edge layer): `dataworks bench stream`.
+
+A Redis (started here unless the scenario names one), the generator paced in real time, and a
+group of `dataworks consume` processes that commit their reports before they acknowledge.
+Once a second it samples the stream (produced, acknowledged, pending, lag), the consumers'
+own per-second figures (messages, busy time, end-to-end latency), and every process's CPU
+and memory (psutil), and injects the scenario's faults on time. When the producer is done it
+waits for the group to drain, stops the consumers, and checks every sequence number the
+generator produced (regenerated from the same seed, not read back) against the consumers'
+reports: lost (must be 0), duplicated and out of order.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+import yaml
+
+from dataworks.api.benchscenario import Fault, Scenario
+from dataworks.core.streams import latency, sequences
+from dataworks.core.streams.generating import Generator, symbol_name
+from dataworks.streams import lagreading
+
+CLI = [sys.executable, "-m", "dataworks.cli.main"]
+GROUP = "bench"
+
+
+@dataclass
+class RedisServer:
+    """redis-server on a loopback port, in a directory of its own (AOF there when asked)."""
+
+    dir: Path
+    appendfsync: str
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not self.port:
+            import socket
+
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+        aof = (
+            ["--appendonly", "no"]
+            if self.appendfsync == "off"
+            else ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+        )
+        cmd = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.dir),
+        ]
+        self.proc = subprocess.Popen([*cmd, *aof], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    workdir: Path
+    url: str = ""
+    server: RedisServer | None = None
+    producer: subprocess.Popen[bytes] | None = None
+    consumers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    faults_done: list[dict[str, Any]] = field(default_factory=list)
+    started: float = 0.0
+    stats_read: dict[str, int] = field(default_factory=dict)  # lines of each stats file consumed
+    cpu_last: dict[int, tuple[float, float]] = field(default_factory=dict)
+    later: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (due, action)
+
+    @property
+    def stream(self) -> str:
+        return self.scenario.redis.stream
+
+    def client(self) -> Any:
+        return redis.Redis.from_url(self.url)
+
+    def start_consumer(self) -> None:
+        name = f"c{len(self.consumers) + 1}"
+        c = self.scenario.consumers
+        cmd = [
+            *CLI,
+            "consume",
+            "--redis",
+            self.url,
+            "--stream",
+            self.stream,
+            "--group",
+            GROUP,
+            "--consumer",
+            name,
+        ]
+        cmd += [
+            "--batch",
+            str(c.batch),
+            "--block-ms",
+            str(c.block_ms),
+            "--claim-idle-ms",
+            str(c.claim_idle_ms),
+        ]
+        cmd += ["--commit-every", str(c.commit_every), "--report", str(self.workdir / f"{name}.json")]
+        cmd += ["--stats", str(self.workdir / f"{name}.stats")]
+        self.consumers[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log(name))
+
+    def _log(self, name: str) -> Any:
+        return (self.workdir / f"{name}.log").open("wb")
+
+    def live(self) -> list[str]:
+        return [n for n, p in self.consumers.items() if p.poll() is None]
+
+    def inject(self, fault: Fault) -> None:
+        """Start a fault now; its second half (a replacement, a resume, a restart) is scheduled,
+        never slept through, so sampling goes on every second."""
+        now = time.monotonic()
+        record: dict[str, Any] = {"t": round(now - self.started, 2), "action": fault.action}
+        if fault.action == "killConsumer" and self.live():
+            victim = self.live()[0]
+            self.consumers[victim].send_signal(signal.SIGKILL)
+            record["consumer"] = victim
+            self.later.append((now + 1.0, self.start_consumer))  # as a Deployment would replace it
+        elif fault.action == "addConsumer":
+            self.start_consumer()
+        elif fault.action == "pauseProducer" and self.producer is not None:
+            self.producer.send_signal(signal.SIGSTOP)
+            producer = self.producer
+            self.later.append((now + fault.seconds, lambda: producer.send_signal(signal.SIGCONT)))
+        elif fault.action == "restartRedis":
+            if self.server is None:
+                raise ValueError("restartRedis needs a Redis the benchmark started (no redis.url)")
+            self.server.stop()
+            self.later.append((now + fault.seconds, self.server.start))
+        self.faults_done.append(record)
+
+    def run_due(self) -> None:
+        now = time.monotonic()
+        due = [(t, f) for t, f in self.later if t <= now]
+        self.later = [(t, f) for t, f in self.later if t > now]
+        for _, action in due:
+            action()
+
+    def sample(self) -> None:
+        t = time.monotonic() - self.started
+        row: dict[str, Any] = {"t": round(t, 2), "consumers": len(self.live())}
+        try:
+            r = self.client()
+            info = r.xinfo_stream(self.stream)
+            row["produced"] = int(info["entries-added"])
+            groups = [g for g in r.xinfo_groups(self.stream) if g["name"] in (GROUP, GROUP.encode())]
+            if groups:
+                reading = lagreading.read(r, self.stream, GROUP)
+                row |= {
+                    "lag": reading.entries,
+                    "lagExact": reading.exact,
+                    "pending": int(groups[0]["pending"]),
+                }
+            r.close()
+        except redis.RedisError as e:
+            row["error"] = f"{type(e).__name__}"
+        row |= self._consumer_stats()
+        row |= self._resources()
+        self.samples.append(row)
+
+    def _consumer_stats(self) -> dict[str, Any]:
+        processed, busy, p50, p99, p999 = 0, 0.0, [], [], []
+        for name in self.consumers:
+            path = self.workdir / f"{name}.stats"
+            if not path.exists():
+                continue
+            lines = path.read_text().splitlines()
+            for line in lines[self.stats_read.get(name, 0) :]:
+                s = json.loads(line)
+                processed += s["processed"]
+                busy += s["busy"]
+                if "p99" in s:
+                    p50.append(s["p50"])
+                    p99.append(s["p99"])
+                    p999.append(s["p999"])
+            self.stats_read[name] = len(lines)
+        out: dict[str, Any] = {"processed": processed, "busy": round(busy, 3)}
+        if p99:  # across consumers, the worst: percentiles of parts do not combine
+            out |= {"p50": max(p50), "p99": max(p99), "p999": max(p999)}
+        return out
+
+    def _resources(self) -> dict[str, Any]:
+        roles: dict[str, list[subprocess.Popen[bytes] | None]] = {
+            "producer": [self.producer],
+            "consumers": list(self.consumers.values()),
+        }
+        if self.server is not None:
+            roles["redis"] = [self.server.proc]
+        out: dict[str, Any] = {"resources": {}}
+        for role, procs in roles.items():
+            user = system = rss = 0.0
+            for p in procs:
+                if p is None or p.poll() is not None:
+                    continue
+                try:
+                    ps = psutil.Process(p.pid)
+                    times, mem = ps.cpu_times(), ps.memory_info()
+                except psutil.Error:
+                    continue
+                last = self.cpu_last.get(p.pid, (times.user, times.system))
+                user, system = user + times.user - last[0], system + times.system - last[1]
+                self.cpu_last[p.pid] = (times.user, times.system)
+                rss += mem.rss / 2**20
+            out["resources"][role] = {
+                "user": round(user, 3),
+                "system": round(system, 3),
+                "rssMiB": round(rss, 1),
+            }
+        lo = psutil.net_io_counters(pernic=True).get("lo")
+        out["loopbackBytes"] = (lo.bytes_sent + lo.bytes_recv) if lo else 0
+        return out
+
+
+def run(scenario: Scenario, *, keep: Path | None = None) -> dict[str, Any]:
+    """Run the scenario; its result (summary, samples, faults, correctness), as JSON data.
+    `keep`: copy the working directory (logs, reports, per-second stats) there."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{scenario.name}-"))
+    r = Run(scenario, workdir)
+    try:
+        config = _start(r)
+        _drive(r)
+        for p in r.consumers.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in r.consumers.values():
+            p.wait(timeout=60)
+        r.sample()
+        return _result(r, config, producer_code=r.producer.returncode if r.producer else None)
+    finally:
+        for proc in [r.producer, *r.consumers.values()]:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        if r.server is not None:
+            r.server.stop()
+        if keep is not None:
+            shutil.copytree(workdir, keep, dirs_exist_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _start(r: Run) -> Any:
+    """The broker, the consumers, then the producer."""
+    scenario = r.scenario
+    if scenario.redis.url:
+        r.url = scenario.redis.url
+    else:
+        (r.workdir / "redis").mkdir()
+        r.server = RedisServer(r.workdir / "redis", scenario.redis.appendfsync)
+        r.server.start()
+        r.url = f"redis://127.0.0.1:{r.server.port}/0"
+    r.client().delete(scenario.redis.stream)
+    for _ in range(scenario.consumers.count):
+        r.start_consumer()
+    config = scenario.generator_config()
+    gen_file = r.workdir / "generator.yaml"
+    gen_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+    target = f"{r.url}?stream={scenario.redis.stream}"
+    r.started = time.monotonic()
+    cmd = [*CLI, "generate", "-q", "--realtime", "--config", str(gen_file), "-o", target]
+    r.producer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=r._log("producer"))
+    return config
+
+
+def _drive(r: Run) -> None:
+    """Sample every second and inject faults on time, until the producer is done and the group
+    has drained (lag and pending 0), or `drainSeconds` after the producer stopped."""
+    assert r.producer is not None
+    faults = sorted(r.scenario.faults, key=lambda f: f.at)
+    next_sample = r.started + 1
+    producer_done: float | None = None
+    while True:
+        now = time.monotonic()
+        while faults and now - r.started >= faults[0].at:
+            r.inject(faults.pop(0))
+        r.run_due()
+        if now >= next_sample:
+            r.sample()
+            next_sample += 1
+        if r.producer.poll() is not None and not r.later:
+            producer_done = producer_done or now
+            last = r.samples[-1] if r.samples else {}
+            drained = (
+                last.get("lag") == 0
+                and last.get("pending") == 0
+                and last.get("t", 0) > producer_done - r.started
+            )
+            if drained or now - producer_done > r.scenario.drain_seconds:
+                return
+        time.sleep(0.05)
+
+
+def _result(r: Run, config: Any, *, producer_code: int | None) -> dict[str, Any]:
+    gen = Generator(config, only=set())  # the same stream, counted, never formatted
+    for _ in gen.chunks():
+        pass
+    expected = {symbol_name(i): int(n) for i, n in enumerate(gen.sequence) if n}
+    reports = [
+        json.loads((r.workdir / f"{n}.json").read_text())
+        for n in r.consumers
+        if (r.workdir / f"{n}.json").exists()
+    ]
+    check = sequences.check(reports, expected)
+    produced = sum(expected.values())
+    wall = r.samples[-1]["t"] if r.samples else 0.0
+    latency = _merge_latency(reports)
+    summary = {
+        "producedMessages": produced,
+        "processed": check["distinct"],
+        "lost": check["lost"],
+        "duplicated": check["duplicated"] + sum(rep["duplicates"] for rep in reports),
+        "outOfOrder": sum(rep["outOfOrder"] for rep in reports),
+        "errors": sum(rep["errors"] for rep in reports),
+        "claimed": sum(rep["claimed"] for rep in reports),
+        "reconnects": sum(rep.get("reconnects", 0) for rep in reports),
+        "wallSeconds": wall,
+        "throughput": round(check["distinct"] / wall) if wall else 0,
+        "latencyMs": latency,
+        "producerExit": producer_code,
+    }
+    return {
+        "scenario": r.scenario.model_dump(mode="json", by_alias=True),
+        "summary": summary,
+        "samples": r.samples,
+        "faults": r.faults_done,
+        "consumers": [{k: v for k, v in rep.items() if k != "sequences"} for rep in reports],
+    }
+
+
+def _merge_latency(reports: list[dict[str, Any]]) -> dict[str, float]:
+    """The run's percentiles, from the sum of the consumers' histograms."""
+    return latency.percentiles_ms(latency.merge(rep.get("latencyHistogram") or {} for rep in reports))

@@ -1,0 +1,82 @@
+"""`dataworks bench stream` runs the shipped chaos scenario on a real Redis it starts, loses
+nothing, and writes a report whose plots load in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataworks.cli import bench
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((ROOT / "benchmarks" / "scenarios").glob("*.yaml"))
+CLI = [sys.executable, "-m", "dataworks.cli.main"]
+CHROMIUM = [
+    "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def test_the_chaos_scenario_loses_nothing_and_its_report_shows_four_plots(tmp_path: Path) -> None:
+    out, page = tmp_path / "chaos.json", tmp_path / "chaos.html"
+    scenario = ROOT / "benchmarks" / "scenarios" / "chaos.yaml"
+    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out), "--html", str(page)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    s = result["summary"]
+    assert s["lost"] == 0
+    assert s["processed"] == s["producedMessages"]
+    assert s["claimed"] > 0  # the killed consumers' pending messages were taken over
+    assert s["reconnects"] > 0  # the consumers rode out the Redis restart
+    assert s["duplicated"] > 0  # configured ones at least; at-least-once adds more
+    assert [f["action"] for f in result["faults"]] == [
+        "killConsumer",
+        "restartRedis",
+        "killConsumer",
+        "pauseProducer",
+    ]
+    assert len(result["samples"]) >= 40
+    assert any(sample.get("error") == "ConnectionError" for sample in result["samples"])  # Redis was down
+    assert s["latencyMs"]["p50"] > 0
+    dom = subprocess.run(
+        [*CHROMIUM, f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "chaos: no message lost" in dom
+    images = re.findall(r"<img [^>]*>", dom)
+    assert len(images) == 4
+    assert all('data-loaded="true"' in img for img in images), images  # every plot decoded and drawn
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_every_shipped_scenario_is_valid(path: Path) -> None:
+    scenario = bench.load(str(path))
+    assert scenario.name == path.stem
+    assert scenario.generator_config().duration_seconds > 0
+
+
+def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None:
+    cases = {
+        "consumers: {count: 0}": "field consumers.count: Input should be greater than or equal to 1",
+        "generator: {rate: 100, count: 5}": "generator.count is set by the benchmark",
+        "generator: {patterns: {diurnal: {timezone: Nowhere}}}": "unknown time zone 'Nowhere'",
+        "faults: [{at: 99, action: killConsumer}]": "a fault's `at` must fall within durationSeconds",
+        "faults: [{at: 1, action: unplug}]": "field faults.0.action",
+    }
+    for body, message in cases.items():
+        path = tmp_path / "bad.yaml"
+        path.write_text(f"name: bad\ndurationSeconds: 10\n{body}\n")
+        done = subprocess.run(
+            [*CLI, "bench", "stream", str(path), "--json", str(tmp_path / "r.json")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, (body, done.stderr)
+        assert message in done.stderr, (body, done.stderr)
+        assert not (tmp_path / "r.json").exists()
