@@ -69,6 +69,7 @@ def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None
         "generator: {patterns: {diurnal: {timezone: Nowhere}}}": "unknown time zone 'Nowhere'",
         "faults: [{at: 99, action: killConsumer}]": "a fault's `at` must fall within durationSeconds",
         "faults: [{at: 1, action: unplug}]": "field faults.0.action",
+        "consumers: {commitEvery: 2, claimIdleMs: 1000}": "commitEvery must be shorter than claimIdleMs",
     }
     for body, message in cases.items():
         path = tmp_path / "bad.yaml"

@@ -34,6 +34,15 @@ class ConsumerSetup(Model):
     claim_idle_ms: int = Field(1000, ge=100, description="Claim a dead consumer's entries after this.")
     commit_every: float = Field(0.5, gt=0, description="Seconds between report commits (XACKs follow).")
 
+    @model_validator(mode="after")
+    def _commit_before_claim(self) -> ConsumerSetup:
+        if self.commit_every * 1000 >= self.claim_idle_ms:
+            raise ValueError(
+                "commitEvery must be shorter than claimIdleMs: a consumer's uncommitted entries would "
+                "be claimed by the others while it still holds them"
+            )
+        return self
+
 
 class Fault(Model):
     """Something that goes wrong, `at` seconds after the producer starts."""

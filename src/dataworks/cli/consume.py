@@ -56,6 +56,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     if args.batch < 1 or args.block_ms < 0:
         fail("--batch must be at least 1 and --block-ms at least 0")
+    if args.report and args.commit_every * 1000 >= args.claim_idle_ms:
+        fail("--commit-every must be shorter than --claim-idle-ms: others would claim uncommitted entries")
     r = redis.Redis.from_url(args.redis, password=os.environ.get("REDIS_PASSWORD") or None)
     consumer = Consumer(
         r,
