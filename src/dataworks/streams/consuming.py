@@ -34,6 +34,7 @@ import numpy as np
 from dataworks.core.streams import latency, sequences
 
 DEFAULT_BATCH, DEFAULT_BLOCK_MS = 100, 1000
+DECODE = json.JSONDecoder().decode
 
 
 @dataclass
@@ -166,6 +167,8 @@ class Consumer:
         self.quiet_since = time.monotonic()
         self.commit_path, self.commit_every = commit_path, commit_every
         self.started = self.committed_at = time.monotonic()
+        self.conn: Any = None
+        self.outstanding = 0  # replies of a request in flight
 
     def ensure_group(self) -> None:
         import redis
@@ -191,6 +194,9 @@ class Consumer:
                 self.ensure_group()
                 self._drain_own_pending()
                 self._loop(limit, idle_exit)
+                if self.outstanding:  # the batch read ahead is ours: process it before stopping
+                    reply = self._collect()
+                    self._process(list(reply[0][1]) if reply else [])
                 self._acknowledge(force=True)
                 break
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as e:
@@ -200,6 +206,9 @@ class Consumer:
                     raise
                 self.report.reconnects += 1
                 self.unacked = []  # still pending in the group: re-read from our own pending
+                self.outstanding = 0
+                if self.conn is not None:
+                    self.conn.disconnect()
                 log(f"consumer {self.name}: {e}; retrying")
                 time.sleep(0.2)
         self.report.wall_seconds = time.monotonic() - started
@@ -217,8 +226,7 @@ class Consumer:
             if time.monotonic() >= next_claim:
                 self._claim()
                 next_claim = time.monotonic() + max(0.2, self.claim_idle_ms / 2000)
-            reply = self._ack_and_read()
-            entries = reply[0][1] if reply else []
+            entries = self._ack_and_read()
             self.stats.flush()
             if not entries:
                 if idle_exit is not None and time.monotonic() - self.quiet_since >= idle_exit:
@@ -227,21 +235,49 @@ class Consumer:
             self.quiet_since = time.monotonic()
             self._process(entries)
 
-    def _ack_and_read(self) -> Any:
-        """The last batch's XACK and the next XREADGROUP, in one round trip; or, when processing
-        commits to a report file, the read alone, the XACKs following each commit."""
+    def _ack_and_read(self) -> list[Any]:
+        """The next batch. Reads run one batch ahead: as soon as a batch arrives the next
+        XREADGROUP is sent, with the XACK of what was processed so far (or, when processing
+        commits to a report file, with no XACK: those follow each commit), so Redis prepares a
+        batch while this one is processed. Replies are read raw, as hiredis parses them:
+        redis-py's conversion of each entry to a dict cost as much as processing it."""
         if self.commit_path is not None:
             self._acknowledge()  # only after a commit; what stays unacked waits for the next one
-        if self.commit_path is not None or not self.unacked:
-            return self.r.xreadgroup(
-                self.group, self.name, {self.stream: ">"}, count=self.batch, block=self.block_ms
-            )
-        pipe = self.r.pipeline(transaction=False)
-        pipe.xack(self.stream, self.group, *self.unacked)
-        pipe.xreadgroup(self.group, self.name, {self.stream: ">"}, count=self.batch, block=self.block_ms)
-        _, reply = pipe.execute()
-        self.unacked = []
+        reply = self._collect() if self.outstanding else self._request(block=True)
+        entries = list(reply[0][1]) if reply else []
+        if entries and not self.stopping:
+            self._request(block=False)
+        return entries
+
+    def _read_command(self) -> tuple[Any, ...]:
+        return ("XREADGROUP", "GROUP", self.group, self.name, "COUNT", self.batch, "BLOCK", self.block_ms,
+                "STREAMS", self.stream, ">")  # fmt: skip
+
+    def _request(self, *, block: bool) -> Any:
+        """Send [XACK of the processed entries,] XREADGROUP; wait for its reply when `block`."""
+        conn = self._raw()
+        commands: list[tuple[Any, ...]] = []
+        if self.commit_path is None and self.unacked:
+            commands.append(("XACK", self.stream, self.group, *self.unacked))
+            self.unacked = []
+        commands.append(self._read_command())
+        conn.send_packed_command(conn.pack_commands(commands))
+        self.outstanding = len(commands)
+        return self._collect() if block else None
+
+    def _collect(self) -> Any:
+        """The replies of the request in flight; the last is the read's."""
+        conn, reply = self._raw(), None
+        while self.outstanding:
+            reply = conn.read_response()
+            self.outstanding -= 1
         return reply
+
+    def _raw(self) -> Any:
+        """One connection of the client's pool, kept for the raw reads."""
+        if self.conn is None:
+            self.conn = self.r.connection_pool.get_connection("XREADGROUP")
+        return self.conn
 
     def _acknowledge(self, *, force: bool = False) -> None:
         """XACK what was processed; with a report file, only once the report that counts it is
@@ -270,7 +306,7 @@ class Consumer:
             if not batch:
                 return
             cursor = batch[-1][0]
-            self._process([e for e in batch if e[1]])  # an entry deleted meanwhile comes back empty
+            self._process(_flat(batch))
             self._acknowledge()
 
     def _claim(self) -> None:
@@ -280,22 +316,24 @@ class Consumer:
             cursor, entries, *_ = self.r.xautoclaim(
                 self.stream, self.group, self.name, self.claim_idle_ms, start_id=cursor, count=self.batch
             )
-            entries = [e for e in entries if e[1]]  # an entry deleted meanwhile comes back empty
+            entries = _flat(entries)
             if entries:
                 self.report.claimed += len(entries)
                 self._process(entries)
             if cursor in (b"0-0", "0-0"):
                 return
 
-    def _process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _process(self, entries: list[Any]) -> None:
+        """Entries as Redis sends them: [id, [field, value, ...]]."""
         t = time.perf_counter()
         rep = self.report
         stamps: list[int] = []
         for _, fields in entries:
             try:
-                m = json.loads(fields[b"data"])
+                raw = fields[1] if fields[0] == b"data" else fields[fields.index(b"data") + 1]
+                m = DECODE(raw.decode())  # from str: json.loads(bytes) first guesses the encoding
                 message_id, symbol, seq = m["message_id"], m["symbol"], m["sequence_number"]
-            except (KeyError, ValueError, TypeError):
+            except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError):
                 rep.errors += 1
                 continue
             if self.dedupe.seen(message_id):
@@ -311,3 +349,9 @@ class Consumer:
         busy = time.perf_counter() - t
         rep.busy_seconds += busy
         self.stats.add(stamps, busy, time.time())
+
+
+def _flat(entries: list[Any]) -> list[Any]:
+    """redis-py's (id, {field: value}) entries as Redis sends them; a deleted entry (no fields,
+    as XAUTOCLAIM and a pending read report it) is left out."""
+    return [[i, [x for kv in fields.items() for x in kv]] for i, fields in entries if fields]
