@@ -181,11 +181,10 @@ class Run:
             groups = [g for g in r.xinfo_groups(self.stream) if g["name"] in (GROUP, GROUP.encode())]
             if groups:
                 reading = lagreading.read(r, self.stream, GROUP)
-                row |= {
-                    "lag": reading.entries,
-                    "lagExact": reading.exact,
-                    "pending": int(groups[0]["pending"]),
-                }
+                pending, delivered = int(groups[0]["pending"]), groups[0].get("entries-read")
+                row |= {"lag": reading.entries, "lagExact": reading.exact, "pending": pending}
+                if delivered is not None:  # Redis's own count: what was delivered and acknowledged
+                    row["acked"] = int(delivered) - pending
             r.close()
         except redis.RedisError as e:
             row["error"] = f"{type(e).__name__}"

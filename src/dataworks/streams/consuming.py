@@ -52,7 +52,7 @@ class Report:
     out_of_order: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)  # end to end, over the whole run
     latency_histogram: dict[str, int] = field(default_factory=dict)  # core/streams/latency.py
-    seen: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    seen: dict[str, sequences.Runs] = field(default_factory=lambda: defaultdict(sequences.Runs))
 
     def rate(self) -> float:
         """The true processing rate: messages per second of busy time."""
@@ -72,7 +72,7 @@ class Report:
             "wallSeconds": round(self.wall_seconds, 3),
             "outOfOrder": self.out_of_order,
             "rate": round(self.rate()),
-            "sequences": {s: sequences.runs(v) for s, v in sorted(self.seen.items())},
+            "sequences": {s: v.as_list() for s, v in sorted(self.seen.items())},
         }
 
 
@@ -340,7 +340,11 @@ class Consumer:
                 rep.duplicates += 1
                 continue
             rep.processed += 1
-            rep.seen[symbol].append(seq)
+            lasts = rep.seen[symbol].lasts
+            if lasts and lasts[-1] + 1 == seq:  # the common case, inline: the next number in order
+                lasts[-1] = seq
+            else:
+                rep.seen[symbol].add(seq)
             stamps.append(m.get("timestamp", 0))
             if seq < self.last_seq.get(symbol, 0):
                 rep.out_of_order += 1

@@ -109,7 +109,7 @@ def _plots(result: dict[str, Any], scenario: Scenario) -> list[tuple[str, str]]:
     def rates(ax: Any) -> None:
         ax.plot(t, [schedule.rate(int(x * m)) * m for x in t], color="grey", label="schedule")
         ax.plot(t, produced, label="produced")
-        ax.plot(t, _per_second(t, _cumulative([s.get("processed", 0) for s in samples])), label="processed")
+        ax.plot(t, _per_second(t, [s.get("acked") for s in samples]), label="acknowledged")
 
     def lag(ax: Any) -> None:
         ax.plot(t, [s.get("lag") for s in samples], label="lag (entries)")
@@ -126,7 +126,7 @@ def _plots(result: dict[str, Any], scenario: Scenario) -> list[tuple[str, str]]:
             if any(role in s.get("resources", {}) for s in samples):
                 ax.plot(t, [_cores(s.get("resources", {}).get(role)) for s in samples], label=role)
 
-    figure("Rate: the schedule, produced and processed", rates, "messages/s")
+    figure("Rate: the schedule, produced and acknowledged", rates, "messages/s")
     figure("Lag and consumers", lag, "entries")
     figure("End-to-end latency (worst consumer each second)", latency, "ms", log=True)
     figure("CPU (user + system)", cpu, "cores")
@@ -140,15 +140,6 @@ def _per_second(t: list[float], counts: list[int | None]) -> list[float | None]:
     for x, c in zip(t, counts, strict=True):
         out.append(None if c is None or last is None or x <= last[0] else (c - last[1]) / (x - last[0]))
         last = (x, c) if c is not None else last
-    return out
-
-
-def _cumulative(xs: list[int]) -> list[int | None]:
-    out: list[int | None] = []
-    total = 0
-    for x in xs:
-        total += x
-        out.append(total)
     return out
 
 

@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+
+class Runs:
+    """A set of sequence numbers kept as sorted [first, last] runs, built one number at a time:
+    in-order numbers extend the last run in O(1), others find their place by bisection, so a
+    consumer's report costs what its gaps cost, not what its count does."""
+
+    def __init__(self) -> None:
+        self.firsts: list[int] = []
+        self.lasts: list[int] = []
+
+    def add(self, v: int) -> None:
+        if self.lasts and self.lasts[-1] + 1 == v:
+            self.lasts[-1] = v
+            return
+        i = bisect.bisect_right(self.firsts, v) - 1  # the run starting at or before v
+        if i >= 0 and v <= self.lasts[i]:
+            return  # already in
+        if i >= 0 and self.lasts[i] + 1 == v:
+            self.lasts[i] = v
+        else:
+            i += 1
+            self.firsts.insert(i, v)
+            self.lasts.insert(i, v)
+        if i + 1 < len(self.firsts) and self.lasts[i] + 1 >= self.firsts[i + 1]:  # touches the next
+            self.lasts[i] = max(self.lasts[i], self.lasts.pop(i + 1))
+            self.firsts.pop(i + 1)
+
+    def as_list(self) -> list[list[int]]:
+        return [[a, b] for a, b in zip(self.firsts, self.lasts, strict=True)]
 
 
 def runs(values: Iterable[int]) -> list[list[int]]:

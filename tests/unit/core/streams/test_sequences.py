@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from dataworks.core.streams.sequences import check, runs
+from dataworks.core.streams.sequences import Runs, check, runs
 
 
 @pytest.mark.parametrize(
@@ -25,3 +27,13 @@ def test_check_counts_what_nobody_processed_and_what_two_did() -> None:
     b = {"processed": 3, "sequences": {"A": [[3, 4]], "B": [[3, 3]]}}
     # A5 and B2 lost; A3 twice; A1-A4, B1 and B3 processed
     assert check([a, b], {"A": 5, "B": 3}) == {"lost": 2, "duplicated": 1, "processed": 7, "distinct": 6}
+
+
+def test_runs_built_one_number_at_a_time_match_runs_of_the_whole() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        values = [rng.randrange(60) for _ in range(rng.randrange(80))]
+        built = Runs()
+        for v in values:
+            built.add(v)
+        assert built.as_list() == runs(values), values
