@@ -15,7 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Test and dev extras, and what they pull in; none may reach the quickstart's install.
-NOT_INSTALLED = ("pytest", "moto", "ruff", "mypy", "importlinter", "kubernetes_validate", "s3fs", "torch")
+NOT_INSTALLED = (
+    *("pytest", "moto", "ruff", "mypy", "importlinter", "kubernetes_validate", "s3fs", "torch"),
+    *("numpy", "redis", "psutil", "matplotlib"),  # the streams extra
+)
 
 
 def test_make_quickstart_installs_no_test_or_dev_extras(tmp_path: Path) -> None:
@@ -44,3 +47,14 @@ def test_make_quickstart_installs_no_test_or_dev_extras(tmp_path: Path) -> None:
     )
     assert found.stdout.strip() == "", f"the quickstart's install has test/dev packages: {found.stdout}"
     assert not (venv / ".installed").exists()  # the marker of `make install` (runtime + extras)
+    # The stream commands say which extra they need, instead of an ImportError's traceback.
+    streams = subprocess.run(
+        [str(venv / "bin" / "dataworks"), "generate", "--count", "1", "-o", "-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert streams.returncode == 2, streams.stderr
+    assert "needs the streams extra" in streams.stderr
+    assert "pip install 'dataworks[streams]'" in streams.stderr

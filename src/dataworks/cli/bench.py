@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataworks.cli.context import EXIT_FAILED, EXIT_OK, console, fail
+from dataworks.cli.context import EXIT_FAILED, EXIT_OK, console, fail, need_streams
 
 
 def add_parser(sub: Any) -> None:
@@ -49,6 +49,7 @@ def load(path: str) -> Any:
 
 
 def cmd_bench_stream(args: argparse.Namespace) -> int:
+    need_streams("bench stream")
     scenario = load(args.scenario)
     from rich.table import Table
 

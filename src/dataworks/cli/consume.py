@@ -12,7 +12,7 @@ import os
 import socket
 from typing import Any
 
-from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail
+from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail, need_streams
 
 
 def add_parser(sub: Any) -> None:
@@ -50,6 +50,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    need_streams("consume")
     import redis
 
     from dataworks.streams.consuming import Consumer, Stats

@@ -34,6 +34,18 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise CliError(message, code)
 
 
+def need_streams(command: str) -> None:
+    """The stream commands need the `streams` extra; without it, say how to install it."""
+    import importlib.util
+
+    missing = [m for m in ("numpy", "redis", "psutil", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(
+            f"dataworks {command} needs the streams extra ({', '.join(missing)} missing): "
+            "pip install 'dataworks[streams]' (from a checkout: pip install -e '.[streams]')"
+        )
+
+
 class Cluster:
     """The pipelines of one namespace, through the one client library."""
 

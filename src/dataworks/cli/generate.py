@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dataworks.cli.context import EXIT_FAILED, EXIT_OK, fail
+from dataworks.cli.context import EXIT_FAILED, EXIT_OK, fail, need_streams
 
 BATCH = 1000
 SLICE_SECONDS = 0.002  # under --realtime, what one write may span
@@ -89,6 +89,7 @@ def load_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    need_streams("generate")
     config = load_config(args)
     if args.processes < 1:
         fail("--processes must be at least 1")
