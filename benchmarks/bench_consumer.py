@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.bench_generator import ceiling
+from benchmarks.bench_generator import against_ceiling, ceiling
 from benchmarks.harness import REPO
 from tests.local import services
 
@@ -93,12 +92,7 @@ def one_round() -> dict[str, float]:
 
 
 def main() -> None:
-    rounds = []
-    for k in range(ROUNDS):
-        rounds.append(one_round())
-        print(f"round {k + 1}/{ROUNDS}: " + ", ".join(f"{m} {v:,.0f}/s" for m, v in rounds[-1].items()))
-    median = {m: statistics.median(r[m] for r in rounds) for m in rounds[0]}
-    ratio = {m: statistics.median(r[m] / r["ceiling"] for r in rounds) for m in rounds[0]}
+    rounds, median, ratio = against_ceiling(one_round, ROUNDS)
     table = Table(title=f"one consumer, `count`, COUNT 100, {COUNT:,} messages, median of {ROUNDS} rounds")
     for col in ("run", "messages/s", "x ceiling (same round)", "target"):
         table.add_column(col, justify="left" if col == "run" else "right")
