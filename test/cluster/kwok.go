@@ -177,6 +177,9 @@ func installLogsCRD(ctx context.Context, cfg *rest.Config) error {
 }
 
 // runKwok starts kwok's controller and server; it returns once both run.
+// nodeLeaseSeconds is each fake node's lease duration, a kubelet's default.
+const nodeLeaseSeconds = 40
+
 func runKwok(ctx context.Context, kubeconfig string, nodePort int, p *pki, logOut io.Writer) error {
 	ctx = kwoklog.NewContext(ctx, kwoklog.NewLogger(logOut, kwoklog.LevelWarn))
 	stages, err := loadStages()
@@ -232,10 +235,13 @@ func runKwok(ctx context.Context, kubeconfig string, nodePort int, p *pki, logOu
 		LocalStages:                       stages,
 		PodPlayStageParallelism:           opts.PodPlayStageParallelism,
 		NodePlayStageParallelism:          opts.NodePlayStageParallelism,
-		NodeLeaseDurationSeconds:          opts.NodeLeaseDurationSeconds,
-		NodeLeaseParallelism:              opts.NodeLeaseParallelism,
-		PodsOnNodeSyncParallelism:         opts.PodsOnNodeSyncParallelism,
-		ID:                                "dataworks-testcluster",
+		// A kubelet's lease (40 s, renewed every 10 s). kwok's defaults leave it 0 when kwok
+		// runs embedded: with no lease, the node lifecycle controller found every node silent
+		// 60 s after its last status write, and marked all of its pods not ready.
+		NodeLeaseDurationSeconds:  nodeLeaseSeconds,
+		NodeLeaseParallelism:      opts.NodeLeaseParallelism,
+		PodsOnNodeSyncParallelism: opts.PodsOnNodeSyncParallelism,
+		ID:                        "dataworks-testcluster",
 	})
 	if err != nil {
 		return fmt.Errorf("kwok controller: %w", err)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 from lightkube import ApiError, Client
@@ -34,6 +35,7 @@ from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.models.rbac_v1 import PolicyRule, RoleRef, Subject
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.batch_v1 import Job
+from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import (
     ConfigMap,
     Node,
@@ -240,6 +242,33 @@ def test_completed_pod_log_comes_back_through_the_api(client: Client, namespace:
     assert got == ["starting", "PROGRESS: 50.0%", "PROGRESS: 100.0%", "done index=0 attempt=1"]
 
 
+def test_a_running_pod_marked_not_ready_is_ready_again_as_a_kubelet_would_report(
+    client: Client, namespace: str
+) -> None:
+    # The node lifecycle controller sets Ready=False on every pod of a node that missed its
+    # heartbeats; a kubelet reports its pods ready again once the node is back. kwok does not
+    # (kubernetes-sigs/kwok#1464), so the harness's stage does; this marks a pod the same way.
+    job = Job(
+        metadata=ObjectMeta(name="steady"),
+        spec=JobSpec(completions=1, template=podspecs.template({"duration": "120s"})),
+    )
+    client.create(job, namespace=namespace)
+    helpers.wait_for(client, Job, "steady", namespace, lambda j: (j.status.ready or 0) == 1, what="1 ready")
+    (pod,) = pods_of(client, "steady", namespace)
+    marked = client.patch(
+        Pod.Status,
+        pod.metadata.name,
+        {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}},
+        namespace=namespace,
+    )
+    assert [c.status for c in marked.status.conditions if c.type == "Ready"] == ["False"]
+    helpers.wait_for(
+        client, Pod, pod.metadata.name, namespace, helpers.has_condition("Ready"), what="Ready again"
+    )
+    helpers.wait_for(client, Job, "steady", namespace, lambda j: (j.status.ready or 0) == 1, what="1 ready")
+    assert pods_of(client, "steady", namespace)[0].status.phase == "Running"
+
+
 def test_claim_binds_through_the_volume_binder_and_its_pod_schedules(client: Client, namespace: str) -> None:
     claim = PersistentVolumeClaim(
         metadata=ObjectMeta(name="data"),
@@ -326,3 +355,25 @@ def test_kubectl_shows_the_fake_nodes_ready(cluster: Cluster) -> None:
     if cluster.proc is not None:  # our own cluster: the documented node set
         types = {line.split()[-1] for line in out}
         assert types == {"network", "compute", "memory", "storage"}
+
+
+def test_every_node_holds_a_lease_renewed_like_a_kubelets(client: Client) -> None:
+    # Without a lease the node lifecycle controller finds a node silent 60 s after its last
+    # status write, turns it NotReady and marks every pod on it not ready. (A real cluster's
+    # kubelets renew theirs every 10 s too.)
+    nodes = {n.metadata.name for n in client.list(Node)}
+
+    def renewed() -> dict[str, datetime]:
+        leases = client.list(Lease, namespace="kube-node-lease")
+        return {x.metadata.name: x.spec.renewTime for x in leases if x.spec and x.spec.renewTime}
+
+    deadline = time.monotonic() + 30
+    first = renewed()
+    while set(first) != nodes and time.monotonic() < deadline:
+        time.sleep(0.5)
+        first = renewed()
+    assert set(first) == nodes
+    while time.monotonic() < deadline and not all(renewed().get(n, first[n]) > first[n] for n in nodes):
+        time.sleep(1)
+    later = renewed()
+    assert all(later[n] > first[n] for n in nodes), (first, later)

@@ -76,8 +76,8 @@ class TrainingJobController(Controller):
         return next((j for j in children.get("Job", []) if j["metadata"]["name"] == name), None)
 
     async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
-        """The current attempt's pods, when some worker is not running or the attempt failed; and,
-        while all run, rank 0's last progress line (its log's tail, at most every few seconds)."""
+        """The current attempt's pods, when some worker is not ready or the attempt failed; and,
+        while it runs, rank 0's last progress line (its log's tail, at most every few seconds)."""
         job = self._current(obj, children)
         if job is None:
             return Observed()
@@ -85,25 +85,26 @@ class TrainingJobController(Controller):
         spec = obj.get("spec") or {}
         ready = int((job.get("status") or {}).get("ready") or 0)
         ns = obj["metadata"]["namespace"]
+        pods = None
         if view.state == "Failed" or (view.state == "Active" and ready < int(spec.get("numWorkers") or 1)):
-            return Observed(pods=await reader.list("Pod", ns, {JOB_NAME: view.name}))
+            pods = await reader.list("Pod", ns, {JOB_NAME: view.name})
         key = (ns, obj["metadata"]["name"])
         tail = getattr(reader, "tail", None)
         due = time.monotonic() - self._tailed.get(key, 0.0) >= progress.PROGRESS_POLL_SECONDS
-        if view.state != "Active" or tail is None or not due:
-            return Observed()
+        # All workers ready, or a gang that ran and stays Running while some are not ready.
+        running = pods is None or (obj.get("status") or {}).get("state") == "Running"
+        if view.state != "Active" or tail is None or not due or not running:
+            return Observed(pods=pods)
         self._tailed[key] = time.monotonic()
-        pods = await reader.list("Pod", ns, {JOB_NAME: view.name})
-        rank0 = [
-            p for p in pods if workers.index_of(p) == 0 and (p.get("status") or {}).get("phase") == "Running"
-        ]
+        listed = pods if pods is not None else await reader.list("Pod", ns, {JOB_NAME: view.name})
+        rank0 = [p for p in listed if workers.index_of(p) == 0 and workers.phase(p) == "Running"]
         if not rank0:
-            return Observed()
+            return Observed(pods=pods)
         try:
             text = await tail(rank0[0]["metadata"]["name"], ns, "worker", TAIL_LINES)
         except errors.KubeError:
-            return Observed()  # the log is not served (yet): the next poll reads it
-        return Observed(reported=progress.last_progress(text), polled=True)
+            return Observed(pods=pods)  # the log is not served (yet): the next poll reads it
+        return Observed(pods=pods, reported=progress.last_progress(text), polled=True)
 
     def forget(self, key: tuple[str, str]) -> None:
         self._tailed.pop(key, None)
@@ -138,7 +139,8 @@ class TrainingJobController(Controller):
         pods = got.pods or []
         seen = workers.observe(pods) if got.pods is not None else workers.Workers()
         if got.pods is None and job is not None:
-            seen = workers.Workers(running=int((job.get("status") or {}).get("ready") or 0))
+            ready = int((job.get("status") or {}).get("ready") or 0)
+            seen = workers.Workers(running=ready, started=ready)
         failure = None
         if job is not None and observations.job_view(job).state == "Failed":
             failure = failures.classify(pods, observations.job_view(job).reason)

@@ -2,7 +2,8 @@
 
 One Indexed Job per attempt, named `<name>-a<attempt>`. While it runs, the
 state follows its workers (Initializing until every worker runs, then
-Running). When any worker fails, the whole gang restarts: the attempt's Job
+Running; a gang that ran stays Running while its workers live, ready or not).
+When any worker fails, the whole gang restarts: the attempt's Job
 is deleted and the next attempt's created, resuming from the latest
 checkpoint, up to `backoffLimit` restarts; disruptions do not count, and
 non-retryable failures end it at once. Suspend suspends the Job (its pods get
@@ -116,22 +117,13 @@ def plan(
         return _failed(
             p, meta, spec, failure or Failure("Unknown", message=current.reason), name=name, now=now
         )
+    was_ready = st.ready
     st.ready, st.active_workers = f"{workers.running}/{spec.num_workers}", workers.running
-    if workers.running >= spec.num_workers:
-        _to(
-            p,
-            meta,
-            "Running",
-            reason="Running",
-            message=f"all {spec.num_workers} workers are running (attempt {st.attempt})",
-            now=now,
-        )
-        poll = progress.apply(
-            st, reported, spec.progress_deadline_seconds, now=now, generation=meta.generation
-        )
-        _requeue(p, spec)
-        p.requeue_at = poll if p.requeue_at is None else min(poll, p.requeue_at)
-        return p
+    # A gang that ran stays Running while every worker lives, ready or not: a node that misses
+    # its heartbeats gets its pods marked not ready, and that is no reason to start over.
+    alive = max(workers.started, workers.running) >= spec.num_workers
+    if workers.running >= spec.num_workers or (st.state == "Running" and alive):
+        return _running(p, meta, spec, ready=workers.running, was_ready=was_ready, reported=reported, now=now)
     if st.state != "Restarting" or (workers.running == 0 and workers.waiting_reason):
         reason = workers.waiting_reason or "WorkersStarting"
         message = workers.waiting_message or f"{workers.running} of {spec.num_workers} workers are running"
@@ -139,6 +131,35 @@ def plan(
     # Why a worker waits changes without a Job event (a claim binds, a node frees up): look again.
     _requeue(p, spec)
     poll = now + timedelta(seconds=PENDING_POLL_SECONDS)
+    p.requeue_at = poll if p.requeue_at is None else min(poll, p.requeue_at)
+    return p
+
+
+def _running(
+    p: Plan,
+    meta: Meta,
+    spec: api.TrainingJobSpec,
+    *,
+    ready: int,
+    was_ready: str | None,
+    reported: Progress | None,
+    now: datetime,
+) -> Plan:
+    """Running, all workers ready or some not (a Warning when the first stops being ready)."""
+    st, n = p.status, spec.num_workers
+    if ready >= n:
+        reason, message = "Running", f"all {n} workers are running (attempt {st.attempt})"
+    else:
+        reason = "WorkersNotReady"
+        message = (
+            f"{n - ready} of {n} workers are not ready (attempt {st.attempt}); "
+            "they still run, and the gang restarts only if one fails"
+        )
+        if was_ready == f"{n}/{n}":
+            p.events.append(Event("Warning", reason, message))
+    _to(p, meta, "Running", reason=reason, message=message, now=now)
+    poll = progress.apply(st, reported, spec.progress_deadline_seconds, now=now, generation=meta.generation)
+    _requeue(p, spec)
     p.requeue_at = poll if p.requeue_at is None else min(poll, p.requeue_at)
     return p
 

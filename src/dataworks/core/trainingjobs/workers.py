@@ -17,10 +17,11 @@ PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"
 
 @dataclass(frozen=True)
 class Workers:
-    running: int = 0
+    running: int = 0  # ready
     pending: int = 0
     waiting_reason: str | None = None  # Unschedulable, ImagePull, ...
     waiting_message: str | None = None
+    started: int = 0  # in phase Running, ready or not
 
 
 def index_of(pod: dict[str, Any]) -> int | None:
@@ -29,6 +30,10 @@ def index_of(pod: dict[str, Any]) -> int | None:
         return int(raw) if raw is not None else None
     except ValueError:
         return None
+
+
+def phase(pod: dict[str, Any]) -> str | None:
+    return (pod.get("status") or {}).get("phase")
 
 
 def _running(pod: dict[str, Any]) -> bool:
@@ -63,4 +68,7 @@ def observe(pods: list[dict[str, Any]]) -> Workers:
         if reason:
             break
     pending = sum(1 for p in live if (p.get("status") or {}).get("phase") == "Pending")
-    return Workers(running=running, pending=pending, waiting_reason=reason, waiting_message=message)
+    started = sum(1 for p in live if phase(p) == "Running")
+    return Workers(
+        running=running, pending=pending, started=started, waiting_reason=reason, waiting_message=message
+    )

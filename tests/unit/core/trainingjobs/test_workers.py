@@ -32,14 +32,16 @@ def pod(
     ("pods", "expected"),
     [
         pytest.param([], Workers(), id="none"),
-        pytest.param([pod(0, "Running"), pod(1, "Running")], Workers(running=2), id="all-running"),
-        pytest.param([pod(0, "Running", ready=False)], Workers(running=0), id="running-not-ready"),
+        pytest.param([pod(0, "Running"), pod(1, "Running")], Workers(running=2, started=2), id="all-running"),
+        pytest.param([pod(0, "Running", ready=False)], Workers(running=0, started=1), id="running-not-ready"),
         pytest.param(
             [
                 pod(0, "Running"),
                 pod(1, "Pending", scheduled="0/4 nodes are available: 1 Insufficient nvidia.com/gpu"),
             ],
-            Workers(1, 1, "Unschedulable", "0/4 nodes are available: 1 Insufficient nvidia.com/gpu"),
+            Workers(
+                1, 1, "Unschedulable", "0/4 nodes are available: 1 Insufficient nvidia.com/gpu", started=1
+            ),
             id="unschedulable-in-the-schedulers-words",
         ),
         pytest.param(
