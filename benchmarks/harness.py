@@ -16,7 +16,7 @@ from pathlib import Path
 from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Namespace, ServiceAccount
+from lightkube.resources.core_v1 import Namespace, Pod, ServiceAccount
 
 from dataworks.kube import clients
 from tests.cluster import helpers
@@ -99,6 +99,14 @@ def namespace(c: Client, name: str) -> str:
     c.create(Namespace(metadata=ObjectMeta(name=name)))
     helpers.wait_for(c, ServiceAccount, "default", name, lambda sa: True, timeout=30)
     return name
+
+
+def drop_namespace(c: Client, name: str, timeout: float = 120) -> None:
+    """Delete a namespace and wait until its pods are gone, so the next measure has the nodes."""
+    c.delete(Namespace, name)
+    deadline = time.monotonic() + timeout
+    while any(True for _ in c.list(Pod, namespace=name)) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def succeeded(job: Job) -> bool:
