@@ -157,3 +157,49 @@ def test_a_killed_rank_restarts_the_gang_which_resumes_to_the_same_loss(tmp_path
     assert resumed is not None, second
     assert 3 <= int(resumed.group(1)) < EPOCHS  # from attempt 1's last checkpoint, with epochs left
     assert final_loss(second) == expected  # bit for bit: repr of the same float
+
+
+SAVER = """
+import sys, torch
+from dataworks import training
+directory, handled = sys.argv[1], sys.argv[2] == "handled"
+small = {"w": torch.ones(10)}
+training.save(directory, 1, 0, lambda f: torch.save(small, f))
+if handled:  # the example's way: on SIGTERM, save the state in memory, then exit 143
+    training.on_sigterm(lambda: training.save(directory, 1, 5, lambda f: torch.save(small, f)))
+big = {"w": torch.randn(150_000_000)}  # 600 MB: its save takes a while
+print("saving", flush=True)
+training.save(directory, 2, 0, lambda f: torch.save(big, f))
+print("saved", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("handled", "epoch", "step"), [(False, 1, 0), (True, 1, 5)])
+def test_a_sigterm_in_the_middle_of_a_torch_save_leaves_a_valid_checkpoint(
+    tmp_path: Path, handled: bool, epoch: int, step: int
+) -> None:
+    # Without a handler the process dies mid-write: the previous checkpoint is the latest valid
+    # one. With the helper's handler, the handler's own save lands and the interrupted one never
+    # counts. Either way torch loads what `latest` returns.
+    d = tmp_path / "ckpt"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(d), "handled" if handled else "plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "saving"
+    deadline = time.monotonic() + 30
+    while not list((d / "ckpt-000002-000000000").glob(".payload.*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the big payload is being written
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert "saved" not in out, "the save finished before the signal: make the payload bigger"
+    assert proc.returncode == (143 if handled else -signal.SIGTERM), out
+    found = training.latest(d)
+    assert found is not None
+    assert (found.epoch, found.step) == (epoch, step)
+    state = torch.load(found.path / "payload", weights_only=True)
+    assert torch.equal(state["w"], torch.ones(10))
+    assert not list(d.glob("ckpt-000002-*/manifest*"))  # the interrupted save never became valid

@@ -12,6 +12,7 @@ One process should save into a directory (rank 0, or one directory per rank).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -19,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -141,8 +143,9 @@ def on_sigterm(save_fn: Callable[[], object]) -> Callable[[], None]:
     grace period (30s by default): ``save_fn`` must be quick, saving only state
     already in memory. If it raises, the error goes to stderr and the exit is
     still 143; another SIGTERM during the save is ignored. The exit raises
-    ``SystemExit`` in the main thread, so ``finally`` blocks run. Call from the
-    main thread; returns a function that restores the previous handler.
+    ``SystemExit`` in the main thread, so ``finally`` blocks run; the status is
+    143 even when one of them raises in turn. Call from the main thread; returns
+    a function that restores the previous handler.
     """
     saving = False
 
@@ -155,14 +158,33 @@ def on_sigterm(save_fn: Callable[[], object]) -> Callable[[], None]:
             save_fn()
         except Exception:
             traceback.print_exc()
-        raise SystemExit(SIGTERM_EXIT)  # the interpreter's exit flushes stdout
+        raise SystemExit(SIGTERM_EXIT)
 
+    # SystemExit runs the `finally` blocks, but one of them can replace it with its own error
+    # (torch.save's zip writer does when interrupted mid-write, and the status would be 1, a
+    # failure). Registered now, so that it runs after the exit handlers registered later: once
+    # stopped by SIGTERM, the status is 143 however the interpreter ends.
+    def exit_if_stopped() -> None:
+        if saving:
+            _exit_sigterm()
+
+    atexit.register(exit_if_stopped)
     previous = signal.signal(signal.SIGTERM, handler)
 
     def restore() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if not saving:
+            atexit.unregister(exit_if_stopped)
 
     return restore
+
+
+def _exit_sigterm() -> None:
+    """The last exit handler of a process stopped by SIGTERM: flush, then exit 143."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(SIGTERM_EXIT)
 
 
 @contextlib.contextmanager
