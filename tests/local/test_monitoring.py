@@ -38,12 +38,20 @@ def exported() -> set[str]:
     metrics.training.stalled.labels("ns", "tj").set(0)
     metrics.training.restarts.labels(cause="OOMKilled").inc()
     metrics.training.failed.labels(reason="OOMKilled").inc()
+    metrics.training.completed.inc()
+    t = metrics.training
+    for gauge in (t.gpus, t.workers, t.progress, t.epoch, t.loss, t.accuracy):
+        gauge.labels("ns", "tj").set(1)
+    t.state.labels("ns", "tj", "Running").set(1)
+    t.startup.observe(1)
+    t.recovery.observe(1)
+    t.duration.labels(state="Succeeded").observe(1)
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 
 def referenced(expr: str) -> set[str]:
     names = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*(?=[{\[)]|$|\s*[-+*/>]|\s*offset)", expr))
-    return {n for n in names if n.startswith(("pipeline_", "dataworks_", "active_"))}
+    return {n for n in names if n.startswith(("pipeline_", "dataworks_", "active_", "trainingjob_"))}
 
 
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
@@ -94,6 +102,13 @@ def test_every_rule_and_dashboard_query_uses_exported_metrics() -> None:
         "pipeline_duration_seconds_bucket",
         "pipeline_step_failures_total",
         "dataworks_reconcile_duration_seconds_bucket",
+        # the seed's TrainingJob panels: by state, active, GPUs, progress, time, failure rate
+        "trainingjob_state",
+        "trainingjob_allocated_gpus",
+        "trainingjob_progress_percent",
+        "trainingjob_duration_seconds_bucket",
+        "trainingjob_failed_total",
+        "trainingjob_completed_total",
     ):
         assert wanted in used
 

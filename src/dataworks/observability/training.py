@@ -19,6 +19,7 @@ from dataworks.core.kit.clock import parse_ts
 
 STATES = ("Created", "Initializing", "Running", "Restarting", "Succeeded", "Failed", "Suspended")
 STARTUP_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
+DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
 
 
 class TrainingMetrics:
@@ -58,6 +59,13 @@ class TrainingMetrics:
             buckets=STARTUP_BUCKETS,
             registry=r,
         )
+        self.duration = Histogram(
+            "trainingjob_duration_seconds",
+            "From creation to Succeeded or Failed, by the state it ended in",
+            ["state"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.recovery = Histogram(
             "trainingjob_restart_recovery_seconds",
             "From a gang restart to every worker running again",
@@ -79,6 +87,9 @@ class TrainingMetrics:
         if old is None or old.observed_generation is None:
             self.created.inc()
         if new.state != before:
+            if new.state in api.TERMINAL_STATES and new.start_time:
+                took = (now - parse_ts(new.start_time)).total_seconds()
+                self.duration.labels(state=new.state).observe(max(0.0, took))
             if new.state == "Succeeded":
                 self.completed.inc()
             elif new.state == "Failed":

@@ -56,6 +56,7 @@ def test_counts_and_gauges_follow_the_transitions() -> None:
     assert value("trainingjob_loss", {"namespace": "ns", "trainingjob": "tj"}) == 0.25
     step(c, st, [job(["Complete"])])
     assert value("trainingjob_completed_total") == 1
+    assert value("trainingjob_duration_seconds_count", {"state": "Succeeded"}) == 1
     assert value("trainingjob_created_total") == 1  # not again
     assert value("trainingjob_state", {"namespace": "ns", "trainingjob": "tj", "state": "Running"}) is None
 
