@@ -6,7 +6,9 @@ downloaded), and uses `dataworks.training` for what a TrainingJob needs from a s
   restart continues where the last checkpoint left off and reaches the same loss;
 - an atomic checkpoint every `HYPERPARAM_CHECKPOINT_EVERY` epochs (rank 0 writes);
 - a checkpoint on SIGTERM (suspend, preemption) within the grace period;
-- one progress line per epoch from rank 0, which the operator reads into status.
+- one progress line per epoch from rank 0, which the operator reads into status;
+- with `spec.tracking.mlflow`, one MLflow run that every attempt continues, each epoch's
+  loss logged once.
 
 Run it with torchrun; a TrainingJob's workers get torchrun's PET_* variables:
     torchrun examples/training/train.py
@@ -65,6 +67,8 @@ def main() -> None:
         optimizer.load_state_dict(saved["optimizer"])
         start = int(saved["epoch"]) + 1
     print(f"rank {rank}/{world} attempt {training.attempt()} starts at epoch {start}", flush=True)
+    params = {"epochs": EPOCHS, "batches": BATCHES, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE}
+    tracker = training.Tracker.start(rank, params=params)  # does nothing unless MLflow is configured
     ddp = DistributedDataParallel(model)
     loss_fn = nn.MSELoss()
     mean = float("nan")
@@ -93,9 +97,13 @@ def main() -> None:
                 if (epoch + 1) % CHECKPOINT_EVERY == 0 or epoch + 1 == EPOCHS:
                     saved = training.save(directory, epoch, 0, boundary[1], metadata={"loss": mean})
                     boundary = None
-                training.report(epoch + 1, EPOCHS, loss=mean, checkpoint=saved)
+                tracker.log_epoch(epoch + 1, loss=mean)
+                if saved is not None:
+                    tracker.log_checkpoint(saved.path)
+                training.report(epoch + 1, EPOCHS, loss=mean, checkpoint=saved, tracking=tracker)
             dist.barrier()
     if rank == 0:
+        tracker.finish()
         print(f"final loss {mean!r}", flush=True)
     dist.destroy_process_group()
 

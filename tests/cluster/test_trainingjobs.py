@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -236,7 +238,7 @@ def test_a_name_too_long_for_the_workers_hostnames_is_refused(client: Client, na
     assert "at most 50 characters" in err.value.status.message
 
 
-def progress_line(epoch: int, loss: float) -> str:
+def progress_line(epoch: int, loss: float, run_id: str | None = None) -> str:
     saved = {
         "epoch": epoch - 1,
         "step": 0,
@@ -244,11 +246,13 @@ def progress_line(epoch: int, loss: float) -> str:
         "time": 1796040000.0,
     }
     body = {"epoch": epoch, "totalEpochs": 10, "metrics": {"loss": loss}, "checkpoint": saved}
+    if run_id:
+        body["mlflow"] = {"runId": run_id, "url": f"http://mlflow:5000/#/experiments/1/runs/{run_id}"}
     return "DATAWORKS_PROGRESS " + json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
 def test_rank_zeros_progress_lines_reach_the_status(client: Client, namespace: str, cluster: Any) -> None:
-    lines = "\n".join(["starting", progress_line(1, 0.9), progress_line(5, 0.5)])
+    lines = "\n".join(["starting", progress_line(1, 0.9), progress_line(5, 0.5, run_id="f00d")])
     fate = {"duration": "180s", "logs": lines, "log-interval": "1s"}
     # No checkpoint claim: its binding is not what this test is about, and it slows a loaded machine.
     obj = manifest("learner", fate=fate, progressDeadlineSeconds=10, checkpoint={"enabled": False})
@@ -268,8 +272,24 @@ def test_rank_zeros_progress_lines_reach_the_status(client: Client, namespace: s
     assert st["metrics"] == {"loss": 0.5}
     assert st["lastCheckpoint"]["epoch"] == 4
     assert st["lastCheckpoint"]["path"] == "/checkpoints/ckpt-000004"
+    assert st["tracking"] == {
+        "mlflowRunId": "f00d",
+        "mlflowRunUrl": "http://mlflow:5000/#/experiments/1/runs/f00d",
+    }
     printed = cluster.kubectl("get", "tj", "learner", "-n", namespace).stdout.split("\n")[1].split()
     assert printed[1:6] == ["Running", "2/2", "5", "50%", "0.5"]
+    ctl = str(Path(sys.executable).parent / "dataworks")
+    described = subprocess.run(
+        [ctl, "describe", "tj/learner", "--kubeconfig", cluster.kubeconfig, "-n", namespace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert described.returncode == 0, described.stderr
+    assert "Progress:    epoch 5 of 10 (50%); loss 0.5" in described.stdout
+    assert "Checkpoint:  epoch 4 step 0 at /checkpoints/ckpt-000004" in described.stdout
+    assert "MLflow run:  f00d  http://mlflow:5000/#/experiments/1/runs/f00d" in described.stdout
 
 
 def test_a_worker_that_stops_being_ready_leaves_the_gang_running(client: Client, namespace: str) -> None:

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def manifest(name: str) -> dict[str, Any]:
-    return {
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server with a SQLite store (the test extra's `mlflow`)."""
+    d = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{d / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(d / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = (d / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"mlflow server did not start:\n{(d / 'server.log').read_text()[-3000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def manifest(name: str, tracking: str | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
         "apiVersion": "dataworks.io/v1",
         "kind": "TrainingJob",
         "metadata": {"name": name},
@@ -51,6 +92,9 @@ def manifest(name: str) -> dict[str, Any]:
             "hyperparameters": {"epochs": EPOCHS, "batches": 400},
         },
     }
+    if tracking:
+        obj["spec"]["tracking"] = {"mlflow": {"trackingUri": tracking, "experiment": "tests"}}
+    return obj
 
 
 def start(tmp_path: Path, obj: dict[str, Any]) -> subprocess.Popen[str]:
@@ -124,12 +168,14 @@ def training_process(run: str, rank: int, attempt: int) -> int | None:
     return None
 
 
-def test_a_killed_rank_restarts_the_gang_which_resumes_to_the_same_loss(tmp_path: Path) -> None:
+def test_a_killed_rank_restarts_the_gang_which_resumes_to_the_same_loss(
+    tmp_path: Path, mlflow_server: str
+) -> None:
     clean = finish(start(tmp_path, manifest("clean")))
     assert "Succeeded" in clean
     expected = final_loss(rank_log(tmp_path, "clean", 1, 0).read_text())
 
-    proc = start(tmp_path, manifest("killed"))
+    proc = start(tmp_path, manifest("killed", tracking=mlflow_server))
     log0 = rank_log(tmp_path, "killed", 1, 0)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # rank 0 has reported epoch 3 of 6
@@ -157,6 +203,22 @@ def test_a_killed_rank_restarts_the_gang_which_resumes_to_the_same_loss(tmp_path
     assert resumed is not None, second
     assert 3 <= int(resumed.group(1)) < EPOCHS  # from attempt 1's last checkpoint, with epochs left
     assert final_loss(second) == expected  # bit for bit: repr of the same float
+
+    # Tracked: one MLflow run for both attempts, each epoch's loss logged exactly once.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("tests")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == str(EPOCHS)
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(steps) == list(range(1, EPOCHS + 1)), steps
+    assert run.data.tags["dataworks.checkpoint"].endswith("ckpt-000005-000000000")
+    last = [training.parse_progress(line) for line in second.splitlines()]
+    reported = [r for r in last if r is not None and "mlflow" in r]
+    assert reported[-1]["mlflow"]["runId"] == run.info.run_id  # what the operator puts in status
 
 
 SAVER = """
@@ -203,3 +265,26 @@ def test_a_sigterm_in_the_middle_of_a_torch_save_leaves_a_valid_checkpoint(
     state = torch.load(found.path / "payload", weights_only=True)
     assert torch.equal(state["w"], torch.ones(10))
     assert not list(d.glob("ckpt-000002-*/manifest*"))  # the interrupted save never became valid
+
+
+def test_a_resumed_tracker_continues_the_run_and_logs_each_epoch_once(
+    mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Attempt 1 logs epochs 1-3 and dies; attempt 2 resumed from the checkpoint of epoch 2 trains
+    # epochs 3-5 again: the run is the same one, and epoch 3 is not logged twice.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("DATAWORKS_MLFLOW_EXPERIMENT", "resume")
+    monkeypatch.setenv("DATAWORKS_RUN_KEY", "uid-1234")
+    first = training.Tracker.start(0, params={"epochs": 5})
+    for epoch in (1, 2, 3):
+        first.log_epoch(epoch, loss=1.0 / epoch)
+    second = training.Tracker.start(0, params={"epochs": 5})
+    assert second.run_id == first.run_id
+    for epoch in (3, 4, 5):
+        second.log_epoch(epoch, loss=1.0 / epoch)
+    second.finish()
+    assert training.Tracker.start(1).enabled is False  # other ranks never talk to MLflow
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(tracking_uri=mlflow_server).get_metric_history(first.run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]

@@ -70,6 +70,31 @@ class FailurePolicy(Model):
     )
 
 
+class MLflowTracking(Model):
+    """One MLflow run per TrainingJob, which every attempt continues (`dataworks.training.Tracker`)."""
+
+    tracking_uri: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="The MLflow tracking server, e.g. http://mlflow.ml.svc:5000 (MLFLOW_TRACKING_URI).",
+    )
+    experiment: str | None = Field(
+        None, min_length=1, max_length=500, description="Experiment name (default: the namespace)."
+    )
+    credentials_secret: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        description="A Secret in the namespace whose keys become the workers' environment, e.g. "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN.",
+    )
+
+
+class Tracking(Model):
+    """Experiment tracking."""
+
+    mlflow: MLflowTracking | None = None
+
+
 class TrainingJobSpec(Model):
     """What to train, on how many workers, and how to survive failures."""
 
@@ -114,6 +139,7 @@ class TrainingJobSpec(Model):
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the TrainingJob (and its children) this long after it finishes."
     )
+    tracking: Tracking | None = Field(None, description="Experiment tracking (MLflow).")
 
 
 State = Literal["Created", "Initializing", "Running", "Restarting", "Succeeded", "Failed", "Suspended"]
@@ -139,6 +165,13 @@ class LastCheckpoint(StatusModel):
     time: str | None = None
 
 
+class TrackingStatus(StatusModel):
+    """The experiment-tracking run, as rank 0 reported it."""
+
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+
+
 class TrainingJobStatus(StatusModel):
     """Observed state of the training."""
 
@@ -157,6 +190,7 @@ class TrainingJobStatus(StatusModel):
     progress: str | None = Field(None, description='Training progress, e.g. "45%".')
     metrics: dict[str, float] = Field(default_factory=dict, description="Latest loss, accuracy, throughput.")
     last_checkpoint: LastCheckpoint | None = None
+    tracking: TrackingStatus | None = None
     start_time: str | None = None
     completion_time: str | None = None
     message: str | None = None

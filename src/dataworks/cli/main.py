@@ -280,6 +280,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
         from dataworks.cli import sequences
 
         return sequences.describe(Cluster(args), name, args)
+    if info.kind == "TrainingJob":
+        from dataworks.cli import trainingdescribe
+
+        return trainingdescribe.describe(Cluster(args), name, args)
     _pipelines_only(info, "describe")
     cluster = Cluster(args)
     if args.output in {"json", "yaml"}:

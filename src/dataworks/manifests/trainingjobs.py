@@ -144,6 +144,14 @@ def environment(owner: Owner, spec: api.TrainingJobSpec, attempt: int, master: s
         env.append({"name": "DATAWORKS_CHECKPOINT_DIR", "value": spec.checkpoint.storage.path})
         env.append({"name": "DATAWORKS_CHECKPOINT_KEEP", "value": str(spec.checkpoint.keep_last)})
         env.append({"name": "DATAWORKS_CHECKPOINT_FREQUENCY", "value": str(spec.checkpoint.frequency)})
+    mlflow = spec.tracking.mlflow if spec.tracking else None
+    if mlflow is not None:
+        env += [
+            {"name": "MLFLOW_TRACKING_URI", "value": mlflow.tracking_uri},
+            {"name": "DATAWORKS_MLFLOW_EXPERIMENT", "value": mlflow.experiment or owner.namespace},
+            {"name": "DATAWORKS_RUN_KEY", "value": owner.uid or f"{owner.namespace}/{owner.name}"},
+            {"name": "DATAWORKS_RUN_NAME", "value": f"{owner.namespace}/{owner.name}"},
+        ]
     env += [e.model_dump(by_alias=True, exclude_none=True, mode="json") for e in spec.env or []]
     return env
 
@@ -183,6 +191,9 @@ def job(
     }
     if spec.args:
         container["args"] = spec.args
+    secret = spec.tracking.mlflow.credentials_secret if spec.tracking and spec.tracking.mlflow else None
+    if secret:  # credentials only from a Secret, never a literal value
+        container["envFrom"] = [{"secretRef": {"name": secret}}]
     if resources:
         container["resources"] = resources
     digest = hashlib.sha256(json.dumps(config_data(spec), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,9 +1,11 @@
-"""Helpers that training scripts import (standard library only): atomic checkpoints and progress lines.
+"""Helpers that training scripts import: atomic checkpoints, progress lines and MLflow tracking.
 
 A TrainingJob's workers run user code, not the operator's. This package is the
 small contract between them: ``checkpoints`` saves and finds checkpoints that a
-crash or a SIGTERM never leaves half-written, and ``progress`` prints the
-``DATAWORKS_PROGRESS`` lines the operator reads from rank 0's log.
+crash or a SIGTERM never leaves half-written, ``progress`` prints the
+``DATAWORKS_PROGRESS`` lines the operator reads from rank 0's log, and
+``tracking`` continues one MLflow run across attempts. It needs only the
+standard library, unless a run is tracked (then `mlflow-skinny`).
 """
 
 from dataworks.training.checkpoints import (
@@ -18,6 +20,7 @@ from dataworks.training.checkpoints import (
     save_on_sigterm,
 )
 from dataworks.training.progress import PREFIX, Progress, parse_progress, report
+from dataworks.training.tracking import Tracker
 
 __all__ = [
     "ATTEMPT_ENV",
@@ -25,6 +28,7 @@ __all__ = [
     "PREFIX",
     "Checkpoint",
     "Progress",
+    "Tracker",
     "attempt",
     "checkpoint_dir",
     "latest",

@@ -2,7 +2,8 @@
 
 Rank 0 prints one line per report, ``DATAWORKS_PROGRESS {json}``, where the
 JSON is compact with sorted keys: ``epoch``, ``totalEpochs``, ``step`` (when
-given) and ``metrics`` (name to float). The operator reads rank 0's log and
+given), ``metrics`` (name to float), and when known ``checkpoint`` (the latest
+one saved) and ``mlflow`` (the tracked run's ``runId`` and ``url``). The operator reads rank 0's log and
 parses each line with ``parse_progress``; any other line is ignored.
 """
 
@@ -25,6 +26,13 @@ class Saved(TypedDict):
     time: float  # seconds since the epoch
 
 
+class Run(TypedDict):
+    """The MLflow run a progress line names."""
+
+    runId: str
+    url: str
+
+
 class Progress(TypedDict):
     """One parsed progress line."""
 
@@ -33,17 +41,25 @@ class Progress(TypedDict):
     step: NotRequired[int]
     metrics: dict[str, float]
     checkpoint: NotRequired[Saved]
+    mlflow: NotRequired[Run]
 
 
 def report(
-    epoch: int, total_epochs: int, step: int | None = None, *, checkpoint: Any = None, **metrics: float
+    epoch: int,
+    total_epochs: int,
+    step: int | None = None,
+    *,
+    checkpoint: Any = None,
+    tracking: Any = None,
+    **metrics: float,
 ) -> None:
     """Print one progress line to stdout, flushed, in a single write.
 
     A metric that is NaN or infinite (a diverging loss) is written as ``null``,
     which keeps the line valid JSON; ``parse_progress`` leaves it out.
     ``checkpoint`` (a ``Checkpoint`` that ``save`` returned) tells the operator
-    the latest one (``status.lastCheckpoint``).
+    the latest one (``status.lastCheckpoint``); ``tracking`` (a ``Tracker``)
+    the MLflow run (``status.tracking``).
     """
     body: dict[str, Any] = {
         "epoch": int(epoch),
@@ -59,6 +75,9 @@ def report(
             "path": str(checkpoint.path),
             "time": float(checkpoint.time),
         }
+    run = tracking.fields() if tracking is not None else {}
+    if run:
+        body["mlflow"] = run
     line = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False)
     sys.stdout.write(f"{PREFIX} {line}\n")
     sys.stdout.flush()
@@ -67,8 +86,8 @@ def report(
 def parse_progress(line: str) -> Progress | None:
     """The progress in a ``DATAWORKS_PROGRESS {json}`` line, or None for any other or malformed line.
 
-    Metrics come back as floats, without those written as ``null``; keys other
-    than the four known ones are ignored.
+    Metrics come back as floats, without those written as ``null``; unknown keys
+    are ignored.
     """
     text = line.strip()
     if not text.startswith(PREFIX + " "):
@@ -96,6 +115,9 @@ def parse_progress(line: str) -> Progress | None:
         e, st, path, when = (saved.get(k) for k in ("epoch", "step", "path", "time"))
         if _is_int(e) and _is_int(st) and isinstance(path, str) and _is_number(when):
             parsed["checkpoint"] = {"epoch": e, "step": st, "path": path, "time": float(when)}  # type: ignore[arg-type]
+    run = body.get("mlflow")
+    if isinstance(run, dict) and isinstance(run.get("runId"), str) and isinstance(run.get("url", ""), str):
+        parsed["mlflow"] = {"runId": run["runId"], "url": run.get("url", "")}
     return parsed
 
 

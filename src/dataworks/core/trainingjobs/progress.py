@@ -51,6 +51,9 @@ def apply(
         st.progress = f"{min(100, int(100 * epoch / total))}%" if total > 0 else None
         if moved or st.last_progress_time is None:
             st.last_progress_time = ts(now)
+        run = found.get("mlflow")
+        if run is not None:
+            st.tracking = api.TrackingStatus(mlflow_run_id=run["runId"], mlflow_run_url=run["url"] or None)
         saved = found.get("checkpoint")
         if saved is not None:
             when = datetime.fromtimestamp(saved["time"], tz=UTC)

@@ -86,3 +86,20 @@ def test_a_reported_checkpoint_becomes_last_checkpoint() -> None:
     assert (st.last_checkpoint.epoch, st.last_checkpoint.path) == (2, "/checkpoints/ckpt-000002-000000000")
     assert st.last_checkpoint.time is not None
     assert st.last_checkpoint.time.endswith("Z")
+
+
+def test_a_reported_mlflow_run_becomes_the_status_tracking() -> None:
+    text = (
+        'DATAWORKS_PROGRESS {"epoch":1,"metrics":{"loss":0.5},'
+        '"mlflow":{"runId":"abc123","url":"http://mlflow:5000/#/experiments/1/runs/abc123"},"totalEpochs":4}'
+    )
+    found = last_progress(text)
+    assert found is not None
+    st = api.TrainingJobStatus(start_time="2026-12-01T12:00:00Z")
+    apply(st, found, 600, now=T0, generation=1)
+    assert st.tracking == api.TrackingStatus(
+        mlflow_run_id="abc123", mlflow_run_url="http://mlflow:5000/#/experiments/1/runs/abc123"
+    )
+    apply(st, line(2, 0.4), 600, now=T0, generation=1)  # a line without the run keeps it
+    assert st.tracking is not None
+    assert st.tracking.mlflow_run_id == "abc123"
