@@ -218,7 +218,11 @@ def test_a_killed_rank_restarts_the_gang_which_resumes_to_the_same_loss(
     assert run.data.tags["dataworks.checkpoint"].endswith("ckpt-000005-000000000")
     last = [training.parse_progress(line) for line in second.splitlines()]
     reported = [r for r in last if r is not None and "mlflow" in r]
-    assert reported[-1]["mlflow"]["runId"] == run.info.run_id  # what the operator puts in status
+    assert reported[-1]["mlflow"]["runId"] == run.info.run_id
+    # The local run read rank 0's log as the operator does: progress and the run are in its status.
+    assert status["tracking"]["mlflowRunId"] == run.info.run_id
+    assert status["currentEpoch"] >= 1
+    assert status["totalEpochs"] == EPOCHS
 
 
 SAVER = """

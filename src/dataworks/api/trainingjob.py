@@ -188,6 +188,9 @@ class TrainingJobStatus(StatusModel):
     last_progress_time: str | None = Field(None, description="When rank 0 last reported a change.")
     total_epochs: int | None = None
     progress: str | None = Field(None, description='Training progress, e.g. "45%".')
+    estimated_completion: str | None = Field(
+        None, description="When the last epoch should end, at the pace since the start (restarts included)."
+    )
     metrics: dict[str, float] = Field(default_factory=dict, description="Latest loss, accuracy, throughput.")
     last_checkpoint: LastCheckpoint | None = None
     tracking: TrackingStatus | None = None

@@ -33,6 +33,8 @@ def lines(obj: dict[str, Any]) -> list[str]:
             f"Progress:    epoch {st['currentEpoch']} of {st.get('totalEpochs', '?')} "
             f"({st.get('progress') or '?'}){'; ' + metrics if metrics else ''}"
         )
+    if st.get("estimatedCompletion") and st.get("state") == "Running":
+        out.append(f"Estimated:   done at {st['estimatedCompletion']}")
     saved = st.get("lastCheckpoint")
     if saved:
         out.append(f"Checkpoint:  epoch {saved.get('epoch')} step {saved.get('step')} at {saved.get('path')}")

@@ -46,6 +46,11 @@ class Worker:
     exit_codes: list[int] = field(default_factory=list)
     ended_at: str | None = None  # when its latest try was seen to end (microseconds: order matters)
 
+    @property
+    def running(self) -> bool:
+        """Its latest try runs, as far as the last poll saw."""
+        return not self.done and self.proc is not None and self.proc.returncode is None
+
 
 @dataclass(frozen=True)
 class Launcher:
@@ -284,6 +289,7 @@ class LocalJob:
         status: dict[str, Any] = {
             "startTime": view.start_time,
             "active": view.active,
+            "ready": sum(1 for w in self.workers if w.running) if view.state == "Active" else 0,
             "succeeded": view.succeeded,
             "failed": view.failed,
         }
@@ -304,10 +310,14 @@ class LocalJob:
         return obj
 
     def pods(self) -> list[dict[str, Any]]:
-        """Each worker's latest try as a pod: its phase and its container's terminated state,
-        with the termination message a failed container leaves (its last `error:` line)."""
+        """Each worker's latest try as a pod: Running while its process runs, else its container's
+        terminated state, with the termination message a failed container leaves (its last
+        `error:` line)."""
         out = []
         for w in self.workers:
+            if w.running and self.state == "Active":
+                out.append(self._pod(w, "Running", {"running": {"startedAt": self.start_time}}))
+                continue
             if not w.exit_codes:
                 continue
             code = w.exit_codes[-1]
@@ -317,20 +327,31 @@ class LocalJob:
                 if message:
                     terminated["message"] = message
                 terminated["finishedAt"] = w.ended_at or self.completion_time or self.start_time
-            out.append(
-                {
-                    "metadata": {
-                        "name": f"{self.name}-{w.index}",
-                        "labels": {"batch.kubernetes.io/job-name": self.name},
-                        "annotations": {"batch.kubernetes.io/job-completion-index": str(w.index)},
-                    },
-                    "status": {
-                        "phase": "Succeeded" if code == 0 else "Failed",
-                        "containerStatuses": [{"name": "step", "state": {"terminated": terminated}}],
-                    },
-                }
-            )
+            out.append(self._pod(w, "Succeeded" if code == 0 else "Failed", {"terminated": terminated}))
         return out
+
+    def _pod(self, w: Worker, phase: str, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": self.pod_name(w),
+                "labels": {"batch.kubernetes.io/job-name": self.name},
+                "annotations": {"batch.kubernetes.io/job-completion-index": str(w.index)},
+            },
+            "status": {"phase": phase, "containerStatuses": [{"name": "step", "state": state}]},
+        }
+
+    def pod_name(self, w: Worker) -> str:
+        return f"{self.name}-{w.index}"
+
+    def log_tail(self, pod: str, lines: int) -> str | None:
+        """The last `lines` lines of a worker's log (`kubectl logs --tail`), or None for no such pod."""
+        for w in self.workers:
+            if self.pod_name(w) == pod and w.log is not None and w.log.exists():
+                with w.log.open("rb") as f:
+                    f.seek(max(0, w.log.stat().st_size - 65536))
+                    text = f.read().decode(errors="replace")
+                return "".join(text.splitlines(keepends=True)[-lines:])
+        return None
 
     def _tail_message(self, w: Worker) -> str | None:
         if w.log is None or not w.log.exists():

@@ -59,6 +59,14 @@ class Reader:
         job = self.jobs.get(labels.get(JOB_NAME, ""))
         return job.pods() if job is not None else []
 
+    async def tail(self, pod: str, namespace: str, container: str, lines: int) -> str:
+        """A worker's log tail, as `kubectl logs --tail` reads a pod's (TrainingJob progress)."""
+        for job in self.jobs.values():
+            found = job.log_tail(pod, lines)
+            if found is not None:
+                return found
+        return ""
+
 
 class LocalRuntime:
     """Runs one object of a controller's kind to the end, on this machine."""

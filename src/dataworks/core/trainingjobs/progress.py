@@ -3,7 +3,7 @@
 Rank 0 prints `DATAWORKS_PROGRESS {json}` lines (`dataworks.training.report`);
 the controller reads the tail of its log at most every PROGRESS_POLL_SECONDS
 while the workers run, and the last such line becomes `currentEpoch`,
-`totalEpochs`, `progress` ("45%") and `metrics`. When that line has not
+`totalEpochs`, `progress` ("45%"), `metrics` and `estimatedCompletion`. When that line has not
 changed for `progressDeadlineSeconds`, `Stalled` turns True (a hung
 collective is noticed by no peer); it turns False as soon as it moves again.
 """
@@ -29,6 +29,15 @@ def last_progress(log_tail: str) -> Progress | None:
     return None
 
 
+def _eta(start: str | None, epoch: int, total: int, now: datetime) -> str | None:
+    """The end of the last epoch at the pace so far: the time since the start (pending workers and
+    restarts included, so it errs late) per epoch done, times the epochs left."""
+    if start is None or epoch <= 0 or total <= epoch:
+        return None
+    per_epoch = (now - parse_ts(start)) / epoch
+    return ts(now + per_epoch * (total - epoch))
+
+
 def apply(
     st: api.TrainingJobStatus,
     found: Progress | None,
@@ -49,6 +58,8 @@ def apply(
             metrics,
         )
         st.progress = f"{min(100, int(100 * epoch / total))}%" if total > 0 else None
+        if moved or st.estimated_completion is None:  # only a new report moves it: no extra writes
+            st.estimated_completion = _eta(st.start_time, epoch, total, now)
         if moved or st.last_progress_time is None:
             st.last_progress_time = ts(now)
         run = found.get("mlflow")

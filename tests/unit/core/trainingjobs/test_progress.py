@@ -63,6 +63,20 @@ def test_apply(steps: list[tuple[int, Progress | None]], progress: str, stalled:
         assert not conditions.is_true(st.conditions, "Stalled")
 
 
+@pytest.mark.parametrize(
+    ("seconds", "epoch", "eta"),
+    [
+        pytest.param(60, 1, "2026-12-01T12:04:00Z", id="one-of-four-after-a-minute"),
+        pytest.param(120, 3, "2026-12-01T12:02:40Z", id="three-of-four"),
+        pytest.param(120, 4, None, id="done-no-estimate"),
+    ],
+)
+def test_the_estimated_completion_follows_the_pace(seconds: int, epoch: int, eta: str | None) -> None:
+    st = api.TrainingJobStatus(start_time="2026-12-01T12:00:00Z")
+    apply(st, line(epoch, 0.5), 600, now=T0 + timedelta(seconds=seconds), generation=1)
+    assert st.estimated_completion == eta
+
+
 def test_it_asks_to_look_again_within_the_freshness_target() -> None:
     st = api.TrainingJobStatus(start_time="2026-12-01T12:00:00Z")
     assert apply(st, None, 600, now=T0, generation=1) == T0 + timedelta(seconds=5)
