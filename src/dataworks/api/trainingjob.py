@@ -156,6 +156,9 @@ class Restart(StatusModel):
     time: str | None = None
     counted: bool = Field(True, description="Whether it counted against backoffLimit (disruptions do not).")
     resumed_from_epoch: int | None = None
+    recovered_after_seconds: float | None = Field(
+        None, description="From the restart to every worker of the new attempt running again."
+    )
 
 
 class LastCheckpoint(StatusModel):

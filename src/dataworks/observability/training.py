@@ -95,11 +95,12 @@ class TrainingMetrics:
             elif new.state == "Failed":
                 reason = next((c.reason for c in new.conditions if c.type == "Failed"), "") or "Unknown"
                 self.failed.labels(reason=reason).inc()
-            elif new.state == "Running" and new.start_time:
-                if new.restarts and before == "Restarting" and new.restarts[-1].time:
-                    self.recovery.observe(max(0.0, (now - parse_ts(new.restarts[-1].time)).total_seconds()))
-                elif not new.restarts and new.attempt == 1:
-                    self.startup.observe(max(0.0, (now - parse_ts(new.start_time)).total_seconds()))
+            elif new.state == "Running" and new.start_time and not new.restarts and new.attempt == 1:
+                self.startup.observe(max(0.0, (now - parse_ts(new.start_time)).total_seconds()))
+        recovered = new.restarts[-1].recovered_after_seconds if new.restarts else None
+        was = old.restarts[-1] if old is not None and old.restarts else None
+        if recovered is not None and (was is None or was.recovered_after_seconds is None):
+            self.recovery.observe(recovered)  # the planner records it once, when all run again
         for restart in new.restarts[len(old.restarts) if old is not None else 0 :]:
             self.restarts.labels(cause=restart.cause).inc()
         if new.state in api.TERMINAL_STATES:

@@ -71,3 +71,18 @@ def test_a_kueue_queue_label_goes_to_each_attempts_job() -> None:
     plain = c.plan(obj(None), {"Job": []}, Observed(), NOW)
     (job_manifest,) = [m for m in plain.create if m["kind"] == "Job"]
     assert "kueue.x-k8s.io/queue-name" not in job_manifest["metadata"]["labels"]
+
+
+def test_a_restarts_recovery_is_observed_once_when_every_worker_runs_again() -> None:
+    registry = CollectorRegistry()
+    c = TrainingJobController(metrics=TrainingMetrics(registry))
+    restart = {"attempt": 1, "cause": "ExitCode", "time": "2026-12-01T12:00:00Z"}
+    st = {"state": "Initializing", "startTime": "2026-12-01T11:59:00Z", "restarts": [restart]}
+    st = step(c, st, [job([], ready=2)])
+    assert st["state"] == "Running"
+    assert st["restarts"][-1]["recoveredAfterSeconds"] == 30.0
+    assert registry.get_sample_value("trainingjob_restart_recovery_seconds_count") == 1
+    assert registry.get_sample_value("trainingjob_restart_recovery_seconds_sum") == 30.0
+    reported = {"epoch": 1, "totalEpochs": 4, "metrics": {}}
+    step(c, st, [job([], ready=2)], reported=reported, polled=True)
+    assert registry.get_sample_value("trainingjob_restart_recovery_seconds_count") == 1  # not again

@@ -149,6 +149,10 @@ def _running(
     st, n = p.status, spec.num_workers
     if ready >= n:
         reason, message = "Running", f"all {n} workers are running (attempt {st.attempt})"
+        last = st.restarts[-1] if st.restarts else None
+        if last is not None and last.attempt == st.attempt and last.recovered_after_seconds is None:
+            since = (now - parse_ts(last.time)).total_seconds() if last.time else None
+            last.recovered_after_seconds = round(max(0.0, since), 3) if since is not None else None
     else:
         reason = "WorkersNotReady"
         message = (

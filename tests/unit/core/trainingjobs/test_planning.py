@@ -269,3 +269,14 @@ def test_a_finished_training_is_deleted_after_its_ttl() -> None:
     old = status(state="Succeeded", completionTime="2026-12-01T11:00:00Z")
     assert plan(META, spec(ttlSecondsAfterFinished=60), old, [], Workers(), failure=None, now=NOW).delete_self
     assert not plan(META, spec(), old, [], Workers(), failure=None, now=NOW).delete_self
+
+
+def test_a_restart_records_its_recovery_time_once_the_new_attempt_runs() -> None:
+    restart = {"attempt": 2, "cause": "ExitCode", "time": "2026-12-01T11:59:50Z"}
+    old = status(state="Restarting", attempt=2, restartCount=1, restarts=[restart])
+    running = Workers(running=2, started=2)
+    p = plan(META, spec(), old, [job(2, "Active")], running, failure=None, now=NOW)
+    assert p.status.state == "Running"
+    assert p.status.restarts[-1].recovered_after_seconds == 10.0
+    later = plan(META, spec(), p.status, [job(2, "Active")], running, failure=None, now=NOW)
+    assert later.status.restarts[-1].recovered_after_seconds == 10.0  # recorded once
