@@ -8,12 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dataworks.manifests import trainingjobs as manifests
 
 CTL = str(Path(sys.executable).parent / "dataworks")
 EPOCHS = 6
@@ -111,3 +115,38 @@ def test_bad_input_names_the_field_before_anything_runs(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "spec.numWorkers" in out.stderr
     assert not (tmp_path / "wd" / "runs").exists()
+
+
+def _wait(index: int, port: int, timeout: int, tmp_path: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "JOB_COMPLETION_INDEX": str(index),
+        "PET_MASTER_ADDR": "127.0.0.1",
+        "PET_MASTER_PORT": str(port),
+        "DATAWORKS_RENDEZVOUS_TIMEOUT": str(timeout),
+        "DATAWORKS_TERMINATION_LOG": str(tmp_path / "termination-log"),
+    }
+    cmd = [sys.executable, "-c", manifests.WAIT_FOR_WORKER_0]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+
+def test_the_rendezvous_wait_passes_once_worker_0_listens_and_fails_naming_it_after_the_timeout(
+    tmp_path: Path,
+) -> None:
+    # The init container's script, run for real: a port nobody listens on yet, then a listener.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert _wait(0, port, 10, tmp_path).wait(timeout=10) == 0  # worker 0 never waits
+    waiting = _wait(1, port, 30, tmp_path)
+    time.sleep(1.5)
+    assert waiting.poll() is None  # still waiting: nothing accepts connections
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert waiting.wait(timeout=10) == 0
+    late = _wait(1, port, 1, tmp_path)
+    assert late.wait(timeout=15) == 1
+    message = (tmp_path / "termination-log").read_text()
+    assert message.startswith(f"worker 0 at 127.0.0.1:{port} did not accept a connection within 1s")

@@ -56,6 +56,13 @@ class Networking(Model):
         None, description="torch.distributed backend (default: nccl with GPUs, gloo without)."
     )
     master_port: int = Field(29500, ge=1024, le=65535, description="Worker 0's rendezvous port.")
+    rendezvous_timeout_seconds: int = Field(
+        600,
+        ge=10,
+        le=86400,
+        description="How long workers 1.. wait for worker 0's port to accept connections before "
+        "their pod fails with reason RendezvousTimeout (with more than one worker).",
+    )
 
 
 class FailurePolicy(Model):

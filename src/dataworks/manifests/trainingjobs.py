@@ -24,10 +24,36 @@ from typing import Any
 from dataworks.api import trainingjob as api
 from dataworks.core.kit.labels import LABEL_ATTEMPT
 from dataworks.core.trainingjobs.planning import job_name
+from dataworks.core.trainingjobs.workers import RENDEZVOUS_CONTAINER
 from dataworks.manifests import pods
 from dataworks.manifests.owner import Owner
 
 GPU = "nvidia.com/gpu"
+# Workers 1.. wait until worker 0's port accepts a TCP connection: a name that resolves is not
+# enough (pytorch-operator#333). Python's standard library only, so any PyTorch image runs it.
+WAIT_FOR_WORKER_0 = """
+import os, socket, sys, time
+if os.environ.get("JOB_COMPLETION_INDEX", "0") == "0":
+    sys.exit(0)
+host, port = os.environ["PET_MASTER_ADDR"], int(os.environ["PET_MASTER_PORT"])
+limit = int(os.environ["DATAWORKS_RENDEZVOUS_TIMEOUT"])
+deadline = time.monotonic() + limit
+while True:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        sys.exit(0)
+    except OSError as e:
+        if time.monotonic() > deadline:
+            text = f"worker 0 at {host}:{port} did not accept a connection within {limit}s: {e}"
+            print(text, file=sys.stderr)
+            try:
+                with open(os.environ.get("DATAWORKS_TERMINATION_LOG", "/dev/termination-log"), "w") as f:
+                    f.write(text)
+            except OSError:
+                pass
+            sys.exit(1)
+        time.sleep(0.5)
+"""
 DEFAULT_COMMAND = ["torchrun", "/app/train.py"]
 CONFIG_HASH = "dataworks.io/config-hash"
 
@@ -159,6 +185,23 @@ def environment(owner: Owner, spec: api.TrainingJobSpec, attempt: int, master: s
 KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 
 
+def wait_for_worker_0(spec: api.TrainingJobSpec, image: str, master: str) -> dict[str, Any]:
+    """The init container of every worker: index 0 passes at once, the others wait for its port."""
+    net = spec.networking
+    return {
+        "name": RENDEZVOUS_CONTAINER,
+        "image": image,
+        "command": ["python3", "-c", WAIT_FOR_WORKER_0],
+        "env": [
+            {"name": "PET_MASTER_ADDR", "value": master},
+            {"name": "PET_MASTER_PORT", "value": str(net.master_port)},
+            {"name": "DATAWORKS_RENDEZVOUS_TIMEOUT", "value": str(net.rendezvous_timeout_seconds)},
+        ],
+        "securityContext": pods.restricted_container(),
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+    }
+
+
 def job(
     owner: Owner, spec: api.TrainingJobSpec, attempt: int, image: str, queue: str | None = None
 ) -> dict[str, Any]:
@@ -208,6 +251,8 @@ def job(
         "containers": [container],
         "volumes": volumes,
     }
+    if spec.num_workers > 1:
+        pod["initContainers"] = [wait_for_worker_0(spec, image, master)]
     if spec.node_selector:
         pod["nodeSelector"] = spec.node_selector
     tolerations = list(spec.tolerations or [])

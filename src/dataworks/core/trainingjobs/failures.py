@@ -4,7 +4,8 @@ The first worker to fail is the cause (by its container's finish time). A
 disruption (eviction, preemption, node drain or loss: the pod's
 DisruptionTarget condition, or the reasons Evicted and NodeLost) restarts the
 gang without counting against backoffLimit, as the seed's Phase 7.2 asks.
-Exit codes and reasons the spec lists as non-retryable fail at once.
+Exit codes and reasons the spec lists as non-retryable fail at once. A
+worker whose wait for worker 0's port timed out fails as RendezvousTimeout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dataworks.core.trainingjobs.workers import index_of
+from dataworks.core.trainingjobs.workers import RENDEZVOUS_CONTAINER, index_of
 
 DISRUPTION_REASONS = frozenset(
     {"Evicted", "NodeLost", "Preempted", "PreemptionByScheduler", "DeletionByTaintManager"}
@@ -59,12 +60,14 @@ def classify(pods: list[dict[str, Any]], job_reason: str | None = None) -> Failu
                 ("", Failure(disrupted, index_of(pod), None, status.get("message"), disruption=True))
             )
             continue
-        for cs in status.get("containerStatuses") or []:
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
             if not term or term.get("exitCode") in (None, 0):
                 continue
             reason = str(term.get("reason") or "Error")
             cause = reason if reason not in {"Error", "Completed"} else "ExitCode"
+            if cs.get("name") == RENDEZVOUS_CONTAINER:
+                cause = "RendezvousTimeout"  # worker 0's port never accepted a connection
             message = (term.get("message") or "").strip().splitlines()[-1:] or [None]
             found.append(
                 (

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+RENDEZVOUS_CONTAINER = "wait-for-worker-0"  # manifests/trainingjobs.py's init container
 PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 
 
@@ -58,6 +59,10 @@ def observe(pods: list[dict[str, Any]]) -> Workers:
         for c in status.get("conditions") or []:
             if c.get("type") == "PodScheduled" and c.get("status") == "False":
                 reason, message = c.get("reason") or "Unschedulable", c.get("message")
+        for cs in status.get("initContainerStatuses") or []:
+            if cs.get("name") == RENDEZVOUS_CONTAINER and "running" in (cs.get("state") or {}):
+                reason = "WaitingForWorker0"
+                message = "waiting for worker 0's rendezvous port to accept connections"
         for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in PULL_REASONS:

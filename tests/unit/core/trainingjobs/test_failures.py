@@ -22,6 +22,19 @@ def failed(
     }
 
 
+def rendezvous_timed_out(index: int) -> dict[str, Any]:
+    message = "worker 0 at tj-a1-0.tj.ml.svc:29500 did not accept a connection within 600s: refused"
+    term = {"exitCode": 1, "reason": "Error", "finishedAt": "2026-12-01T00:10:00Z", "message": message}
+    return {
+        "metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+        "status": {
+            "phase": "Failed",
+            "initContainerStatuses": [{"name": "wait-for-worker-0", "state": {"terminated": term}}],
+            "containerStatuses": [{"name": "worker", "state": {"waiting": {"reason": "PodInitializing"}}}],
+        },
+    }
+
+
 def evicted(index: int) -> dict[str, Any]:
     return {
         "metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
@@ -33,6 +46,17 @@ def evicted(index: int) -> dict[str, Any]:
     ("pods", "job_reason", "expected"),
     [
         pytest.param([failed(1, 3)], None, Failure("ExitCode", 1, 3, None), id="exit-code"),
+        pytest.param(
+            [rendezvous_timed_out(1)],
+            None,
+            Failure(
+                "RendezvousTimeout",
+                1,
+                1,
+                "worker 0 at tj-a1-0.tj.ml.svc:29500 did not accept a connection within 600s: refused",
+            ),
+            id="worker-0-never-listened",
+        ),
         pytest.param([failed(0, 137, "OOMKilled")], None, Failure("OOMKilled", 0, 137, None), id="oom"),
         pytest.param(
             [failed(0, 1, at="2026-12-01T00:00:09Z"), failed(2, 7, at="2026-12-01T00:00:03Z")],

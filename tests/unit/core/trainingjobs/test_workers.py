@@ -28,6 +28,12 @@ def pod(
     }
 
 
+def waiting_for_worker_0(index: int) -> dict[str, Any]:
+    p = pod(index, "Pending", ready=False)
+    p["status"]["initContainerStatuses"] = [{"name": "wait-for-worker-0", "state": {"running": {}}}]
+    return p
+
+
 @pytest.mark.parametrize(
     ("pods", "expected"),
     [
@@ -43,6 +49,17 @@ def pod(
                 1, 1, "Unschedulable", "0/4 nodes are available: 1 Insufficient nvidia.com/gpu", started=1
             ),
             id="unschedulable-in-the-schedulers-words",
+        ),
+        pytest.param(
+            [pod(0, "Running"), waiting_for_worker_0(1)],
+            Workers(
+                1,
+                1,
+                "WaitingForWorker0",
+                "waiting for worker 0's rendezvous port to accept connections",
+                started=1,
+            ),
+            id="waiting-for-worker-0",
         ),
         pytest.param(
             [pod(0, "Pending", pull="ImagePullBackOff")],
