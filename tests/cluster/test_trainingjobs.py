@@ -18,7 +18,7 @@ import pytest
 import yaml
 from lightkube import ApiError, Client, codecs
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Pod, Service
+from lightkube.resources.core_v1 import ConfigMap, Event, Node, PersistentVolumeClaim, Pod, Service
 from lightkube.types import PatchType
 
 from dataworks.api import trainingjob as api
@@ -344,3 +344,30 @@ def test_a_worker_that_stops_being_ready_leaves_the_gang_running(client: Client,
         what="2/2 ready again",
     )
     assert obj.to_dict()["status"]["message"] == "all 2 workers are running (attempt 1)"
+
+
+@pytest.mark.parametrize(
+    ("example", "workers", "gpus"),
+    [
+        pytest.param("trainingjob-simple.yaml", 1, 0, id="simple"),
+        pytest.param("trainingjob-distributed.yaml", 4, 0, id="distributed"),
+        pytest.param("trainingjob-gpu.yaml", 2, 2, id="gpu"),
+    ],
+)
+def test_the_seeds_three_examples_run_to_completion(
+    client: Client, namespace: str, example: str, workers: int, gpus: int
+) -> None:
+    obj = yaml.safe_load((REPO / "examples" / "training" / example).read_text())
+    name = obj["metadata"]["name"]
+    create(client, namespace, obj)
+    st = wait_state(client, namespace, name, "Succeeded", timeout=90)
+    assert st["attempt"] == 1
+    job = client.get(Job, f"{name}-a1", namespace=namespace)
+    assert job.spec.completions == job.spec.parallelism == workers
+    (worker,) = job.spec.template.spec.containers
+    assert (worker.resources.limits or {}).get("nvidia.com/gpu") == (str(gpus) if gpus else None)
+    pods = list(client.list(Pod, namespace=namespace, labels={"batch.kubernetes.io/job-name": f"{name}-a1"}))
+    nodes = {p.spec.nodeName for p in pods}
+    if gpus:
+        assert all(client.get(Node, n).metadata.labels.get("accelerator") == "nvidia" for n in nodes)
+    assert len(pods) >= workers

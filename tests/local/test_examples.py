@@ -96,6 +96,9 @@ def test_every_example_is_run_by_a_test() -> None:
         "sequentialjob/data-processing-pipeline.yaml",
         "jobhandler/nightly-export.yaml",
         "training/test-job.yaml",
+        "training/trainingjob-simple.yaml",  # tests/cluster/test_trainingjobs.py, with the next two
+        "training/trainingjob-distributed.yaml",
+        "training/trainingjob-gpu.yaml",
         "streams/market-day.yaml",  # tests/local/test_generate.py
     }
     found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
