@@ -200,3 +200,20 @@ def validate_or_fail(obj: dict[str, Any], path: str) -> Any:
         lines = "\n".join(f"  - {e}" for e in errors)
         fail(f"{path}: pipeline {name} is invalid:\n{lines}")
     return validated
+
+
+def events_of(cluster: Cluster, name: str, kind: str = "Pipeline") -> list[dict[str, Any]]:
+    """The Events of one object of `kind` in the cluster's namespace."""
+    from lightkube.resources.core_v1 import Event
+
+    found = cluster.call(
+        "list events",
+        lambda: list(
+            cluster.client.list(
+                Event,
+                namespace=cluster.namespace,
+                fields={"involvedObject.name": name, "involvedObject.kind": kind},
+            )
+        ),
+    )
+    return [dict(e.to_dict()) for e in found]

@@ -365,3 +365,14 @@ def sequence_detail(obj: dict[str, Any], now: datetime) -> list[Text]:
         if s.get("output"):
             lines.append(Text(f"    output: {s['output'].splitlines()[0] if s['output'].strip() else ''}"))
     return lines
+
+
+def status_and_events(name: str, obj: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """`describe -o json|yaml` of a kind without a summary of its own: its status and its Events."""
+    keys = ("type", "reason", "message", "eventTime")
+    ordered = sorted(events, key=lambda e: str(e.get("eventTime") or e.get("lastTimestamp") or ""))
+    return {
+        "name": name,
+        "status": obj.get("status") or {},
+        "events": [{k: e.get(k) for k in keys} for e in ordered],
+    }

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dataworks.api import sequentialjob as api
-from dataworks.cli import formatting
+from dataworks.cli import context, formatting
 from dataworks.cli.context import EXIT_FAILED, EXIT_OK, Cluster, console, emit, fail
 from dataworks.core.kit.plan import Event
 from dataworks.core.sequentialjobs import validation
@@ -200,32 +200,10 @@ def retry_local(args: argparse.Namespace) -> int:
 
 def describe(cluster: Cluster, name: str, args: argparse.Namespace) -> int:
     """One SequentialJob in full: its steps (runs, outputs), their Jobs, and its Events."""
-    from lightkube.resources.core_v1 import Event
-
     obj = cluster.get(name, api.INFO)
-    found = cluster.call(
-        "list events",
-        lambda: list(
-            cluster.client.list(
-                Event,
-                namespace=cluster.namespace,
-                fields={"involvedObject.name": name, "involvedObject.kind": api.KIND},
-            )
-        ),
-    )
-    events = [dict(e.to_dict()) for e in found]
+    events = context.events_of(cluster, name, api.KIND)
     if args.output in {"json", "yaml"}:
-        keys = ("type", "reason", "message", "eventTime")
-        ordered = sorted(events, key=lambda e: str(e.get("eventTime") or e.get("lastTimestamp") or ""))
-        emit(
-            args,
-            "",
-            {
-                "name": name,
-                "status": obj.get("status") or {},
-                "events": [{k: e.get(k) for k in keys} for e in ordered],
-            },
-        )
+        emit(args, "", formatting.status_and_events(name, obj, events))
         return EXIT_OK
     out, now = console(), datetime.now(UTC)
     for line in formatting.sequence_detail(obj, now):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dataworks.api import trainingjob as api
-from dataworks.cli import formatting
+from dataworks.cli import context, formatting
 from dataworks.cli.context import EXIT_OK, Cluster, console, emit
 
 
@@ -53,32 +53,10 @@ def lines(obj: dict[str, Any]) -> list[str]:
 
 
 def describe(cluster: Cluster, name: str, args: argparse.Namespace) -> int:
-    from lightkube.resources.core_v1 import Event
-
     obj = cluster.get(name, api.INFO)
-    found = cluster.call(
-        "list events",
-        lambda: list(
-            cluster.client.list(
-                Event,
-                namespace=cluster.namespace,
-                fields={"involvedObject.name": name, "involvedObject.kind": api.KIND},
-            )
-        ),
-    )
-    events = [dict(e.to_dict()) for e in found]
+    events = context.events_of(cluster, name, api.KIND)
     if args.output in {"json", "yaml"}:
-        keys = ("type", "reason", "message", "eventTime")
-        ordered = sorted(events, key=lambda e: str(e.get("eventTime") or e.get("lastTimestamp") or ""))
-        emit(
-            args,
-            "",
-            {
-                "name": name,
-                "status": obj.get("status") or {},
-                "events": [{k: e.get(k) for k in keys} for e in ordered],
-            },
-        )
+        emit(args, "", formatting.status_and_events(name, obj, events))
         return EXIT_OK
     out = console()
     for line in lines(obj):

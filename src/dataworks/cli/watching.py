@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.text import Text
 
 from dataworks.api import pipeline as api
-from dataworks.cli import formatting
+from dataworks.cli import context, formatting
 from dataworks.cli.context import EXIT_FAILED, EXIT_OK, Cluster, fail
 from dataworks.core.kit.jobs import last_progress
 from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
@@ -106,26 +106,10 @@ def overall(p: dict[str, Any], running: dict[str, float]) -> Text | None:
     return Text(f"Progress: {formatting.progress_bar(fraction)}  ETA {eta}")
 
 
-def events_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
-    from lightkube.resources.core_v1 import Event
-
-    found = cluster.call(
-        "list events",
-        lambda: list(
-            cluster.client.list(
-                Event,
-                namespace=cluster.namespace,
-                fields={"involvedObject.name": name, "involvedObject.kind": "Pipeline"},
-            )
-        ),
-    )
-    return [dict(e.to_dict()) for e in found]
-
-
 def describe_data(cluster: Cluster, name: str) -> dict[str, Any]:
     """`describe -o json|yaml`: the status summary, each step's Job, and the Events."""
     p = cluster.get(name)
-    events = sorted(events_of(cluster, name), key=lambda e: str(e.get("lastTimestamp") or ""))
+    events = sorted(context.events_of(cluster, name), key=lambda e: str(e.get("lastTimestamp") or ""))
     return {
         **formatting.summary(p),
         "jobs": {
@@ -190,7 +174,7 @@ def describe(cluster: Cluster, name: str, console: Console) -> int:
                 if printed.strip():
                     console.print(Text(f"    {printed}"))
     console.print(Text(""))
-    console.print(formatting.events_table(events_of(cluster, name), now))
+    console.print(formatting.events_table(context.events_of(cluster, name), now))
     return EXIT_OK
 
 
