@@ -72,10 +72,11 @@ func decideFate(pod *corev1.Pod, attempt int) fate {
 			}
 		}
 		_, hasAttempts := a[fatePrefix+"fail-attempts"]
-		if !hasAttempts && a[fatePrefix+"outcome"] != "fail" {
-			failing = true
+		_, hasLabel := a[fatePrefix+"fail-if-label"]
+		if !hasAttempts && !hasLabel && a[fatePrefix+"outcome"] != "fail" {
+			failing = true // alone: those indexes always fail
 		}
-		failing = failing && listed
+		failing = failing && listed // else: those indexes of the attempts or labelled pods
 	}
 	switch {
 	case failing:

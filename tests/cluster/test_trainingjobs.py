@@ -24,11 +24,13 @@ from lightkube.types import PatchType
 from dataworks.api import trainingjob as api
 from dataworks.kube import resources
 from tests.cluster import helpers
+from tests.cluster.conftest import Operator
 
 pytestmark = pytest.mark.usefixtures("operator")
 
 TrainingJob = resources.of(api.INFO)
 FATE = "fate.testcluster.dataworks.io/"
+OWNER = api.OWNER_LABEL
 REPO = Path(__file__).resolve().parents[2]
 # The seed's test-job, with only its apiVersion changed (docs/trainingjob.md shows it).
 SEED = yaml.safe_load((REPO / "examples" / "training" / "test-job.yaml").read_text())
@@ -371,3 +373,73 @@ def test_the_seeds_three_examples_run_to_completion(
     if gpus:
         assert all(client.get(Node, n).metadata.labels.get("accelerator") == "nvidia" for n in nodes)
     assert len(pods) >= workers
+
+
+def test_operator_killed_while_a_worker_fails_restarts_the_gang_once(
+    client: Client, namespace: str, operator: Operator
+) -> None:
+    # Worker 1 of attempt 1 fails while the operator is down (SIGKILL): the new process finds the
+    # failed attempt, restarts the gang exactly once, and no child is created twice.
+    fate = {
+        "fail-if-label": "dataworks.io/attempt=1",
+        "fail-indexes": "1",
+        "duration": "3s",
+        "exit-code": "3",
+    }
+    create(client, namespace, manifest("survivor", fate=fate))
+    wait_state(client, namespace, "survivor", "Running")
+    operator.stop(kill=True)
+    try:
+        helpers.wait_for(client, Job, "survivor-a1", namespace, helpers.has_condition("Failed"), timeout=60)
+    finally:
+        operator.start()
+    st = wait_state(client, namespace, "survivor", "Succeeded", timeout=90)
+    assert st["attempt"] == 2
+    assert [r["attempt"] for r in st["restarts"]] == [2]
+    assert st["restarts"][0]["worker"] == 1
+    owned = {OWNER: "survivor"}
+    assert [j.metadata.name for j in client.list(Job, namespace=namespace, labels=owned)] == ["survivor-a2"]
+    for kind in (ConfigMap, Service, PersistentVolumeClaim):
+        assert len(list(client.list(kind, namespace=namespace, labels=owned))) == 1, kind
+
+
+def test_deleting_a_trainingjob_removes_its_children(client: Client, namespace: str) -> None:
+    create(client, namespace, manifest("doomed", fate={"duration": "120s"}))
+    wait_state(client, namespace, "doomed", "Running")
+    owned = {OWNER: "doomed"}
+    kinds = (Job, ConfigMap, Service, PersistentVolumeClaim)
+    assert all(list(client.list(kind, namespace=namespace, labels=owned)) for kind in kinds)
+    client.delete(TrainingJob, "doomed", namespace=namespace)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the garbage collector follows the ownerReferences
+        left = [k.__name__ for k in kinds if list(client.list(k, namespace=namespace, labels=owned))]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, f"still there: {left}"
+
+
+def test_a_silent_rank_zero_turns_stalled(client: Client, namespace: str) -> None:
+    # One report, then silence while the workers run (a hung collective): Stalled after the deadline.
+    fate = {"duration": "120s", "logs": progress_line(1, 0.9)}
+    create(
+        client,
+        namespace,
+        manifest("quiet", fate=fate, progressDeadlineSeconds=10, checkpoint={"enabled": False}),
+    )
+    obj = helpers.wait_for(
+        client,
+        TrainingJob,
+        "quiet",
+        namespace,
+        lambda o: (condition(o.to_dict().get("status") or {}, "Stalled") or {}).get("status") == "True",
+        timeout=90,
+        what="Stalled",
+    )
+    st = obj.to_dict()["status"]
+    stalled = condition(st, "Stalled")
+    assert stalled is not None
+    assert stalled["reason"] == "ProgressDeadlineExceeded"
+    assert "(progressDeadlineSeconds: 10)" in stalled["message"]
+    assert st["state"] == "Running"
+    assert st["currentEpoch"] == 1
