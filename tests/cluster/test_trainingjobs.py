@@ -220,6 +220,16 @@ def test_the_immutable_fields_cannot_change_while_it_runs(client: Client, namesp
         pytest.param({"networking": {"masterPort": 80}}, "spec.networking.masterPort", id="privileged-port"),
         pytest.param({"checkpoint": {"frequency": 0}}, "spec.checkpoint.frequency", id="frequency-zero"),
         pytest.param({"numWorker": 2}, "numWorker", id="misspelt-field"),
+        pytest.param(
+            {"networking": {"rendezvousTimeoutSeconds": 5}},
+            "spec.networking.rendezvousTimeoutSeconds",
+            id="rendezvous-timeout-too-short",
+        ),
+        pytest.param(
+            {"tracking": {"mlflow": {"trackingUri": "mlflow:5000"}}},
+            "spec.tracking.mlflow.trackingUri",
+            id="tracking-uri-not-http",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_the_field(  # noqa: PLR0917 (fixtures, then the table's columns)

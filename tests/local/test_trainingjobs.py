@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from dataworks.manifests import trainingjobs as manifests
@@ -108,12 +109,30 @@ def test_a_dead_worker_restarts_the_gang_which_resumes_from_the_checkpoint(tmp_p
     assert [c.name for c in claims] == [f"{run_dir.name}-checkpoints"]
 
 
-def test_bad_input_names_the_field_before_anything_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        pytest.param({"numWorkers": 40}, "spec.numWorkers", id="too-many-workers"),
+        pytest.param(
+            {"networking": {"rendezvousTimeoutSeconds": 5}},
+            "spec.networking.rendezvousTimeoutSeconds",
+            id="rendezvous-timeout-too-short",
+        ),
+        pytest.param(
+            {"tracking": {"mlflow": {"trackingUri": "mlflow:5000"}}},
+            "spec.tracking.mlflow.trackingUri",
+            id="tracking-uri-not-http",
+        ),
+    ],
+)
+def test_bad_input_names_the_field_before_anything_runs(
+    tmp_path: Path, change: dict[str, Any], field: str
+) -> None:
     obj = manifest(tmp_path / "none.py")
-    obj["spec"]["numWorkers"] = 40
+    obj["spec"].update(change)
     out = run(tmp_path, obj)
     assert out.returncode == 2
-    assert "spec.numWorkers" in out.stderr
+    assert field in out.stderr
     assert not (tmp_path / "wd" / "runs").exists()
 
 
