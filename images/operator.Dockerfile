@@ -9,7 +9,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /venv \
  && /venv/bin/pip install --no-cache-dir --upgrade pip==25.3 \
- && /venv/bin/pip install --no-cache-dir .
+ && /venv/bin/pip install --no-cache-dir ".[streams]"
 
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.source="https://github.com/dataworks/dataworks" \

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The dataworks worker: runs built-in steps (DuckDB, Parquet, fsspec with sftp, http
+# The dataworks worker: runs built-in steps and StreamingJob consumers (DuckDB, Parquet, fsspec with sftp, http
 # and s3, psycopg). Build from the repository root:
 #   docker build -f images/worker.Dockerfile -t ghcr.io/dataworks/worker:0.1.0 .
 FROM python:3.11.14-slim-bookworm AS build
@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /venv \
  && /venv/bin/pip install --no-cache-dir --upgrade pip==25.3 \
- && /venv/bin/pip install --no-cache-dir ".[s3]"
+ && /venv/bin/pip install --no-cache-dir ".[s3,streams]"
 
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.source="https://github.com/dataworks/dataworks" \

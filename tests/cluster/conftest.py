@@ -25,8 +25,10 @@ from lightkube.resources.core_v1 import Namespace, ServiceAccount
 
 from dataworks.kube import clients
 from tests.cluster import helpers
+from tests.local import services
 
 REPO = Path(__file__).resolve().parents[2]
+REDIS_PASSWORD = "s3cret-for-tests"  # the StreamingJob tests' redis-server asks for it
 BINARY = REPO / "bin" / "testcluster"
 SOURCES = REPO / "test" / "cluster"
 
@@ -226,3 +228,10 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(scope="session")
+def stream_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
+    """A redis-server with a password (REDIS_PASSWORD), on loopback, where exec pods reach it."""
+    with services.redis(tmp_path_factory.mktemp("redis"), password=REDIS_PASSWORD) as server:
+        yield server

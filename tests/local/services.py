@@ -249,12 +249,15 @@ class Redis:
 
 
 @contextlib.contextmanager
-def redis(base: Path, *, appendfsync: str | None = None) -> Iterator[Redis]:
-    """Debian's redis-server on a loopback port, with AOF (`appendfsync`) or no persistence."""
+def redis(base: Path, *, appendfsync: str | None = None, password: str | None = None) -> Iterator[Redis]:
+    """Debian's redis-server on a loopback port, with AOF (`appendfsync`) or no persistence, and
+    a password when one is given."""
     port = free_port()
     persistence = (
         ["--appendonly", "yes", "--appendfsync", appendfsync] if appendfsync else ["--appendonly", "no"]
     )
+    if password:
+        persistence += ["--requirepass", password]
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(base)]
     proc = subprocess.Popen([*cmd, *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:

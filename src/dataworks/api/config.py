@@ -137,6 +137,16 @@ class TrainingJobsConfig(ConfigModel):
     )
 
 
+class StreamingJobsConfig(ConfigModel):
+    """The `streamingJobs:` section: the StreamingJob controller's settings."""
+
+    image: str = Field(
+        f"ghcr.io/dataworks/worker:{__version__}",
+        description="The consumer image of a StreamingJob that names none: it runs `dataworks consume` "
+        "(the worker image has the streams extra).",
+    )
+
+
 class OperatorConfig(ConfigModel):
     """Everything the operator reads from its configuration file: what every controller shares,
     then one section per controller."""
@@ -156,6 +166,10 @@ class OperatorConfig(ConfigModel):
     training_jobs: TrainingJobsConfig = Field(
         default_factory=TrainingJobsConfig,
         description="The TrainingJob controller's settings.",
+    )
+    streaming_jobs: StreamingJobsConfig = Field(
+        default_factory=StreamingJobsConfig,
+        description="The StreamingJob controller's settings.",
     )
     job_handler: JobHandlerConfig = Field(
         default_factory=JobHandlerConfig,

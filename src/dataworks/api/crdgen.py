@@ -38,6 +38,9 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     for key, value in node.items():
         if key in _DROP or key == "$defs":
             continue
+        if key == "properties":  # field names, not keywords: a field may be called `default`
+            out[key] = {name: _resolve(sub, defs) for name, sub in value.items()}
+            continue
         out[key] = _resolve(value, defs)
     any_of = out.pop("anyOf", None)
     if any_of is not None:
@@ -50,6 +53,9 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         out = merged
     if "const" in out:
         out["enum"] = [out.pop("const")]
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), int | float) and not isinstance(out[bound], bool):
+            out[limit], out[bound] = out[bound], True  # JSON Schema's number, OpenAPI v3's flag
     if out.get("type") == "object" and "properties" not in out:
         extra = out.pop("additionalProperties", None)
         if isinstance(extra, dict) and extra:
@@ -167,7 +173,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                     "name": info.version,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": dict(info.scale)} if info.scale else {})},
                     "additionalPrinterColumns": [dict(c) for c in info.printer_columns],
                     "schema": {"openAPIV3Schema": root},
                 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from dataworks.api import pipeline, sequentialjob, trainingjob
+from dataworks.api import pipeline, sequentialjob, streamingjob, trainingjob
 from dataworks.api.meta import KindInfo
 
 
@@ -53,4 +53,4 @@ class Registry:
 
 def default() -> Registry:
     """The kinds dataworks ships."""
-    return Registry((pipeline.INFO, sequentialjob.INFO, trainingjob.INFO))
+    return Registry((pipeline.INFO, sequentialjob.INFO, trainingjob.INFO, streamingjob.INFO))

@@ -66,6 +66,8 @@ class KindInfo:
     group: str = GROUP
     version: str = VERSION
     categories: tuple[str, ...] = (CATEGORY,)
+    # The CRD's scale subresource (specReplicasPath, statusReplicasPath, labelSelectorPath), if any.
+    scale: dict[str, str] | None = None
 
     @property
     def api_version(self) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 
 from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail, need_streams
 
+PUBLISHED_TTL = 60  # seconds a group's reports outlive its last consumer
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("consume", help="consume a Redis stream as one member of a consumer group")
@@ -34,6 +36,26 @@ def add_parser(sub: Any) -> None:
         default=30_000,
         help="claim entries a dead consumer left pending this long",
     )
+    p.add_argument(
+        "--claim-every",
+        type=float,
+        help="seconds between looks for entries to claim (default: half of --claim-idle-ms, at least 0.2)",
+    )
+    p.add_argument(
+        "--start-from",
+        choices=["earliest", "latest"],
+        default="earliest",
+        help="where a group this consumer creates starts: the stream's first entry, or new entries only",
+    )
+    p.add_argument(
+        "--dedupe", type=int, default=100_000, help="recent message_ids remembered to drop duplicates"
+    )
+    p.add_argument(
+        "--publish-stats",
+        action="store_true",
+        help="publish each second's figures to Redis (hash dataworks:stats:STREAM:GROUP, a field per "
+        "consumer), where the StreamingJob controller reads them",
+    )
     p.add_argument("--limit", type=int, help="stop after this many messages")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
     p.add_argument(
@@ -53,13 +75,28 @@ def cmd_consume(args: argparse.Namespace) -> int:
     need_streams("consume")
     import redis
 
+    from dataworks.streams.brokering import stats_key
     from dataworks.streams.consuming import Consumer, Stats
 
     if args.batch < 1 or args.block_ms < 0:
         fail("--batch must be at least 1 and --block-ms at least 0")
     if args.report and args.commit_every * 1000 >= args.claim_idle_ms:
         fail("--commit-every must be shorter than --claim-idle-ms: others would claim uncommitted entries")
+    if args.claim_every is not None and args.claim_every <= 0:
+        fail("--claim-every must be more than 0 seconds")
+    if args.dedupe < 0:
+        fail("--dedupe must be at least 0")
     r = redis.Redis.from_url(args.redis, password=os.environ.get("REDIS_PASSWORD") or None)
+    publish = None
+    if args.publish_stats:
+        key = stats_key(args.stream, args.group)
+
+        def publish(row: dict[str, Any]) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.hset(key, args.consumer, json.dumps(row))
+            pipe.expire(key, PUBLISHED_TTL)
+            pipe.execute()
+
     consumer = Consumer(
         r,
         args.stream,
@@ -69,7 +106,10 @@ def cmd_consume(args: argparse.Namespace) -> int:
         block_ms=args.block_ms,
         claim_idle_ms=args.claim_idle_ms,
         reconnect_seconds=args.reconnect_seconds,
-        stats=Stats(args.stats),
+        stats=Stats(args.stats, publish),
+        dedupe=args.dedupe,
+        claim_every=args.claim_every,
+        start_from="0" if args.start_from == "earliest" else "$",
         commit_path=args.report,
         commit_every=args.commit_every,
     )

@@ -39,6 +39,9 @@ class Controller:
     info: KindInfo
     owns: tuple[str, ...] = ()
     selector: Mapping[str, str] | None = None  # only objects with these labels (None: all)
+    # Watched kinds that a child owns rather than the object (the pods of its Deployment):
+    # routed by the owner label alone, whatever their controller ownerReference says.
+    grandchildren: tuple[str, ...] = ()
 
     @property
     def watches(self) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The `dataworks-operator` command: kopf wiring for its controllers (I/O layer).
 
-The controllers are Pipeline, SequentialJob, TrainingJob and the job-completion handler
+The controllers are Pipeline, SequentialJob, TrainingJob, StreamingJob and the job-completion handler
 (`--controllers` picks some).
 Handlers are registered on an explicit registry here, not at import time.
 Every event of an object and every event of a Job labelled with its owner
@@ -32,6 +32,7 @@ from dataworks.controllers.base import Controller
 from dataworks.controllers.jobhandler import JobHandlerController
 from dataworks.controllers.pipelines import PipelineController
 from dataworks.controllers.sequentialjobs import SequentialJobController
+from dataworks.controllers.streamingjobs import StreamingJobController
 from dataworks.controllers.trainingjobs import TrainingJobController
 from dataworks.core.kit import backoffs
 from dataworks.kube import clients, errors, resources
@@ -138,6 +139,10 @@ def _trainingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier |
     return TrainingJobController(config.training_jobs.image_pattern, metrics=metrics.training)
 
 
+def _streamingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
+    return StreamingJobController(config.streaming_jobs.image)
+
+
 def _jobhandler(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
     handler = config.job_handler
     capture = LogCapture(handler, logstore.sink(handler), metrics.handler)
@@ -148,6 +153,7 @@ CONTROLLERS: dict[str, Callable[[OperatorConfig, Metrics, Notifier | None], Cont
     "pipelines": _pipelines,
     "sequentialjobs": _sequentialjobs,
     "trainingjobs": _trainingjobs,
+    "streamingjobs": _streamingjobs,
     "jobhandler": _jobhandler,
 }
 
@@ -333,7 +339,8 @@ async def _become_ready(rt: Runtime, health: serving.Health, scope: list[str]) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dataworks-operator",
-        description="Runs the dataworks operator: Pipelines, SequentialJobs, TrainingJobs, job handler.",
+        description="Runs the dataworks operator: Pipelines, SequentialJobs, TrainingJobs, StreamingJobs, "
+        "and the job handler.",
     )
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"

@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +87,9 @@ class Stats:
     message's `timestamp`) as p50, p99 and p99.9 in ms; over the run, a mergeable histogram
     (core/streams/latency.py)."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, publish: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (kept for the run)
+        self.publish = publish  # also given each second's row (a StreamingJob's consumers report it)
         self.second: list[np.ndarray] = []
         self.busy = 0.0
         self.count = 0
@@ -106,11 +108,12 @@ class Stats:
         now = time.monotonic()
         if not force and now - self.started < 1.0:
             return
-        if self.out is not None:
+        if self.out is not None or self.publish is not None:
             row: dict[str, Any] = {
                 "t": round(time.time(), 3),
                 "processed": self.count,
                 "busy": round(self.busy, 4),
+                "seconds": round(now - self.started, 3),
             }
             if self.second:
                 p = np.percentile(np.concatenate(self.second) * 1000, [50, 99, 99.9])
@@ -119,7 +122,10 @@ class Stats:
                     "p99": round(float(p[1]), 3),
                     "p999": round(float(p[2]), 3),
                 }
-            self.out.write(json.dumps(row) + "\n")
+            if self.out is not None:
+                self.out.write(json.dumps(row) + "\n")
+            if self.publish is not None:
+                self.publish(row)
         self.second, self.busy, self.count, self.started = [], 0.0, 0, now
 
 
@@ -154,6 +160,8 @@ class Consumer:
         stats: Stats | None = None,
         commit_path: str | None = None,
         commit_every: float = 1.0,
+        claim_every: float | None = None,
+        start_from: str = "0",
     ) -> None:
         self.r, self.stream, self.group, self.name = r, stream, group, name
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
@@ -169,12 +177,15 @@ class Consumer:
         self.started = self.committed_at = time.monotonic()
         self.conn: Any = None
         self.outstanding = 0  # replies of a request in flight
+        # How often to look for entries to claim (default: half the idle time, at least 0.2 s).
+        self.claim_every = claim_every if claim_every is not None else max(0.2, claim_idle_ms / 2000)
+        self.start_from = start_from  # where a group this consumer creates starts: "0" or "$"
 
     def ensure_group(self) -> None:
         import redis
 
         try:
-            self.r.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            self.r.xgroup_create(self.stream, self.group, id=self.start_from, mkstream=True)
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
@@ -221,11 +232,11 @@ class Consumer:
         self.report.latency_histogram = latency.sparse(self.stats.histogram)
 
     def _loop(self, limit: int | None, idle_exit: float | None) -> None:
-        next_claim = time.monotonic() + self.claim_idle_ms / 1000
+        next_claim = time.monotonic() + min(self.claim_every, self.claim_idle_ms / 1000)
         while not self.stopping and (limit is None or self.report.processed < limit):
             if time.monotonic() >= next_claim:
                 self._claim()
-                next_claim = time.monotonic() + max(0.2, self.claim_idle_ms / 2000)
+                next_claim = time.monotonic() + self.claim_every
             entries = self._ack_and_read()
             self.stats.flush()
             if not entries:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataworks.api.config import OperatorConfig, PipelinesConfig, TrainingJobsConfig
+from dataworks.api.config import OperatorConfig, PipelinesConfig, StreamingJobsConfig, TrainingJobsConfig
 from dataworks.api.jobhandler import JobHandlerConfig
 from dataworks.operator.main import load_config
 
@@ -43,6 +43,7 @@ def test_every_key_is_documented_once() -> None:
     keys += [f"pipelines.{f.alias or name}" for name, f in PipelinesConfig.model_fields.items()]
     keys += [f"jobHandler.{f.alias or name}" for name, f in JobHandlerConfig.model_fields.items()]
     keys += [f"trainingJobs.{f.alias or name}" for name, f in TrainingJobsConfig.model_fields.items()]
+    keys += [f"streamingJobs.{f.alias or name}" for name, f in StreamingJobsConfig.model_fields.items()]
     assert sorted(documented) == sorted(keys)
 
 

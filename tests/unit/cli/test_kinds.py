@@ -32,7 +32,7 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(
         kinds.UnknownKind,
         match=r'no dataworks resource type "pipes"; known types: '
-        r"pipelines \(pl\), sequentialjobs \(sqj\), trainingjobs \(tj\)$",
+        r"pipelines \(pl\), sequentialjobs \(sqj\), trainingjobs \(tj\), streamingjobs \(stj\)$",
     ):
         kinds.resolve("pipes")
 

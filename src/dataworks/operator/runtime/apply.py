@@ -7,11 +7,12 @@ naming the object otherwise. A delete of something already gone is done.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from lightkube import AsyncClient, codecs
-from lightkube.resources.core_v1 import PodLog
+from lightkube.resources.core_v1 import PodLog, Secret
 from lightkube.types import CascadeType, PatchType
 
 from dataworks.api.meta import KindInfo
@@ -135,6 +136,15 @@ class Applier:
                     yield chunk
             finally:
                 await resp.aclose()
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded (a StreamingJob's broker password: get, by name)."""
+        with errors.typed():
+            secret = await self.client.get(Secret, name, namespace=namespace)
+        data = secret.data or {}
+        if key not in data:
+            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
 
     async def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         with errors.typed():

@@ -160,7 +160,8 @@ class Runtime:
             owner = labels.get(c.info.owner_label)
             if not owner:
                 continue
-            if refs and not any(r.get("kind") == c.info.kind and r.get("name") == owner for r in refs):
+            mine = any(r.get("kind") == c.info.kind and r.get("name") == owner for r in refs)
+            if refs and not mine and kind not in c.grandchildren:
                 continue  # labelled like ours, but another controller's child
             return c, (meta.get("namespace", ""), owner)
         return None

@@ -1,0 +1,264 @@
+"""The StreamingJob resource, dataworks.io/v1 (pure layer).
+
+A consumer group on a Redis stream, run as a Deployment of consumers whose count the
+operator sets from the group's lag and arrival rate (core/streamingjobs/scaling.py), with
+a strategy (throughput, latency, cost) chosen by schedule windows and load rules
+(core/streamingjobs/strategies.py). These models are the one definition of the resource:
+the operator parses with them and `dataworks.api.crdgen` renders the CRD, with a `scale`
+subresource (`kubectl scale stj/NAME --replicas N` sets a manual override).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from dataworks.api.common import DNS1123_LABEL
+from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model, StatusModel
+from dataworks.api.pods import ResourceRequirements
+
+KIND = "StreamingJob"
+PLURAL = "streamingjobs"
+OWNER_LABEL = "dataworks.io/streamingjob"
+MAX_NAME = 47  # the Deployment's pods are <name>-<10>-<5>: a pod name (the consumer name) within 63
+
+FreeForm = dict[str, Any]
+StrategyName = Literal["throughput", "latency", "cost"]
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class SecretKey(Model):
+    """One key of a Secret in the StreamingJob's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_LABEL, description="The Secret's name.")
+    key: str = Field(min_length=1, description="The key within the Secret.")
+
+
+class RedisSource(Model):
+    """A Redis stream read by one consumer group."""
+
+    address: str = Field(
+        pattern=r"^rediss?://[^@/\s]+(:[0-9]+)?(/[0-9]+)?$",
+        description="redis://HOST:PORT[/DB] (rediss:// for TLS), with no credential in it: the password "
+        "comes from passwordSecret.",
+    )
+    password_secret: SecretKey | None = Field(
+        None,
+        description="The Secret key holding the password. The consumers get it as REDIS_PASSWORD; the "
+        "operator reads it (get, by name) to measure the group's lag.",
+    )
+    stream: str = Field(min_length=1, max_length=512, description="The stream's key.")
+    group: str = Field(min_length=1, max_length=256, description="The consumer group (created if missing).")
+    start_from: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a group that does not exist yet starts: the stream's first entry, or only "
+        "entries added from now on.",
+    )
+
+
+class Source(Model):
+    """Where the messages come from."""
+
+    redis: RedisSource = Field(description="A Redis stream and consumer group.")
+
+
+class Processing(Model):
+    """What is done with each message."""
+
+    type: Literal["count"] = Field(
+        "count",
+        description="count: decode each JSON message and count it per symbol (the seed's baseline "
+        "consumer), dropping duplicates by message_id.",
+    )
+    dedupe_window: int = Field(
+        100_000, ge=0, le=10_000_000, description="How many recent message_ids a consumer remembers."
+    )
+
+
+class Window(Model):
+    """A strategy for a window of the day, on a clock of its own."""
+
+    strategy: StrategyName
+    start: str = Field(pattern=CLOCK, description='Local start time, "HH:MM".')
+    end: str = Field(pattern=CLOCK, description='Local end time, "HH:MM" (before start: crosses midnight).')
+    timezone: str = Field("UTC", min_length=1, description="IANA time zone, e.g. America/New_York.")
+    days: list[Day] | None = Field(None, description="Days the window applies (default every day).")
+
+
+class LoadRule(Model):
+    """A strategy while messages arrive faster than a rate."""
+
+    strategy: StrategyName
+    above_rate: float = Field(gt=0, description="Messages per second.")
+
+
+class StrategySpec(Model):
+    """Which allocation strategy is active: a load rule that matches, else a schedule window
+    that contains now, else the default."""
+
+    default: StrategyName = Field("throughput", description="The strategy outside windows and rules.")
+    schedule: list[Window] = Field(default_factory=list, max_length=20)
+    load_rules: list[LoadRule] = Field(default_factory=list, max_length=10)
+
+
+class Scaling(Model):
+    """Bounds and targets of the autoscaler."""
+
+    min_replicas: int = Field(1, ge=0, le=1000, description="Fewest consumers (0: scale to zero when idle).")
+    max_replicas: int = Field(10, ge=1, le=1000, description="Most consumers.")
+    queue_delay_seconds: float = Field(
+        5.0, gt=0, le=3600, description="The latency SLO: lag / arrival rate, in seconds."
+    )
+    idle_seconds: float = Field(
+        300.0, ge=0, le=86400, description="With minReplicas 0: nothing arrived nor waited this long."
+    )
+    consumer_rate: float = Field(
+        1000.0, gt=0, description="Messages/s one consumer processes, until the consumers report theirs."
+    )
+    catch_up_seconds: float | None = Field(
+        None, gt=0, le=86400, description="How fast a backlog should drain (default: the strategy's)."
+    )
+    scale_up_window_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="A scale-up takes the smallest count recommended over this window (default: the "
+        "strategy's; 0 acts at once).",
+    )
+    scale_down_window_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=86400,
+        description="A scale-down takes the largest count recommended over this window (default: the "
+        "strategy's), so a dip shorter than it does not scale down.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class StreamingJobSpec(Model):
+    """The stream to consume, how, and how many consumers."""
+
+    source: Source
+    processing: Processing = Field(default_factory=Processing)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    scaling: Scaling = Field(default_factory=Scaling)
+    replicas: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="A manual override of the consumer count (kubectl scale, dataworks scale); remove "
+        "it (dataworks scale --auto) to return to the autoscaler.",
+    )
+    batch_size: int | None = Field(
+        None, ge=1, le=10_000, description="XREADGROUP COUNT (default: the active strategy's)."
+    )
+    block_ms: int | None = Field(
+        None, ge=0, le=60_000, description="XREADGROUP BLOCK (default: the active strategy's)."
+    )
+    image: str | None = Field(
+        None, description="Consumer image (default: the operator's streamingJobs.image)."
+    )
+    resources: ResourceRequirements | None = Field(None, description="Requests and limits of each consumer.")
+    node_selector: dict[str, str] | None = Field(None, description="Node selector of the consumers.")
+    tolerations: list[FreeForm] | None = Field(None, description="Tolerations of the consumers.")
+    service_account_name: str | None = Field(None, description="ServiceAccount of the consumers.")
+    suspend: bool = Field(False, description="Pause: no consumer runs; messages wait in the stream.")
+
+
+State = Literal["Pending", "Running", "Idle", "Suspended", "Degraded", "Failed"]
+
+
+class Decision(StatusModel):
+    """The autoscaler's last decision."""
+
+    replicas: int
+    reason: str = Field(description="ScaleUp, ScaleDown, ScaleToZero, WakeUp, Steady, Stabilizing, Manual.")
+    message: str = ""
+    time: str | None = None
+
+
+class StreamingJobStatus(StatusModel):
+    """Observed state of the consumers and their stream."""
+
+    state: State = "Pending"
+    observed_generation: int | None = None
+    replicas: int = Field(0, description="Consumers the Deployment has.")
+    ready_replicas: int = 0
+    desired_replicas: int | None = None
+    selector: str | None = Field(None, description="The consumers' label selector (the scale subresource's).")
+    strategy: str | None = Field(None, description="The active strategy.")
+    strategy_reason: str | None = None
+    lag: int | None = Field(None, description="Entries of the stream not yet delivered to the group.")
+    lag_exact: bool | None = Field(None, description="False when the lag is an estimate (see docs).")
+    pending: int | None = Field(None, description="Entries delivered and not yet acknowledged.")
+    arrival_rate: float | None = Field(None, description="Messages/s added to the stream.")
+    processing_rate: float | None = Field(None, description="Messages/s the group processes now.")
+    consumer_rate: float | None = Field(None, description="Messages/s one consumer processes while busy.")
+    latency_p50_ms: float | None = Field(None, description="End to end, as the consumers report it.")
+    latency_p99_ms: float | None = None
+    reclaimed: int = Field(0, description="Entries of gone consumers handed to live ones.")
+    last_decision: Decision | None = None
+    last_reconcile_time: str | None = Field(None, description="When this status was last written.")
+    message: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class StreamingJob(Model):
+    """Consumers of a Redis stream, autoscaled by lag and arrival rate."""
+
+    api_version: str = f"{GROUP}/{VERSION}"
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: StreamingJobSpec
+    status: StreamingJobStatus | None = None
+
+    crd_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": f"size(self.metadata.name) <= {MAX_NAME}",
+            "message": f"metadata.name must be at most {MAX_NAME} characters: each consumer is named after "
+            "its pod, <name>-<replicaset>-<pod>, at most 63",
+        },
+        {
+            "rule": "!has(self.spec.scaling) || !has(self.spec.scaling.minReplicas) "
+            "|| !has(self.spec.scaling.maxReplicas) "
+            "|| self.spec.scaling.minReplicas <= self.spec.scaling.maxReplicas",
+            "message": "spec.scaling.minReplicas must not exceed spec.scaling.maxReplicas",
+            "fieldPath": ".spec.scaling.minReplicas",
+        },
+    ]
+
+
+INFO = KindInfo(
+    kind=KIND,
+    plural=PLURAL,
+    root=StreamingJob,
+    spec=StreamingJobSpec,
+    status=StreamingJobStatus,
+    short_names=("stj",),
+    printer_columns=(
+        {"name": "Strategy", "type": "string", "jsonPath": ".status.strategy"},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+        {"name": "Lag", "type": "integer", "jsonPath": ".status.lag"},
+        {"name": "Rate", "type": "number", "jsonPath": ".status.arrivalRate"},
+        {"name": "P99", "type": "number", "jsonPath": ".status.latencyP99Ms"},
+        {"name": "State", "type": "string", "jsonPath": ".status.state"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ),
+    terminal_phases=frozenset(),
+    owner_label=OWNER_LABEL,
+    scale={
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    },
+)

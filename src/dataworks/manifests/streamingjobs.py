@@ -1,0 +1,133 @@
+"""Pure builder of a StreamingJob's child: the Deployment of its consumers.
+
+Each consumer runs `dataworks consume` as one member of the group, named after its pod (the
+downward API's `metadata.name`), so a consumer's name is stable for its pod's life and the
+operator can tell which consumers of the group are gone. The Redis password comes from the
+Secret the spec names, as REDIS_PASSWORD, never from the spec. What the active strategy sets
+(batch size, blocking time, spot tolerations) is in the pod template; a strategy switch
+rolls the consumers, each acknowledging its batch in hand on SIGTERM.
+
+The Deployment's template carries a hash of itself (`TEMPLATE_HASH`), so the controller
+patches the template only when what it would build changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from dataworks.api import streamingjob as api
+from dataworks.core.streamingjobs.strategies import Strategy
+from dataworks.manifests import pods
+from dataworks.manifests.owner import Owner
+
+TEMPLATE_HASH = "dataworks.io/template-hash"
+CONTAINER = "consumer"
+# Reclaim: the operator marks a gone consumer's entries as long idle, and each live consumer
+# looks for such entries this often (XAUTOCLAIM), so they are processed again within about a
+# second of the pod's deletion being observed.
+CLAIM_IDLE_MS = 30_000
+CLAIM_EVERY_SECONDS = 0.5
+# The taints cloud providers put on spot (preemptible) nodes, tolerated by the cost strategy.
+SPOT_TOLERATIONS: tuple[dict[str, str], ...] = (
+    {"key": "cloud.google.com/gke-spot", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
+     "effect": "NoSchedule"},
+    {"key": "eks.amazonaws.com/capacityType", "operator": "Equal", "value": "SPOT", "effect": "NoSchedule"},
+)  # fmt: skip
+
+
+def deployment_name(name: str) -> str:
+    return name
+
+
+def command(spec: api.StreamingJobSpec, strategy: Strategy) -> list[str]:
+    src = spec.source.redis
+    batch = spec.batch_size or strategy.batch_size
+    block = spec.block_ms if spec.block_ms is not None else strategy.block_ms
+    return [
+        "dataworks", "consume",
+        "--redis", src.address, "--stream", src.stream, "--group", src.group,
+        "--consumer", "$(POD_NAME)",
+        "--start-from", src.start_from,
+        "--processing", spec.processing.type,
+        "--dedupe", str(spec.processing.dedupe_window),
+        "--batch", str(batch), "--block-ms", str(block),
+        "--claim-idle-ms", str(CLAIM_IDLE_MS), "--claim-every", str(CLAIM_EVERY_SECONDS),
+        "--publish-stats",
+    ]  # fmt: skip
+
+
+def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image: str) -> dict[str, Any]:
+    """The consumers' pod template, hash included."""
+    env: list[dict[str, Any]] = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    secret = spec.source.redis.password_secret
+    if secret is not None:
+        env.append(
+            {
+                "name": "REDIS_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
+            }
+        )
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image,
+        "command": command(spec, strategy),
+        "env": env,
+        "securityContext": pods.restricted_container(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if spec.resources is not None:
+        container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "securityContext": pods.restricted_pod(),
+        "terminationGracePeriodSeconds": 30,
+        "enableServiceLinks": False,
+    }
+    tolerations = list(spec.tolerations or [])
+    if strategy.spot:
+        tolerations += [dict(t) for t in SPOT_TOLERATIONS]
+    if tolerations:
+        pod["tolerations"] = tolerations
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.service_account_name:
+        pod["serviceAccountName"] = spec.service_account_name
+    labels = {**owner.labels(), "dataworks.io/strategy": strategy.name}
+    body = {"metadata": {"labels": labels}, "spec": pod}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["metadata"]["annotations"] = {TEMPLATE_HASH: digest}
+    return body
+
+
+def template_hash(deployment: dict[str, Any]) -> str | None:
+    meta = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return (meta.get("annotations") or {}).get(TEMPLATE_HASH)
+
+
+def deployment(
+    owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image: str, replicas: int
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": owner.labels(),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": owner.labels()},
+            # A consumer acknowledges its batch before it stops; a new one starts before an old
+            # one stops, so a strategy switch never leaves the group without a consumer.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "template": template(owner, spec, strategy, image),
+        },
+    }

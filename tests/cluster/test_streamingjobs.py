@@ -1,0 +1,256 @@
+"""StreamingJobs on the real control plane, with consumers that run for real.
+
+The consumer image is mapped to this checkout's virtualenv (the test control plane's exec
+configuration), so every pod the Deployment controller creates runs `dataworks consume`
+against a redis-server this module started, with a password the consumers get from a Secret
+and the operator reads by name. Nothing is painted: lag, rates and replica counts are what the
+operator measured.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+import yaml
+from lightkube import Client, codecs
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret
+
+from dataworks.api import streamingjob
+from dataworks.api.config import OperatorConfig
+from dataworks.kube import resources
+from tests.cluster.conftest import REDIS_PASSWORD as PASSWORD
+from tests.cluster.helpers import wait_for
+from tests.local import services
+
+StreamingJob = resources.of(streamingjob.INFO)
+CONSUMER_IMAGE = OperatorConfig().streaming_jobs.image
+VENV_BIN = str(Path(sys.executable).parent)
+CLI = [sys.executable, "-m", "dataworks.cli.main"]
+LABEL = streamingjob.OWNER_LABEL
+
+
+@pytest.fixture
+def broker(stream_broker: services.Redis) -> services.Redis:
+    return stream_broker
+
+
+@pytest.fixture
+def r(broker: services.Redis) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=broker.port, password=PASSWORD)  # each test has its own stream
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def consumers_run_for_real(client: Client) -> Iterator[None]:
+    consumer = {
+        "image": CONSUMER_IMAGE,
+        "path": [VENV_BIN],
+        "expose": [sys.base_prefix],
+        "env": {"PYTHONUNBUFFERED": "1"},
+    }
+    cm = ConfigMap(
+        metadata=ObjectMeta(name="testcluster-exec"),
+        data={"config.yaml": yaml.safe_dump({"images": [consumer]})},
+    )
+    client.apply(cm, namespace="kube-system", field_manager="dataworks-tests", force=True)
+    try:
+        yield
+    finally:
+        client.delete(ConfigMap, "testcluster-exec", namespace="kube-system")
+
+
+def password_secret(client: Client, namespace: str) -> None:
+    data = {"password": base64.b64encode(PASSWORD.encode()).decode()}
+    client.create(Secret(metadata=ObjectMeta(name="redis"), data=data), namespace=namespace)
+
+
+def manifest(name: str, server: services.Redis, stream: str, **spec: Any) -> dict[str, Any]:
+    source = {
+        "redis": {
+            "address": f"redis://127.0.0.1:{server.port}/0",
+            "passwordSecret": {"name": "redis", "key": "password"},
+            "stream": stream,
+            "group": "processors",
+        }
+    }
+    return {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "StreamingJob",
+        "metadata": {"name": name},
+        "spec": {"source": source, **spec},
+    }
+
+
+def status(client: Client, name: str, namespace: str) -> dict[str, Any]:
+    return dict(client.get(StreamingJob, name, namespace=namespace).to_dict().get("status") or {})
+
+
+def generate(server: services.Redis, stream: str, count: int, *args: str) -> None:
+    target = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0?stream={stream}"
+    done = subprocess.run(
+        [*CLI, "generate", "-q", "--count", str(count), *args, "-o", target],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def drained(r: redis.Redis, stream: str, count: int) -> bool:
+    groups = r.xinfo_groups(stream) if r.exists(stream) else []
+    g = next((g for g in groups if g["name"] == b"processors"), None)
+    return g is not None and g["entries-read"] == count and g["pending"] == 0 and not g["lag"]
+
+
+def until(
+    client: Client, name: str, namespace: str, ok: Any, what: str, *, timeout: float = 30
+) -> dict[str, Any]:
+    """Wait until `ok(status)` holds; the status."""
+    got = wait_for(
+        client,
+        StreamingJob,
+        name,
+        namespace,
+        lambda o: bool(ok(o.to_dict().get("status") or {})),
+        timeout=timeout,
+        what=what,
+    )
+    return dict(got.to_dict()["status"])
+
+
+def reasons(client: Client, namespace: str, name: str) -> list[str]:
+    return [e.reason for e in client.list(Event, namespace=namespace) if e.involvedObject.name == name]
+
+
+@pytest.mark.usefixtures("consumers_run_for_real", "operator")
+def test_a_burst_scales_up_drains_and_scales_down(
+    client: Client, namespace: str, broker: services.Redis, r: redis.Redis
+) -> None:
+    password_secret(client, namespace)
+    scaling = {"minReplicas": 1, "maxReplicas": 3, "catchUpSeconds": 2, "scaleDownWindowSeconds": 8}
+    body = manifest("burst", broker, namespace, strategy={"default": "latency"}, scaling=scaling)
+    client.create(codecs.from_dict(body), namespace=namespace)
+    until(
+        client, "burst", namespace, lambda s: s.get("state") == "Running", "one consumer running", timeout=60
+    )
+    assert client.get(Deployment, "burst", namespace=namespace).spec.replicas == 1
+
+    count = 300_000
+    generate(broker, namespace, count)
+    most = 1
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not drained(r, namespace, count):
+        most = max(most, client.get(Deployment, "burst", namespace=namespace).spec.replicas or 0)
+        time.sleep(0.2)
+    assert drained(r, namespace, count), r.xinfo_groups(namespace)
+    assert most > 1, f"never scaled up: {status(client, 'burst', namespace)}"
+
+    dep = wait_for(
+        client,
+        Deployment,
+        "burst",
+        namespace,
+        lambda d: d.spec.replicas == 1,
+        timeout=60,
+        what="the scale-down to minReplicas once drained",
+    )
+    assert dep.spec.replicas == 1
+    st = status(client, "burst", namespace)
+    assert st["strategy"] == "latency"
+    assert st["lag"] == 0
+    assert st["selector"] == f"{LABEL}=burst"
+    got = reasons(client, namespace, "burst")
+    assert "ScaleUp" in got
+    assert "ScaleDown" in got
+
+
+@pytest.mark.usefixtures("consumers_run_for_real", "operator")
+def test_a_deleted_consumers_pending_entries_are_reclaimed_and_processed(
+    client: Client, namespace: str, broker: services.Redis, r: redis.Redis
+) -> None:
+    password_secret(client, namespace)
+    client.create(codecs.from_dict(manifest("heal", broker, namespace, replicas=1)), namespace=namespace)
+    wait_for(
+        client,
+        Deployment,
+        "heal",
+        namespace,
+        lambda d: (d.status.readyReplicas or 0) == 1,
+        timeout=60,
+        what="one consumer ready",
+    )
+    [victim] = [p.metadata.name for p in client.list(Pod, namespace=namespace, labels={LABEL: "heal"})]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _members(r, namespace):
+        time.sleep(0.1)
+    assert _members(r, namespace) == {victim}
+    # The victim hangs (SIGSTOP): the batch its blocked read is given, and one more read in its
+    # name, stay pending to it; then its pod is force-deleted, as a node that vanished would.
+    [pid] = [p.pid for p in psutil.process_iter(["cmdline"]) if _consumer_of(p.info["cmdline"]) == victim]
+    os.kill(pid, signal.SIGSTOP)
+    generate(broker, namespace, 1000, "--seed", "7")
+    r.xreadgroup("processors", victim, {namespace: ">"}, count=400)
+    taken = r.xpending(namespace, "processors")["pending"]
+    assert taken >= 400
+    client.delete(Pod, victim, namespace=namespace, grace_period=0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not drained(r, namespace, 1000):
+        time.sleep(0.05)
+    assert drained(r, namespace, 1000), r.xinfo_groups(namespace)
+    st = until(client, "heal", namespace, lambda s: s.get("reclaimed", 0) >= taken, "the reclaim in status")
+    assert st["reclaimed"] == taken
+    assert "Reclaimed" in reasons(client, namespace, "heal")
+    # The replacement consumer processed them; the victim left the group once it had nothing pending.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and victim in _members(r, namespace):
+        time.sleep(0.2)
+    assert victim not in _members(r, namespace)
+    assert len(_members(r, namespace)) == 1
+
+
+def _consumer_of(cmdline: list[str] | None) -> str | None:
+    args = cmdline or []
+    if "consume" not in args or "--consumer" not in args:
+        return None
+    return args[args.index("--consumer") + 1]
+
+
+def _members(r: redis.Redis, stream: str) -> set[str]:
+    if not r.exists(stream):
+        return set()
+    try:
+        return {c["name"].decode() for c in r.xinfo_consumers(stream, "processors")}
+    except redis.ResponseError:  # no group yet
+        return set()
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_password_secret_that_is_missing_degrades_with_the_field_and_an_event(
+    client: Client, namespace: str, broker: services.Redis
+) -> None:
+    client.create(codecs.from_dict(manifest("nopass", broker, namespace)), namespace=namespace)
+    st = until(client, "nopass", namespace, lambda s: s.get("state") == "Degraded", "Degraded")
+    assert st["message"].startswith(
+        "spec.source.redis.passwordSecret: cannot read key 'password' of Secret redis"
+    )
+    assert "BrokerUnreachable" in reasons(client, namespace, "nopass")
+    # Consumers start anyway (their pods wait for the Secret); the count is the floor, not a guess.
+    assert client.get(Deployment, "nopass", namespace=namespace).spec.replicas == 1
+    password_secret(client, namespace)
+    until(
+        client, "nopass", namespace, lambda s: s.get("state") != "Degraded", "recovery once the Secret exists"
+    )

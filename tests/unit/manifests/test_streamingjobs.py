@@ -1,0 +1,67 @@
+"""A StreamingJob's Deployment: restricted consumers named after their pods, the password from a
+Secret only, the active strategy in the template, and a template hash that follows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataworks.api import streamingjob as api
+from dataworks.core.streamingjobs.strategies import PRESETS
+from dataworks.manifests import streamingjobs as manifests
+from dataworks.manifests.owner import Owner
+
+OWNER = Owner(info=api.INFO, name="ticks", namespace="ns", uid="u-1")
+
+
+def spec(**over: Any) -> api.StreamingJobSpec:
+    redis = {
+        "address": "redis://r:6379/0",
+        "stream": "s",
+        "group": "g",
+        "passwordSecret": {"name": "r", "key": "pw"},
+    }
+    return api.StreamingJobSpec.model_validate({"source": {"redis": redis}} | over)
+
+
+def test_consumers_are_restricted_and_the_password_comes_from_the_secret() -> None:
+    d = manifests.deployment(OWNER, spec(), PRESETS["throughput"], "img:1", 3)
+    assert d["spec"]["replicas"] == 3
+    assert d["metadata"]["ownerReferences"][0]["kind"] == "StreamingJob"
+    assert d["spec"]["selector"]["matchLabels"] == {"dataworks.io/streamingjob": "ticks"}
+    pod = d["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [c] = pod["containers"]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["REDIS_PASSWORD"] == {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "r", "key": "pw"}},
+    }
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert all("value" not in e or e["name"] != "REDIS_PASSWORD" for e in c["env"])
+    cmd = c["command"]
+    assert cmd[:2] == ["dataworks", "consume"]
+    assert cmd[cmd.index("--consumer") + 1] == "$(POD_NAME)"
+    assert cmd[cmd.index("--batch") + 1] == "500"  # the throughput strategy's
+    assert "--publish-stats" in cmd
+
+
+def test_the_strategy_sets_batches_and_spot_tolerations_and_changes_the_hash() -> None:
+    fast = manifests.template(OWNER, spec(), PRESETS["latency"], "img:1")
+    cheap = manifests.template(OWNER, spec(), PRESETS["cost"], "img:1")
+    assert "tolerations" not in fast["spec"]
+    assert {t["key"] for t in cheap["spec"]["tolerations"]} >= {"cloud.google.com/gke-spot"}
+    cmd = fast["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--batch") + 1] == "10"
+    hashes = {manifests.template_hash({"spec": {"template": t}}) for t in (fast, cheap)}
+    assert len(hashes) == 2
+    again = manifests.template(OWNER, spec(), PRESETS["latency"], "img:1")
+    assert manifests.template_hash({"spec": {"template": again}}) in hashes
+
+
+def test_the_spec_overrides_the_strategys_batch() -> None:
+    t = manifests.template(OWNER, spec(batchSize=42, blockMs=0), PRESETS["cost"], "img:1")
+    cmd = t["spec"]["containers"][0]["command"]
+    assert (cmd[cmd.index("--batch") + 1], cmd[cmd.index("--block-ms") + 1]) == ("42", "0")
