@@ -36,6 +36,7 @@ from tests.cluster.helpers import wait_for
 from tests.local import services
 
 StreamingJob = resources.of(streamingjob.INFO)
+REPO = Path(__file__).resolve().parents[2]
 CONSUMER_IMAGE = OperatorConfig().streaming_jobs.image
 VENV_BIN = str(Path(sys.executable).parent)
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
@@ -253,4 +254,218 @@ def test_a_password_secret_that_is_missing_degrades_with_the_field_and_an_event(
     password_secret(client, namespace)
     until(
         client, "nopass", namespace, lambda s: s.get("state") != "Degraded", "recovery once the Secret exists"
+    )
+
+
+def _source(**over: Any) -> dict[str, Any]:
+    return {"redis": {"address": "redis://redis:6379/0", "stream": "s", "group": "g", **over}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        pytest.param(
+            {"source": _source(address="redis://:pw@redis:6379")},
+            "spec.source.redis.address",
+            id="password-in-the-address",
+        ),
+        pytest.param(
+            {"source": _source(address="http://redis:6379")}, "spec.source.redis.address", id="not-redis"
+        ),
+        pytest.param({"source": _source(stream="")}, "spec.source.redis.stream", id="empty-stream"),
+        pytest.param({"source": _source(startFrom="middle")}, "spec.source.redis.startFrom", id="start-from"),
+        pytest.param({}, "spec.source", id="no-source"),
+        pytest.param(
+            {"scaling": {"minReplicas": 5, "maxReplicas": 2}},
+            "must not exceed spec.scaling.maxReplicas",
+            id="min-above-max",
+        ),
+        pytest.param({"scaling": {"maxReplicas": 0}}, "spec.scaling.maxReplicas", id="max-zero"),
+        pytest.param({"scaling": {"queueDelaySeconds": 0}}, "spec.scaling.queueDelaySeconds", id="slo-zero"),
+        pytest.param({"strategy": {"default": "fast"}}, "spec.strategy.default", id="unknown-strategy"),
+        pytest.param(
+            {"strategy": {"schedule": [{"strategy": "cost", "start": "25:00", "end": "06:00"}]}},
+            "spec.strategy.schedule[0].start",
+            id="hour-25",
+        ),
+        pytest.param(
+            {"strategy": {"loadRules": [{"strategy": "cost", "aboveRate": 0}]}},
+            "spec.strategy.loadRules[0].aboveRate",
+            id="rate-zero",
+        ),
+        pytest.param({"processing": {"type": "spark"}}, "spec.processing.type", id="unknown-processing"),
+        pytest.param({"batchSize": 0}, "spec.batchSize", id="batch-zero"),
+        pytest.param({"replica": 3}, "replica", id="misspelt-field"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field(
+    cluster: Any, namespace: str, tmp_path: Path, spec: dict[str, Any], field: str
+) -> None:
+    body = {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "StreamingJob",
+        "metadata": {"name": "bad"},
+        "spec": {"source": _source(), **spec},
+    }
+    if not spec:
+        del body["spec"]["source"]
+    path = tmp_path / "stj.yaml"
+    path.write_text(yaml.safe_dump(body))
+    out = cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(path), check=False)
+    assert out.returncode != 0
+    assert field in out.stderr, out.stderr
+
+
+@pytest.mark.usefixtures("operator")
+def test_what_only_the_operator_can_check_fails_the_streamingjob_and_nothing_starts(
+    client: Client, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    """A time zone the API server cannot check: Failed, naming the field; no Deployment."""
+    window = {"strategy": "cost", "start": "22:00", "end": "06:00", "timezone": "Mars/Olympus"}
+    body = {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "StreamingJob",
+        "metadata": {"name": "martian"},
+        "spec": {"source": _source(), "strategy": {"schedule": [window]}},
+    }
+    client.create(codecs.from_dict(body), namespace=namespace)
+    st = until(client, "martian", namespace, lambda s: s.get("state") == "Failed", "Failed")
+    assert st["message"].startswith(
+        "spec.strategy.schedule.0.timezone: Value error, unknown time zone 'Mars/Olympus'"
+    )
+    assert "ValidationFailed" in reasons(client, namespace, "martian")
+    assert not list(client.list(Deployment, namespace=namespace))
+
+
+def dataworks(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.usefixtures("operator")
+def test_scale_by_hand_and_back_and_describe_shows_the_live_figures(
+    client: Client, namespace: str, broker: services.Redis, cluster: Any
+) -> None:
+    """The consumers are painted here (their image is not mapped): the figures are the stream's."""
+    password_secret(client, namespace)
+    # A short scale-down window: back on automatic, the autoscaler waits it out before going down.
+    knob = manifest("knob", broker, namespace, scaling={"scaleDownWindowSeconds": 3})
+    client.create(codecs.from_dict(knob), namespace=namespace)
+    until(client, "knob", namespace, lambda s: s.get("lag") is not None, "a first reading")
+    out = dataworks("scale", "stj/knob", "--replicas", "3", "-n", namespace)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "streamingjob.dataworks.io/knob scaled: 3 consumers (manual)"
+    wait_for(client, Deployment, "knob", namespace, lambda d: d.spec.replicas == 3, what="3 consumers")
+    st = until(
+        client, "knob", namespace, lambda s: (s.get("lastDecision") or {}).get("reason") == "Manual", "Manual"
+    )
+    assert st["desiredReplicas"] == 3
+    text = dataworks("describe", "stj/knob", "-n", namespace)
+    assert text.returncode == 0, text.stderr
+    assert "manual (3, dataworks scale --auto returns it)" in text.stdout
+    assert "Lag:         0 waiting, 0 pending" in text.stdout
+    assert "Decision:    Manual to 3" in text.stdout
+    table = dataworks("get", "stj", "-n", namespace)
+    assert table.returncode == 0, table.stderr
+    assert "knob" in table.stdout
+    assert "STRATEGY" in table.stdout.upper()
+    # kubectl scale goes through the scale subresource to the same field.
+    done = cluster.kubectl("scale", "stj/knob", "--replicas", "2", "-n", namespace, check=False)
+    assert done.returncode == 0, done.stderr
+    wait_for(client, Deployment, "knob", namespace, lambda d: d.spec.replicas == 2, what="2 consumers")
+    assert dataworks("scale", "stj/knob", "--auto", "-n", namespace).returncode == 0
+    assert "replicas" not in client.get(StreamingJob, "knob", namespace=namespace).to_dict()["spec"]
+    wait_for(
+        client,
+        Deployment,
+        "knob",
+        namespace,
+        lambda d: d.spec.replicas == 1,
+        what="back to the floor",
+        timeout=30,
+    )
+    refused = dataworks("scale", "stj/knob", "-n", namespace)
+    assert refused.returncode == 2
+    assert "exactly one of --replicas N or --auto" in refused.stderr
+
+
+@pytest.mark.usefixtures("consumers_run_for_real", "operator")
+def test_the_example_applies_as_written_and_consumes(
+    client: Client, namespace: str, broker: services.Redis, r: redis.Redis
+) -> None:
+    """examples/streams/streamingjob.yaml, with only its Redis address pointed at the test's."""
+    body = yaml.safe_load((REPO / "examples" / "streams" / "streamingjob.yaml").read_text())
+    body["spec"]["source"]["redis"]["address"] = f"redis://127.0.0.1:{broker.port}/0"
+    body["spec"]["source"]["redis"]["stream"] = namespace
+    password_secret(client, namespace)
+    client.create(codecs.from_dict(body), namespace=namespace)
+    name = body["metadata"]["name"]
+    # Whichever strategy the clock picks (the cost one starts no consumer until a message comes).
+    st = until(client, name, namespace, lambda s: s.get("lag") is not None, "a first reading")
+    assert st["strategy"] in {"throughput", "latency", "cost"}
+    generate(broker, namespace, 20_000)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not drained(r, namespace, 20_000):
+        time.sleep(0.2)
+    assert drained(r, namespace, 20_000), r.xinfo_groups(namespace)
+    st = until(client, name, namespace, lambda s: s.get("state") == "Running", "Running")
+    assert st["lag"] == 0
+
+
+@pytest.mark.usefixtures("consumers_run_for_real")
+def test_the_consumers_keep_consuming_through_an_operator_sigkill_and_an_upgrade(
+    client: Client, namespace: str, broker: services.Redis, r: redis.Redis, operator: Any
+) -> None:
+    """The operator is killed (SIGKILL), then later stopped and started again (an upgrade: the
+    old process ends, a new one starts) while 100,000 messages arrive at 10,000 a second. The
+    consumers never depend on the operator: every message is delivered and acknowledged."""
+    password_secret(client, namespace)
+    client.create(codecs.from_dict(manifest("steady", broker, namespace, replicas=2)), namespace=namespace)
+    wait_for(
+        client,
+        Deployment,
+        "steady",
+        namespace,
+        lambda d: (d.status.readyReplicas or 0) == 2,
+        timeout=60,
+        what="two consumers ready",
+    )
+    producer = subprocess.Popen(
+        [
+            *CLI,
+            "generate",
+            "-q",
+            "--count",
+            "100000",
+            "--rate",
+            "10000",
+            "--realtime",
+            "-o",
+            f"redis://:{PASSWORD}@127.0.0.1:{broker.port}/0?stream={namespace}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        operator.stop(kill=True)
+        time.sleep(2)
+        operator.start()
+        time.sleep(3)
+        operator.stop()
+        operator.start()
+        _, err = producer.communicate(timeout=120)
+        assert producer.returncode == 0, err
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.communicate()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not drained(r, namespace, 100_000):
+        time.sleep(0.2)
+    assert drained(r, namespace, 100_000), r.xinfo_groups(namespace)
+    # The new operator took over where the old one was: the same Deployment, still two consumers.
+    assert client.get(Deployment, "steady", namespace=namespace).spec.replicas == 2
+    until(
+        client, "steady", namespace, lambda s: s.get("lag") == 0 and s.get("state") == "Running", "caught up"
     )

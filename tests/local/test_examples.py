@@ -85,8 +85,8 @@ def test_daily_production_etl(shop: services.Postgres, tmp_path: Path) -> None:
 
 def test_every_example_is_run_by_a_test() -> None:
     """The examples tree holds only resources some test runs (the cluster tests run examples/seed,
-    examples/sequentialjob, examples/jobhandler and examples/training; tests/local/test_generate.py
-    runs examples/streams)."""
+    examples/sequentialjob, examples/jobhandler, examples/training and the StreamingJob in
+    examples/streams; tests/local/test_generate.py runs examples/streams/market-day.yaml)."""
     ran = {
         "quickstart.yaml",
         "local/marketing-q1-analysis.yaml",
@@ -100,6 +100,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "training/trainingjob-distributed.yaml",
         "training/trainingjob-gpu.yaml",
         "streams/market-day.yaml",  # tests/local/test_generate.py
+        "streams/streamingjob.yaml",  # tests/cluster/test_streamingjobs.py
     }
     found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
     assert found == ran

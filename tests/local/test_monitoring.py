@@ -46,18 +46,26 @@ def exported() -> set[str]:
     t.startup.observe(1)
     t.recovery.observe(1)
     t.duration.labels(state="Succeeded").observe(1)
+    sj = metrics.streaming
+    for g in (sj.lag, sj.pending, sj.arrival, sj.processing, sj.p99, sj.replicas, sj.desired, sj.max_replicas,
+              sj.queue_delay_slo, sj.broker_up, sj.stalled):  # fmt: skip
+        g.labels("ns", "stj").set(1)
+    sj.strategy.labels("ns", "stj", "cost").set(1)
+    sj.decisions.labels(reason="ScaleUp").inc()
+    sj.reclaimed.inc()
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 
 def referenced(expr: str) -> set[str]:
     names = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*(?=[{\[)]|$|\s*[-+*/>]|\s*offset)", expr))
-    return {n for n in names if n.startswith(("pipeline_", "dataworks_", "active_", "trainingjob_"))}
+    prefixes = ("pipeline_", "dataworks_", "active_", "trainingjob_", "streamingjob_")
+    return {n for n in names if n.startswith(prefixes)}
 
 
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     check = promtool("check", "rules", "rules.yaml")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "9 rules found" in check.stdout
+    assert "13 rules found" in check.stdout
     tested = promtool("test", "rules", "rules_test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -78,6 +86,10 @@ def test_prometheus_rule_carries_exactly_the_tested_rules() -> None:
         "TrainingJobStalled",
         "TrainingJobRestartingOften",
         "TrainingJobFailed",
+        "StreamingJobBehind",
+        "StreamingJobAtMaxReplicas",
+        "StreamingJobBrokerUnreachable",
+        "StreamingJobStalled",
     }
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     for name, rule in alerts.items():
@@ -109,6 +121,13 @@ def test_every_rule_and_dashboard_query_uses_exported_metrics() -> None:
         "trainingjob_duration_seconds_bucket",
         "trainingjob_failed_total",
         "trainingjob_completed_total",
+        # StreamingJob: lag, rates, consumers, latency, decisions, reclaims
+        "streamingjob_lag_messages",
+        "streamingjob_arrival_rate",
+        "streamingjob_desired_replicas",
+        "streamingjob_latency_p99_seconds",
+        "streamingjob_scale_decisions_total",
+        "streamingjob_reclaimed_messages_total",
     ):
         assert wanted in used
 

@@ -11,8 +11,9 @@ subresource (`kubectl scale stj/NAME --replicas N` sets a manual override).
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dataworks.api.common import DNS1123_LABEL
 from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model, StatusModel
@@ -21,6 +22,7 @@ from dataworks.api.pods import ResourceRequirements
 KIND = "StreamingJob"
 PLURAL = "streamingjobs"
 OWNER_LABEL = "dataworks.io/streamingjob"
+MAX_REPLICAS = 1000
 MAX_NAME = 47  # the Deployment's pods are <name>-<10>-<5>: a pod name (the consumer name) within 63
 
 FreeForm = dict[str, Any]
@@ -86,6 +88,17 @@ class Window(Model):
     end: str = Field(pattern=CLOCK, description='Local end time, "HH:MM" (before start: crosses midnight).')
     timezone: str = Field("UTC", min_length=1, description="IANA time zone, e.g. America/New_York.")
     days: list[Day] | None = Field(None, description="Days the window applies (default every day).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as America/New_York"
+            ) from None
+        return value
 
 
 class LoadRule(Model):
@@ -155,7 +168,7 @@ class StreamingJobSpec(Model):
     replicas: int | None = Field(
         None,
         ge=0,
-        le=1000,
+        le=MAX_REPLICAS,
         description="A manual override of the consumer count (kubectl scale, dataworks scale); remove "
         "it (dataworks scale --auto) to return to the autoscaler.",
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from dataworks.cli import bench, consume, generate
+from dataworks.cli import bench, consume, generate, streamings
 from dataworks.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -50,6 +50,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from dataworks.cli import trainings
 
         return trainings.run(args, docs)
+    if any(d.get("kind") == "StreamingJob" for d in docs):
+        from dataworks.cli import streamingruns
+
+        return streamingruns.run(args, docs)
     if args.local:
         from dataworks.cli import local
 
@@ -284,6 +288,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
         from dataworks.cli import trainingdescribe
 
         return trainingdescribe.describe(Cluster(args), name, args)
+    if info.kind == "StreamingJob":
+        from dataworks.cli import streamings
+
+        return streamings.describe(Cluster(args), name, args)
     _pipelines_only(info, "describe")
     cluster = Cluster(args)
     if args.output in {"json", "yaml"}:
@@ -428,6 +436,9 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     run.add_argument("-f", "--file", dest="file_flag", help="the same, as kubectl spells it")
     run.add_argument("--param", action="append", metavar="K=V", help="fill {{ K }} in the file (repeatable)")
     run.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
+    run.add_argument(
+        "--redis", help="--local StreamingJob: the Redis to consume, redis://[:PASSWORD@]HOST:PORT/DB"
+    )
     run.add_argument("--name", help="run name (default: the pipeline's name plus a unique suffix)")
     run.add_argument(
         "--dry-run", action="store_true", help="print the Jobs and ConfigMaps the operator would create"
@@ -474,10 +485,12 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     describe = sub.add_parser(
         "describe",
         parents=[common, output],
-        help="one pipeline (or KIND/NAME, e.g. sqj/nightly) in full: steps, Jobs, workers, Events",
+        help="one pipeline (or KIND/NAME, e.g. sqj/nightly, stj/ticks) in full: steps, Jobs, workers, Events",
     )
     describe.add_argument("name")
     describe.set_defaults(fn=cmd_describe)
+
+    streamings.add_parser(sub, [common, output])
 
     completion = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
     completion.add_argument("shell", choices=["bash", "zsh", "fish"])

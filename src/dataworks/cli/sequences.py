@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dataworks.api import sequentialjob as api
-from dataworks.cli import context, formatting
+from dataworks.cli import context, formatting, kindruns
 from dataworks.cli.context import EXIT_FAILED, EXIT_OK, Cluster, console, emit, fail
 from dataworks.core.kit.plan import Event
 from dataworks.core.sequentialjobs import validation
@@ -113,22 +113,7 @@ def run_cluster(args: argparse.Namespace, items: list[tuple[dict[str, Any], vali
 
 
 def run_local(args: argparse.Namespace, obj: dict[str, Any]) -> int:
-    root = runs.workdir(args.workdir)
-    base = str((obj.get("metadata") or {}).get("name") or Path(args.file).stem)
-    existing = {r.name for r in runs.list_runs(root)}
-    name = args.name or runs.new_run_name(base, existing)
-    if name in existing:
-        fail(f"a local run named {name} exists in {root}; choose another --name or omit it")
-    run_dir = runs.RunDir(root / "runs" / name)
-    meta = {
-        "name": name,
-        "namespace": "local",
-        "labels": {"dataworks.io/sequentialjob-name": base},
-        "generation": 1,
-    }
-    run_dir.save_pipeline(
-        {"apiVersion": api.INFO.api_version, "kind": api.KIND, "metadata": meta, "spec": obj["spec"]}
-    )
+    run_dir = kindruns.new_run(args, obj, api.INFO, obj["spec"])
     return execute(run_dir)
 
 

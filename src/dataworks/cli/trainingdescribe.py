@@ -8,12 +8,11 @@ group them; `-o json|yaml` gives the status and the Events as data.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
 from dataworks.api import trainingjob as api
-from dataworks.cli import context, formatting
-from dataworks.cli.context import EXIT_OK, Cluster, console, emit
+from dataworks.cli import kindruns
+from dataworks.cli.context import Cluster
 
 
 def lines(obj: dict[str, Any]) -> list[str]:
@@ -53,15 +52,4 @@ def lines(obj: dict[str, Any]) -> list[str]:
 
 
 def describe(cluster: Cluster, name: str, args: argparse.Namespace) -> int:
-    obj = cluster.get(name, api.INFO)
-    events = context.events_of(cluster, name, api.KIND)
-    if args.output in {"json", "yaml"}:
-        emit(args, "", formatting.status_and_events(name, obj, events))
-        return EXIT_OK
-    out = console()
-    for line in lines(obj):
-        out.print(line, highlight=False, markup=False)
-    if events:
-        out.print("")
-        out.print(formatting.events_table(events, datetime.now(UTC)))
-    return EXIT_OK
+    return kindruns.describe(cluster, name, args, api.INFO, lines)

@@ -10,41 +10,22 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from dataworks.api import trainingjob as api
-from dataworks.cli.context import EXIT_FAILED, EXIT_OK, Cluster, console, fail
+from dataworks.cli import kindruns
+from dataworks.cli.context import EXIT_FAILED, EXIT_OK, console, fail
 from dataworks.core.kit.plan import Event
-from dataworks.local import runs
 from dataworks.local.runtime import Hooks
 from dataworks.local.trainings import TrainingExecutor
 
 EXIT_INTERRUPTED = 130
 
 
-def checked(docs: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
-    """Each TrainingJob of the file, validated; exit 2 naming every invalid field."""
-    others = sorted({str(d.get("kind")) for d in docs if d.get("kind") != api.KIND})
-    if others:
-        fail(f"{path} holds {', '.join(others)} beside TrainingJobs; run them from separate files")
-    for obj in docs:
-        name = (obj.get("metadata") or {}).get("name", "?")
-        try:
-            api.TrainingJob.model_validate(obj)
-        except ValidationError as e:
-            lines = "\n".join(
-                f"  - {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
-            )
-            fail(f"{path}: trainingjob {name} is invalid:\n{lines}")
-    return docs
-
-
 def run(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
-    items = checked(docs, args.file)
+    items = kindruns.checked(docs, args.file, api.INFO)
     if args.dry_run:
         print(yaml.safe_dump_all(items, sort_keys=False), end="")
         return EXIT_OK
@@ -56,22 +37,7 @@ def run(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
 
 
 def run_cluster(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
-    from lightkube import codecs
-
-    from dataworks.kube import resources
-
-    resources.of(api.INFO)  # registers the kind with codecs.from_dict
-    cluster = Cluster(args)
-    names = []
-    for original in items:
-        obj = {**original, "metadata": dict(original.get("metadata") or {})}
-        if args.name and len(items) == 1:
-            obj["metadata"]["name"] = args.name
-        cluster.call(
-            "create trainingjobs", cluster.client.create, codecs.from_dict(obj), namespace=cluster.namespace
-        )
-        names.append(obj["metadata"]["name"])
-        print(f"trainingjob.dataworks.io/{obj['metadata']['name']} created")
+    cluster, names = kindruns.create(args, items, api.INFO)
     if not (args.wait or args.watch):
         return EXIT_OK
     codes = []
@@ -86,22 +52,7 @@ def run_cluster(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
 
 
 def run_local(args: argparse.Namespace, obj: dict[str, Any]) -> int:
-    root = runs.workdir(args.workdir)
-    base = str((obj.get("metadata") or {}).get("name") or Path(args.file).stem)
-    existing = {r.name for r in runs.list_runs(root)}
-    name = args.name or runs.new_run_name(base, existing)
-    if name in existing:
-        fail(f"a local run named {name} exists in {root}; choose another --name or omit it")
-    run_dir = runs.RunDir(root / "runs" / name)
-    meta = {
-        "name": name,
-        "namespace": "local",
-        "labels": {"dataworks.io/trainingjob-name": base},
-        "generation": 1,
-    }
-    run_dir.save_pipeline(
-        {"apiVersion": api.INFO.api_version, "kind": api.KIND, "metadata": meta, "spec": obj["spec"]}
-    )
+    run_dir = kindruns.new_run(args, obj, api.INFO, obj["spec"])
     out = console()
     out.print(f"run {run_dir.name} in {run_dir.path}")
     started = time.monotonic()

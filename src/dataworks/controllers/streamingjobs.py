@@ -53,6 +53,15 @@ def redis_broker(address: str, password: str | None) -> Broker:
     return RedisBroker(address, password)
 
 
+class Observer(Protocol):
+    """The StreamingJob metrics (observability/streaming.py)."""
+
+    def observe(
+        self, key: tuple[str, str], spec: Any, st: Any, *, decided: str | None, reclaimed: int
+    ) -> None: ...
+    def forget(self, key: tuple[str, str]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Observed:
     seen: planning.Observed
@@ -73,8 +82,9 @@ class StreamingJobController(Controller):
         image: str = DEFAULT_IMAGE,
         brokers: Callable[[str, str | None], Broker] = redis_broker,
         clock: Callable[[], float] = time.time,
+        metrics: Observer | None = None,
     ) -> None:
-        self.image, self.brokers, self.clock = image, brokers, clock
+        self.image, self.brokers, self.clock, self.metrics = image, brokers, clock, metrics
         self._brokers: dict[tuple[str, str | None], Broker] = {}
         self._samples: dict[tuple[str, str], tuple[measuring.Sample, ...]] = {}
         self._memory: dict[tuple[str, str], scaling.Memory] = {}
@@ -92,6 +102,8 @@ class StreamingJobController(Controller):
     def forget(self, key: tuple[str, str]) -> None:
         self._samples.pop(key, None)
         self._memory.pop(key, None)
+        if self.metrics is not None:
+            self.metrics.forget(key)
 
     async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
         meta = obj["metadata"]
@@ -196,6 +208,10 @@ class StreamingJobController(Controller):
                 actions.patch.append(("Deployment", manifests.deployment_name(m.name), {"spec": patch}))
         if p.write:
             actions.status = p.status.model_dump(by_alias=True, mode="json")
+        if self.metrics is not None:
+            before, after = old.last_decision if old else None, p.status.last_decision
+            decided = after.reason if after is not None and after != before else None
+            self.metrics.observe(key, spec, p.status, decided=decided, reclaimed=sum(got.reclaimed.values()))
         return actions
 
 

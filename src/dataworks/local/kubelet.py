@@ -16,7 +16,8 @@ operator would create, and it plays the parts of the cluster that run them:
   ConfigMaps, `$(VAR)` expansion, and `JOB_COMPLETION_INDEX` for Indexed Jobs.
   There are no Secrets on this machine: a `secretKeyRef` or `secretRef` takes
   the variable from this machine's environment, which every process inherits;
-- the worker image's entrypoint (`dataworks-worker`) runs with this Python.
+- the worker image's entrypoints (`dataworks-worker`, and `dataworks` for a StreamingJob's
+  consumers) run with this Python.
 
 `LocalJob` (local/jobs.py) then applies the Job's own rules: completions,
 Indexed mode, backoffLimit, backoffLimitPerIndex, podFailurePolicy and
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 WORKER_ENTRYPOINT = "dataworks-worker"
+CLI_ENTRYPOINT = "dataworks"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -209,16 +211,24 @@ def container_env(
     return env
 
 
-def container(
-    job: dict[str, Any], sandbox: Sandbox, pod_dir: Path, host: dict[str, str], extra: dict[str, str]
+def container(  # noqa: PLR0917 (the pod's parts, in the order a kubelet meets them)
+    job: dict[str, Any],
+    sandbox: Sandbox,
+    pod_dir: Path,
+    host: dict[str, str],
+    extra: dict[str, str],
+    pod_name: str | None = None,
 ) -> Container:
-    """How the Job's one container runs on this machine."""
+    """How the one container of a Job's (or a Deployment's) pod template runs on this machine;
+    `pod_name` is the pod's, for the downward API."""
     template = job["spec"]["template"]
     pod = template.get("spec") or {}
     (spec,) = pod["containers"]
     indexed = job["spec"].get("completionMode") == "Indexed"
     where = mounts(sandbox, pod, spec, pod_dir)
     meta = {**(template.get("metadata") or {}), "namespace": job["metadata"].get("namespace", "")}
+    if pod_name is not None:
+        meta["name"] = pod_name
 
     def env(index: int) -> dict[str, str]:
         own = container_env(
@@ -234,6 +244,8 @@ def container(
         ]
         if words[:1] == [WORKER_ENTRYPOINT]:
             words = [sys.executable, "-m", "dataworks.worker", *words[1:]]
+        elif words[:1] == [CLI_ENTRYPOINT]:  # a StreamingJob's consumer: `dataworks consume`
+            words = [sys.executable, "-m", "dataworks.cli.main", *words[1:]]
         return words
 
     return Container(argv=argv, env=env, mounts=where)

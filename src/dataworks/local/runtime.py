@@ -2,11 +2,12 @@
 
 It is the operator runtime's twin for one object: each tick it gives the
 controller the object (from the run directory) and its children (the local
-Jobs, shown as the API server would show them), lets it observe (through a
-Reader that answers from the local Jobs) and plan, and applies the Actions
-with the local kubelet: children are created (ConfigMaps made real, Jobs
-run as processes), deleted (SIGTERM, then SIGKILL), patched (suspend and
-resume as SIGSTOP/SIGCONT), the status is saved, and the Events reported.
+Jobs and Deployments and their pods, shown as the API server would show them), lets it
+observe (through a Reader that answers from them and from the secrets the run was given) and
+plan, and applies the Actions with the local kubelet: children are created (ConfigMaps made
+real, Jobs and Deployments run as processes), deleted (SIGTERM, then SIGKILL), patched (a
+Job's suspend and resume as SIGSTOP/SIGCONT, a Deployment's replicas and template), the
+status is saved, and the Events reported.
 The controller is the very object the operator hosts; nothing here knows a kind.
 """
 
@@ -24,6 +25,7 @@ from dataworks.controllers.base import Controller
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Event
 from dataworks.local import kubelet
+from dataworks.local.deployments import LocalDeployment
 from dataworks.local.jobs import Launcher, LocalJob
 
 TICK_SECONDS = 0.5
@@ -45,19 +47,28 @@ class Node:
     environ: dict[str, str]
     extra_env: dict[str, str] = field(default_factory=dict)
     logs: Callable[[LocalJob, int, int], Path] | None = None  # (job, index, try) -> log file
+    # Secret keys a controller may read, as (secret, key) -> value: a StreamingJob's Redis
+    # password, given on the command line (there is no Secret store on this machine).
+    secrets: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class Reader:
-    """Answers a controller's extra reads from the local Jobs (their pods)."""
+    """Answers a controller's extra reads from the local Jobs (their pods) and the node."""
 
-    def __init__(self, jobs: dict[str, LocalJob]) -> None:
-        self.jobs = jobs
+    def __init__(self, jobs: dict[str, LocalJob], secrets: dict[tuple[str, str], str] | None = None) -> None:
+        self.jobs, self.secrets = jobs, secrets or {}
 
     async def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         if kind != "Pod":
             return []
         job = self.jobs.get(labels.get(JOB_NAME, ""))
         return job.pods() if job is not None else []
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            return self.secrets[(name, key)]
+        except KeyError:
+            raise KeyError(f"Secret {name} key {key!r} was not given to this local run") from None
 
     async def tail(self, pod: str, namespace: str, container: str, lines: int) -> str:
         """A worker's log tail, as `kubectl logs --tail` reads a pod's (TrainingJob progress)."""
@@ -74,17 +85,25 @@ class LocalRuntime:
     def __init__(self, controller: Controller, node: Node, sandbox: kubelet.Sandbox, hooks: Hooks) -> None:
         self.controller, self.node, self.sandbox, self.hooks = controller, node, sandbox, hooks
         self.jobs: dict[str, LocalJob] = {}
+        self.deployments: dict[str, LocalDeployment] = {}
         self.wake = threading.Event()
 
     def children(self) -> dict[str, list[dict[str, Any]]]:
-        return {"Job": [job.as_object() for job in self.jobs.values()]}
+        out = {"Job": [job.as_object() for job in self.jobs.values()]}
+        if self.deployments:
+            out["Deployment"] = [d.as_object() for d in self.deployments.values()]
+            out["Pod"] = [p for d in self.deployments.values() for p in d.pod_objects()]
+        return out
 
     def tick(self, obj: dict[str, Any], now: datetime) -> Actions:
         """One reconcile: observe, plan, apply. Returns the Actions it applied."""
         for job in self.jobs.values():
             job.poll(now)
+        for deployment in self.deployments.values():
+            deployment.reconcile()
         children = self.children()
-        observed = asyncio.run(self.controller.observe(obj, children, Reader(self.jobs)))
+        reader = Reader(self.jobs, self.node.secrets)
+        observed = asyncio.run(self.controller.observe(obj, children, reader))
         actions = self.controller.plan(obj, children, observed, now)
         self.apply(actions, now)
         return actions
@@ -96,12 +115,22 @@ class LocalRuntime:
             if manifest["kind"] == "Job":
                 if name not in self.jobs:
                     self._start(manifest, now)
+            elif manifest["kind"] == "Deployment":
+                if name not in self.deployments:
+                    self.deployments[name] = LocalDeployment(
+                        manifest, runner=self._pod, logs=self.node.root / "logs" / name, wake=self.wake
+                    )
+                    self.deployments[name].reconcile()
             else:
                 self.sandbox.apply(manifest)
         for kind, name in actions.delete:
             if kind == "Job" and name in self.jobs:
                 self.jobs[name].terminate()
         for kind, name, patch in actions.patch:
+            if kind == "Deployment" and name in self.deployments:
+                self.deployments[name].patch(patch.get("spec") or {})
+                self.deployments[name].reconcile()
+                continue
             suspend = (patch.get("spec") or {}).get("suspend")
             if kind == "Job" and name in self.jobs and suspend is not None:
                 if suspend:
@@ -130,13 +159,25 @@ class LocalRuntime:
         self.jobs[name] = job
         job.start(now)
 
+    def _pod(self, deployment: dict[str, Any], pod: str) -> kubelet.Container:
+        return kubelet.container(
+            deployment,
+            self.sandbox,
+            self.node.root / "pods" / pod,
+            self.node.environ,
+            self.node.extra_env,
+            pod,
+        )
+
     def running(self) -> bool:
-        return any(j.running for j in self.jobs.values())
+        return any(j.running for j in self.jobs.values()) or any(d.running for d in self.deployments.values())
 
     def stop(self) -> None:
         for job in self.jobs.values():
             if job.running:
                 job.terminate()
+        for deployment in self.deployments.values():
+            deployment.terminate()
 
     def wait(self, actions: Actions) -> None:
         """Sleep until a process ends, a signal arrives, or the plan's requeue time."""

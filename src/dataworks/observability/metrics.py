@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from dataworks.api import pipeline as api
 from dataworks.core.jobhandler.fitting import Fitted
 from dataworks.core.kit import clock
+from dataworks.observability.streaming import StreamingMetrics
 from dataworks.observability.training import TrainingMetrics
 
 TERMINAL = api.TERMINAL_PHASES
@@ -135,6 +136,7 @@ class Metrics:
         )
         self.handler = HandlerMetrics(r)
         self.training = TrainingMetrics(r)
+        self.streaming = StreamingMetrics(r)
         self.build = Info("dataworks_operator_build", "The operator's version", registry=r)
         self.build.info({"version": version})
 

@@ -140,7 +140,7 @@ def _trainingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier |
 
 
 def _streamingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
-    return StreamingJobController(config.streaming_jobs.image)
+    return StreamingJobController(config.streaming_jobs.image, metrics=metrics.streaming)
 
 
 def _jobhandler(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
