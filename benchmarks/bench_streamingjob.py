@@ -163,13 +163,14 @@ def one_round(c: Client, server: services.Redis, tag: str) -> dict[str, Any]:
             break
         time.sleep(0.1)
     drained = time.monotonic() - step_end
+    g = next(iter(r.xinfo_groups(ns)))
+    lost = produced - int(g["entries-read"]) + int(g["pending"])
     reclaim = measure_reclaim(r, ns)
     stop.set()
     watcher.join()
     before = max((n for t, n in replicas if t <= step_at), default=1)
     scaled = next((t for t, n in replicas if t > step_at and n > before), None)
     steady = [t for t in writes if base_started + 5 <= t < base_started + PHASE]
-    g = next(iter(r.xinfo_groups(ns)))
     drop_namespace(c, ns)
     return {
         "reaction_seconds": None if scaled is None else round(scaled - step_at, 2),
@@ -177,7 +178,7 @@ def one_round(c: Client, server: services.Redis, tag: str) -> dict[str, Any]:
         "most_replicas": max(n for _, n in replicas),
         "drained_after_step_seconds": round(drained, 1),
         "produced": produced,
-        "lost": produced - int(g["entries-read"]) + int(g["pending"]),
+        "lost": lost,
         "reclaim_seconds": reclaim,
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import json
 import secrets
 import sys
@@ -34,6 +35,14 @@ from dataworks.cli.context import (
     validate_or_fail,
 )
 
+# The kinds beside Pipeline: the module that runs a file of them, and the one that describes one.
+KIND_RUNS = {"SequentialJob": "sequences", "TrainingJob": "trainings", "StreamingJob": "streamingruns"}
+KIND_DESCRIBES = {
+    "SequentialJob": "sequences",
+    "TrainingJob": "trainingdescribe",
+    "StreamingJob": "streamings",
+}
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.file and args.file_flag:
@@ -42,18 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.file:
         fail("which pipeline? dataworks run [--local] FILE (or -f FILE)")
     docs = load_documents(args.file, args.param)  # once: the file may be stdin
-    if any(d.get("kind") == "SequentialJob" for d in docs):
-        from dataworks.cli import sequences
-
-        return sequences.run(args, docs)
-    if any(d.get("kind") == "TrainingJob" for d in docs):
-        from dataworks.cli import trainings
-
-        return trainings.run(args, docs)
-    if any(d.get("kind") == "StreamingJob" for d in docs):
-        from dataworks.cli import streamingruns
-
-        return streamingruns.run(args, docs)
+    for kind, module in KIND_RUNS.items():
+        if any(d.get("kind") == kind for d in docs):
+            return int(importlib.import_module(f"dataworks.cli.{module}").run(args, docs))
     if args.local:
         from dataworks.cli import local
 
@@ -280,18 +280,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from dataworks.cli import watching
 
     info, name = ref(args.name)
-    if info.kind == "SequentialJob":
-        from dataworks.cli import sequences
-
-        return sequences.describe(Cluster(args), name, args)
-    if info.kind == "TrainingJob":
-        from dataworks.cli import trainingdescribe
-
-        return trainingdescribe.describe(Cluster(args), name, args)
-    if info.kind == "StreamingJob":
-        from dataworks.cli import streamings
-
-        return streamings.describe(Cluster(args), name, args)
+    if info.kind in KIND_DESCRIBES:
+        module = importlib.import_module(f"dataworks.cli.{KIND_DESCRIBES[info.kind]}")
+        return int(module.describe(Cluster(args), name, args))
     _pipelines_only(info, "describe")
     cluster = Cluster(args)
     if args.output in {"json", "yaml"}:
