@@ -183,25 +183,9 @@ def test_a_burst_scales_up_drains_and_scales_down(
 def test_a_deleted_consumers_pending_entries_are_reclaimed_and_processed(
     client: Client, namespace: str, broker: services.Redis, r: redis.Redis
 ) -> None:
-    password_secret(client, namespace)
-    client.create(codecs.from_dict(manifest("heal", broker, namespace, replicas=1)), namespace=namespace)
-    wait_for(
-        client,
-        Deployment,
-        "heal",
-        namespace,
-        lambda d: (d.status.readyReplicas or 0) == 1,
-        timeout=60,
-        what="one consumer ready",
-    )
-    [victim] = [p.metadata.name for p in client.list(Pod, namespace=namespace, labels={LABEL: "heal"})]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _members(r, namespace):
-        time.sleep(0.1)
-    assert _members(r, namespace) == {victim}
     # The victim hangs (SIGSTOP): the batch its blocked read is given, and one more read in its
     # name, stay pending to it; then its pod is force-deleted, as a node that vanished would.
-    [pid] = [p.pid for p in psutil.process_iter(["cmdline"]) if _consumer_of(p.info["cmdline"]) == victim]
+    victim, pid = one_consumer(client, namespace, broker, r, "heal")
     os.kill(pid, signal.SIGSTOP)
     generate(broker, namespace, 1000, "--seed", "7")
     r.xreadgroup("processors", victim, {namespace: ">"}, count=400)
@@ -221,6 +205,30 @@ def test_a_deleted_consumers_pending_entries_are_reclaimed_and_processed(
         time.sleep(0.2)
     assert victim not in _members(r, namespace)
     assert len(_members(r, namespace)) == 1
+
+
+def one_consumer(
+    client: Client, namespace: str, broker: services.Redis, r: redis.Redis, name: str
+) -> tuple[str, int]:
+    """A StreamingJob of one consumer, running and in the group: its pod's name and its PID."""
+    password_secret(client, namespace)
+    client.create(codecs.from_dict(manifest(name, broker, namespace, replicas=1)), namespace=namespace)
+    wait_for(
+        client,
+        Deployment,
+        name,
+        namespace,
+        lambda d: (d.status.readyReplicas or 0) == 1,
+        timeout=60,
+        what="one consumer ready",
+    )
+    [pod] = [p.metadata.name for p in client.list(Pod, namespace=namespace, labels={LABEL: name})]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _members(r, namespace):
+        time.sleep(0.1)
+    assert _members(r, namespace) == {pod}
+    [pid] = [p.pid for p in psutil.process_iter(["cmdline"]) if _consumer_of(p.info["cmdline"]) == pod]
+    return pod, pid
 
 
 def _consumer_of(cmdline: list[str] | None) -> str | None:
@@ -469,3 +477,31 @@ def test_the_consumers_keep_consuming_through_an_operator_sigkill_and_an_upgrade
     until(
         client, "steady", namespace, lambda s: s.get("lag") == 0 and s.get("state") == "Running", "caught up"
     )
+
+
+@pytest.mark.usefixtures("consumers_run_for_real", "operator")
+def test_a_hung_consumer_is_restarted_by_its_liveness_probe_and_finishes_its_batch(
+    client: Client, namespace: str, broker: services.Redis, r: redis.Redis
+) -> None:
+    pod, pid = one_consumer(client, namespace, broker, r, "hang")
+    os.kill(pid, signal.SIGSTOP)  # hangs: its loop stops, and so does its alive file
+    generate(broker, namespace, 1000, "--seed", "11")
+    assert r.xpending(namespace, "processors")["pending"] > 0  # its blocked read took a batch
+    restarted = wait_for(
+        client,
+        Pod,
+        pod,
+        namespace,
+        lambda p: (
+            (p.status.containerStatuses or [None])[0] is not None
+            and (p.status.containerStatuses[0].restartCount or 0) >= 1
+        ),
+        timeout=90,
+        what="a restart by the liveness probe",
+    )
+    assert restarted.metadata.name == pod  # restarted in place, under its name
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not drained(r, namespace, 1000):
+        time.sleep(0.1)
+    assert drained(r, namespace, 1000), r.xinfo_groups(namespace)
+    assert status(client, "hang", namespace).get("reclaimed", 0) == 0  # its own restart re-read them

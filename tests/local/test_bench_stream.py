@@ -55,6 +55,38 @@ def test_the_chaos_scenario_loses_nothing_and_its_report_shows_four_plots(tmp_pa
     assert all('data-loaded="true"' in img for img in images), images  # every plot decoded and drawn
 
 
+def test_a_streamingjob_scenario_scales_its_consumers_and_loses_nothing(tmp_path: Path) -> None:
+    """The consumers are a StreamingJob's, run here by the operator's own controller: a consumer
+    killed at the peak of a 15x step is restarted in place, the backlog it leaves makes the
+    autoscaler ask for more (one consumer processes this load alone, so the catch-up time is
+    short enough that the backlog decides), and every sequence number produced was processed."""
+    scenario = tmp_path / "autoscaled.yaml"
+    scenario.write_text(
+        "name: autoscaled\n"
+        "durationSeconds: 20\n"
+        "drainSeconds: 60\n"
+        "generator: {seed: 5, patterns: {steps: [{at: 0, rate: 2000}, {at: 6, rate: 30000},\n"
+        "                                        {at: 12, rate: 2000}]}}\n"
+        "streamingJob:\n"
+        "  strategy: {default: latency}\n"
+        "  scaling: {minReplicas: 1, maxReplicas: 3, catchUpSeconds: 0.1, scaleDownWindowSeconds: 5}\n"
+        "faults: [{at: 9, action: killConsumer}]\n"
+    )
+    out = tmp_path / "autoscaled.json"
+    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    s = result["summary"]
+    assert s["lost"] == 0
+    assert s["processed"] == s["producedMessages"]
+    samples = result["samples"]
+    assert max(x.get("desiredReplicas") or 0 for x in samples) > 1, samples
+    assert max(x["consumers"] for x in samples) > 1
+    assert [f["action"] for f in result["faults"]] == ["killConsumer"]
+    assert result["faults"][0]["consumer"].startswith("bench-")  # a pod of the StreamingJob's Deployment
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_every_shipped_scenario_is_valid(path: Path) -> None:
     scenario = bench.load(str(path))
@@ -70,6 +102,9 @@ def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None
         "faults: [{at: 99, action: killConsumer}]": "a fault's `at` must fall within durationSeconds",
         "faults: [{at: 1, action: unplug}]": "field faults.0.action",
         "consumers: {commitEvery: 2, claimIdleMs: 1000}": "commitEvery must be shorter than claimIdleMs",
+        "streamingJob: {scaling: {minReplicas: 3, maxReplicas: 1}}": "minReplicas (3) must not exceed",
+        "streamingJob: {source: {}}": "streamingJob.source is set by the benchmark",
+        "streamingJob: {}\nfaults: [{at: 1, action: addConsumer}]": "addConsumer: with a streamingJob",
     }
     for body, message in cases.items():
         path = tmp_path / "bad.yaml"

@@ -5,6 +5,7 @@ consumer's entries to the others, and stops them all on Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,11 @@ def drained(r: redis.Redis, stream: str, count: int) -> bool:
     return g is not None and g["entries-read"] == count and g["pending"] == 0
 
 
+def saved_status(workdir: Path) -> dict[str, Any]:
+    found = list((workdir / "runs").glob("*/status.json"))
+    return dict(json.loads(found[0].read_text())) if found else {}
+
+
 def start(tmp_path: Path, manifest: Path, server: services.Redis, *extra: str) -> subprocess.Popen[str]:
     cmd = [*CLI, "run", "--local", str(manifest), "--redis", url(server), "--workdir", str(tmp_path), *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -84,6 +90,11 @@ def test_the_example_runs_locally_drains_the_stream_and_stops_on_ctrl_c(
             time.sleep(0.2)
         assert drained(r, stream, 30_000), r.xinfo_groups(stream) if r.exists(stream) else "no stream"
         assert consumers(stream), "no consumer process runs"
+        # The status follows within its 5 s write bound.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and saved_status(tmp_path).get("lag") != 0:
+            time.sleep(0.2)
+        assert saved_status(tmp_path).get("lag") == 0
         # The password reached the consumers from the environment, never the saved spec.
         [saved] = list((tmp_path / "runs").glob("*/pipeline.json"))
         assert f"127.0.0.1:{locked.port}" in saved.read_text()

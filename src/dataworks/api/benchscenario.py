@@ -1,7 +1,8 @@
 """A stream benchmark scenario (pure layer): `dataworks bench stream SCENARIO.yaml`.
 
 The broker, the generator's configuration (api/generator.py, paced in real time), the local
-consumer group, how long to produce, and the faults to inject at given seconds. Validated
+consumer group (a fixed count, or a StreamingJob's autoscaled consumers), how long to produce,
+and the faults to inject at given seconds. Validated
 before anything starts, like every other input.
 """
 
@@ -13,6 +14,7 @@ from pydantic import Field, model_validator
 
 from dataworks.api.generator import GeneratorConfig
 from dataworks.api.meta import Model
+from dataworks.api.streamingjob import StreamingJobSpec
 
 
 class RedisSetup(Model):
@@ -69,6 +71,12 @@ class Scenario(Model):
     )
     redis: RedisSetup = Field(default_factory=RedisSetup)
     consumers: ConsumerSetup = Field(default_factory=ConsumerSetup)
+    streaming_job: dict[str, Any] | None = Field(
+        None,
+        description="Instead of a fixed group: a StreamingJob's spec without its source (the bench fills "
+        "it), run on this machine by the operator's own controller, whose autoscaler sets the consumer "
+        "count (consumers.count is then unused; consumers.commitEvery still applies).",
+    )
     faults: list[Fault] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -79,6 +87,13 @@ class Scenario(Model):
         self.generator_config()  # raises with the generator's own field names
         if any(f.at >= self.duration_seconds for f in self.faults):
             raise ValueError("a fault's `at` must fall within durationSeconds")
+        if self.streaming_job is not None:
+            if "source" in self.streaming_job:
+                raise ValueError("streamingJob.source is set by the benchmark, from redis")
+            source = {"redis": {"address": "redis://127.0.0.1:6379/0", "stream": "s", "group": "g"}}
+            StreamingJobSpec.model_validate({**self.streaming_job, "source": source})
+            if any(f.action == "addConsumer" for f in self.faults):
+                raise ValueError("addConsumer: with a streamingJob, its autoscaler sets the consumer count")
         return self
 
     def generator_config(self) -> GeneratorConfig:

@@ -60,7 +60,9 @@ def cmd_bench_stream(args: argparse.Namespace) -> int:
     for target in (out, page):
         if not target.parent.is_dir():
             fail(f"cannot write {target}: directory {target.parent} does not exist")
-    result = benching.run(scenario, keep=Path(args.keep) if args.keep else None)
+    from dataworks.cli.benchjobs import LocalStreamingJob
+
+    result = benching.run(scenario, keep=Path(args.keep) if args.keep else None, jobs=LocalStreamingJob)
     out.write_text(json.dumps(result, indent=1) + "\n")
     page.write_text(reporting.html_page(result))
     table = Table(title=f"bench stream {scenario.name}")

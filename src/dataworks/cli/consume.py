@@ -56,12 +56,17 @@ def add_parser(sub: Any) -> None:
         help="publish each second's figures to Redis (hash dataworks:stats:STREAM:GROUP, a field per "
         "consumer), where the StreamingJob controller reads them",
     )
+    p.add_argument(
+        "--alive-file",
+        help="touch this file at least once a second while consuming (for a liveness probe)",
+    )
     p.add_argument("--limit", type=int, help="stop after this many messages")
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
     p.add_argument(
         "--report",
         help="commit the report to this file (atomically, every --commit-every seconds and at the end); "
-        "messages are acknowledged only after the report that counts them is written",
+        "messages are acknowledged only after the report that counts them is written; {pid} in the "
+        "path becomes this process's id",
     )
     p.add_argument("--commit-every", type=float, default=1.0, help="seconds between report commits")
     p.add_argument("--stats", help="append per-second figures (rate, busy time, latency) as JSON lines")
@@ -69,6 +74,12 @@ def add_parser(sub: Any) -> None:
         "--reconnect-seconds", type=float, default=60, help="how long a lost Redis connection is retried"
     )
     p.set_defaults(fn=cmd_consume)
+
+
+def _own(path: str | None) -> str | None:
+    """`{pid}` in a path becomes this process's id: a consumer restarted under the same name
+    (a pod restarted in place) keeps its predecessor's report instead of writing over it."""
+    return path.replace("{pid}", str(os.getpid())) if path else path
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
@@ -106,11 +117,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
         block_ms=args.block_ms,
         claim_idle_ms=args.claim_idle_ms,
         reconnect_seconds=args.reconnect_seconds,
-        stats=Stats(args.stats, publish),
+        stats=Stats(_own(args.stats), publish),
         dedupe=args.dedupe,
         claim_every=args.claim_every,
         start_from="0" if args.start_from == "earliest" else "$",
-        commit_path=args.report,
+        alive_path=args.alive_file,
+        commit_path=_own(args.report),
         commit_every=args.commit_every,
     )
     try:

@@ -87,6 +87,9 @@ class LocalRuntime:
         self.jobs: dict[str, LocalJob] = {}
         self.deployments: dict[str, LocalDeployment] = {}
         self.wake = threading.Event()
+        # One event loop for the whole run, as the operator has: a controller's connections (a
+        # StreamingJob's Redis client) belong to the loop that opened them.
+        self.loop = asyncio.new_event_loop()
 
     def children(self) -> dict[str, list[dict[str, Any]]]:
         out = {"Job": [job.as_object() for job in self.jobs.values()]}
@@ -103,7 +106,7 @@ class LocalRuntime:
             deployment.reconcile()
         children = self.children()
         reader = Reader(self.jobs, self.node.secrets)
-        observed = asyncio.run(self.controller.observe(obj, children, reader))
+        observed = self.loop.run_until_complete(self.controller.observe(obj, children, reader))
         actions = self.controller.plan(obj, children, observed, now)
         self.apply(actions, now)
         return actions
@@ -178,6 +181,8 @@ class LocalRuntime:
                 job.terminate()
         for deployment in self.deployments.values():
             deployment.terminate()
+        if not self.loop.is_closed():
+            self.loop.close()
 
     def wait(self, actions: Actions) -> None:
         """Sleep until a process ends, a signal arrives, or the plan's requeue time."""

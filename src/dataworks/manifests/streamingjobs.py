@@ -28,6 +28,23 @@ CONTAINER = "consumer"
 # looks for such entries this often (XAUTOCLAIM), so they are processed again within about a
 # second of the pod's deletion being observed.
 CLAIM_IDLE_MS = 30_000
+# Liveness: each consumer touches ALIVE_FILE at least once a second while its loop turns (on an
+# emptyDir of its own); the kubelet restarts one whose file is older than ALIVE_SECONDS, a
+# consumer that hangs. Restarted in place under its name, it re-reads its own pending entries.
+ALIVE_DIR = "/var/run/dataworks"
+ALIVE_FILE = f"{ALIVE_DIR}/alive"
+ALIVE_SECONDS = 20
+
+
+def probe_script(path: str, seconds: int = ALIVE_SECONDS) -> str:
+    """The liveness probe's Python: exit 0 while `path` was touched in the last `seconds`."""
+    return (
+        "import os, sys, time\n"
+        f"try:\n    age = time.time() - os.stat({path!r}).st_mtime\nexcept OSError:\n    sys.exit(1)\n"
+        f"sys.exit(0 if age < {seconds} else 1)\n"
+    )
+
+
 CLAIM_EVERY_SECONDS = 0.5
 # The taints cloud providers put on spot (preemptible) nodes, tolerated by the cost strategy.
 SPOT_TOLERATIONS: tuple[dict[str, str], ...] = (
@@ -56,6 +73,7 @@ def command(spec: api.StreamingJobSpec, strategy: Strategy) -> list[str]:
         "--batch", str(batch), "--block-ms", str(block),
         "--claim-idle-ms", str(CLAIM_IDLE_MS), "--claim-every", str(CLAIM_EVERY_SECONDS),
         "--publish-stats",
+        "--alive-file", ALIVE_FILE,
     ]  # fmt: skip
 
 
@@ -80,11 +98,20 @@ def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image
         "env": env,
         "securityContext": pods.restricted_container(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "alive", "mountPath": ALIVE_DIR}],
+        "livenessProbe": {
+            "exec": {"command": ["python", "-c", probe_script(ALIVE_FILE)]},
+            "initialDelaySeconds": ALIVE_SECONDS,
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+            "timeoutSeconds": 5,
+        },
     }
     if spec.resources is not None:
         container["resources"] = spec.resources.model_dump(by_alias=True, exclude_none=True)
     pod: dict[str, Any] = {
         "containers": [container],
+        "volumes": [{"name": "alive", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
         "securityContext": pods.restricted_pod(),
         "terminationGracePeriodSeconds": 30,
         "enableServiceLinks": False,

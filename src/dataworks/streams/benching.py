@@ -1,7 +1,9 @@
 """Runs a stream benchmark scenario on this machine (edge layer): `dataworks bench stream`.
 
 A Redis (started here unless the scenario names one), the generator paced in real time, and a
-group of `dataworks consume` processes that commit their reports before they acknowledge.
+group of `dataworks consume` processes that commit their reports before they acknowledge: a
+fixed count, or the consumers of a StreamingJob run here by its own controller (the CLI's
+benchjobs.py, given as `jobs`).
 Once a second it samples the stream (produced, acknowledged, pending, lag), the consumers'
 own per-second figures (messages, busy time, end-to-end latency), and every process's CPU
 and memory (psutil), and injects the scenario's faults on time. When the producer is done it
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 import redis
@@ -86,6 +88,20 @@ class RedisServer:
             self.proc.wait(timeout=30)
 
 
+class ConsumerJob(Protocol):
+    """A StreamingJob run here whose consumers the benchmark measures (cli/benchjobs.py)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def pods(self) -> dict[str, subprocess.Popen[bytes]]: ...
+    @property
+    def desired(self) -> int | None: ...
+
+
+# (spec, url, stream, group, workdir, commit_every) -> the job, not started
+JobFactory = Callable[[dict[str, Any], str, str, str, Path, float], ConsumerJob]
+
+
 @dataclass
 class Run:
     scenario: Scenario
@@ -100,6 +116,8 @@ class Run:
     stats_read: dict[str, int] = field(default_factory=dict)  # lines of each stats file consumed
     cpu_last: dict[int, tuple[float, float]] = field(default_factory=dict)
     later: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (due, action)
+    job: ConsumerJob | None = None  # a StreamingJob's consumers instead of a fixed group
+    job_factory: JobFactory | None = None
 
     @property
     def stream(self) -> str:
@@ -139,6 +157,8 @@ class Run:
         return (self.workdir / f"{name}.log").open("wb")
 
     def live(self) -> list[str]:
+        if self.job is not None:
+            self.consumers.update(self.job.pods())  # every consumer it ran, by pod name
         return [n for n, p in self.consumers.items() if p.poll() is None]
 
     def inject(self, fault: Fault) -> None:
@@ -150,7 +170,8 @@ class Run:
             victim = self.live()[0]
             self.consumers[victim].send_signal(signal.SIGKILL)
             record["consumer"] = victim
-            self.later.append((now + 1.0, self.start_consumer))  # as a Deployment would replace it
+            if self.job is None:  # a StreamingJob's pod is restarted in place by the local kubelet
+                self.later.append((now + 1.0, self.start_consumer))  # as a Deployment would replace it
         elif fault.action == "addConsumer":
             self.start_consumer()
         elif fault.action == "pauseProducer" and self.producer is not None:
@@ -174,6 +195,8 @@ class Run:
     def sample(self) -> None:
         t = time.monotonic() - self.started
         row: dict[str, Any] = {"t": round(t, 2), "consumers": len(self.live())}
+        if self.job is not None:
+            row["desiredReplicas"] = self.job.desired
         try:
             r = self.client()
             info = r.xinfo_stream(self.stream)
@@ -194,10 +217,8 @@ class Run:
 
     def _consumer_stats(self) -> dict[str, Any]:
         processed, busy, p50, p99, p999 = 0, 0.0, [], [], []
-        for name in self.consumers:
-            path = self.workdir / f"{name}.stats"
-            if not path.exists():
-                continue
+        for path in sorted(self.workdir.glob("*.stats")):  # every consumer process's, restarts too
+            name = path.name
             lines = path.read_text().splitlines()
             for line in lines[self.stats_read.get(name, 0) :]:
                 s = json.loads(line)
@@ -245,14 +266,20 @@ class Run:
         return out
 
 
-def run(scenario: Scenario, *, keep: Path | None = None) -> dict[str, Any]:
+def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None = None) -> dict[str, Any]:
     """Run the scenario; its result (summary, samples, faults, correctness), as JSON data.
-    `keep`: copy the working directory (logs, reports, per-second stats) there."""
+    `keep`: copy the working directory (logs, reports, per-second stats) there. `jobs` runs a
+    scenario's StreamingJob (the CLI gives the local runtime's)."""
+    if scenario.streaming_job is not None and jobs is None:
+        raise ValueError(f"scenario {scenario.name} has a streamingJob, and no way to run one was given")
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{scenario.name}-"))
-    r = Run(scenario, workdir)
+    r = Run(scenario, workdir, job_factory=jobs)
     try:
         config = _start(r)
         _drive(r)
+        r.live()
+        if r.job is not None:
+            r.job.stop()
         for p in r.consumers.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -282,8 +309,13 @@ def _start(r: Run) -> Any:
         r.server.start()
         r.url = f"redis://127.0.0.1:{r.server.port}/0"
     r.client().delete(scenario.redis.stream)
-    for _ in range(scenario.consumers.count):
-        r.start_consumer()
+    if scenario.streaming_job is not None and r.job_factory is not None:
+        commit_every = scenario.consumers.commit_every
+        r.job = r.job_factory(scenario.streaming_job, r.url, r.stream, GROUP, r.workdir, commit_every)
+        r.job.start()
+    else:
+        for _ in range(scenario.consumers.count):
+            r.start_consumer()
     config = scenario.generator_config()
     gen_file = r.workdir / "generator.yaml"
     gen_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
@@ -327,11 +359,7 @@ def _result(r: Run, config: Any, *, producer_code: int | None) -> dict[str, Any]
     for _ in gen.chunks():
         pass
     expected = {symbol_name(i): int(n) for i, n in enumerate(gen.sequence) if n}
-    reports = [
-        json.loads((r.workdir / f"{n}.json").read_text())
-        for n in r.consumers
-        if (r.workdir / f"{n}.json").exists()
-    ]
+    reports = [json.loads(p.read_text()) for p in sorted(r.workdir.glob("*.json"))]  # one per process
     check = sequences.check(reports, expected)
     produced = sum(expected.values())
     wall = r.samples[-1]["t"] if r.samples else 0.0

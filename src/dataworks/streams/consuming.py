@@ -6,7 +6,8 @@ that dies leaves its batch pending in the group, and a live consumer claims it (
 entries idle for `claim_idle_ms`) and processes it again. Duplicates are dropped by
 `message_id` within a window of recent ids. On start a consumer first re-reads its own pending
 entries (a restart with the same name resumes where it stopped). SIGTERM ends the loop after
-the batch in hand is acknowledged.
+the batch in hand is acknowledged. With an alive file, the loop touches it at least once a
+second, for a liveness probe.
 
 With a report file, processing commits to it: the report (which counts every processed message)
 is written atomically every `commit_every` seconds and the XACKs follow the write, so what was
@@ -162,6 +163,7 @@ class Consumer:
         commit_every: float = 1.0,
         claim_every: float | None = None,
         start_from: str = "0",
+        alive_path: str | None = None,
     ) -> None:
         self.r, self.stream, self.group, self.name = r, stream, group, name
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
@@ -180,6 +182,9 @@ class Consumer:
         # How often to look for entries to claim (default: half the idle time, at least 0.2 s).
         self.claim_every = claim_every if claim_every is not None else max(0.2, claim_idle_ms / 2000)
         self.start_from = start_from  # where a group this consumer creates starts: "0" or "$"
+        # Touched at least once a second while the loop turns (reading, or retrying a lost
+        # Redis): a liveness probe that finds it stale restarts a consumer that hangs.
+        self.alive_path, self.beat_at = alive_path, 0.0
 
     def ensure_group(self) -> None:
         import redis
@@ -216,6 +221,7 @@ class Consumer:
                 if now - down_since > self.reconnect_seconds or self.stopping:
                     raise
                 self.report.reconnects += 1
+                self._beat()
                 self.unacked = []  # still pending in the group: re-read from our own pending
                 self.outstanding = 0
                 if self.conn is not None:
@@ -227,6 +233,14 @@ class Consumer:
         self._latency_into_report()
         return self.report
 
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if self.alive_path is None or now - self.beat_at < 1.0:
+            return
+        self.beat_at = now
+        with open(self.alive_path, "a"):
+            os.utime(self.alive_path)
+
     def _latency_into_report(self) -> None:
         self.report.latency_ms = latency.percentiles_ms(self.stats.histogram)
         self.report.latency_histogram = latency.sparse(self.stats.histogram)
@@ -237,6 +251,7 @@ class Consumer:
             if time.monotonic() >= next_claim:
                 self._claim()
                 next_claim = time.monotonic() + self.claim_every
+            self._beat()
             entries = self._ack_and_read()
             self.stats.flush()
             if not entries:
@@ -319,6 +334,7 @@ class Consumer:
             cursor = batch[-1][0]
             self._process(_flat(batch))
             self._acknowledge()
+            self._beat()
 
     def _claim(self) -> None:
         """Take over entries a dead consumer left pending for longer than `claim_idle_ms`."""
@@ -331,6 +347,7 @@ class Consumer:
             if entries:
                 self.report.claimed += len(entries)
                 self._process(entries)
+                self._beat()
             if cursor in (b"0-0", "0-0"):
                 return
 

@@ -3,6 +3,11 @@ Secret only, the active strategy in the template, and a template hash that follo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from dataworks.api import streamingjob as api
@@ -65,3 +70,29 @@ def test_the_spec_overrides_the_strategys_batch() -> None:
     t = manifests.template(OWNER, spec(batchSize=42, blockMs=0), PRESETS["cost"], "img:1")
     cmd = t["spec"]["containers"][0]["command"]
     assert (cmd[cmd.index("--batch") + 1], cmd[cmd.index("--block-ms") + 1]) == ("42", "0")
+
+
+def test_a_hung_consumer_fails_its_liveness_probe_on_its_own_alive_file() -> None:
+    t = manifests.template(OWNER, spec(), PRESETS["latency"], "img:1")
+    [c] = t["spec"]["containers"]
+    assert c["command"][c["command"].index("--alive-file") + 1] == manifests.ALIVE_FILE
+    assert c["volumeMounts"] == [{"name": "alive", "mountPath": manifests.ALIVE_DIR}]
+    assert t["spec"]["volumes"][0]["emptyDir"]["medium"] == "Memory"
+    probe = c["livenessProbe"]["exec"]["command"]
+    assert probe[:2] == ["python", "-c"]
+    assert probe[2] == manifests.probe_script(manifests.ALIVE_FILE)
+
+
+def test_the_probe_passes_on_a_fresh_file_and_fails_on_a_stale_or_missing_one(tmp_path: Path) -> None:
+    alive = tmp_path / "alive"
+
+    def probe() -> int:
+        script = manifests.probe_script(str(alive), seconds=5)
+        return subprocess.run([sys.executable, "-c", script], check=False).returncode
+
+    assert probe() == 1
+    alive.touch()
+    assert probe() == 0
+    old = time.time() - 6
+    os.utime(alive, (old, old))
+    assert probe() == 1
