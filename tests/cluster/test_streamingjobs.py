@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,14 +152,24 @@ def test_a_burst_scales_up_drains_and_scales_down(
     assert client.get(Deployment, "burst", namespace=namespace).spec.replicas == 1
 
     count = 300_000
+    asked: list[int] = []  # the Deployment's replicas, sampled from before the burst to the drain
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            asked.append(client.get(Deployment, "burst", namespace=namespace).spec.replicas or 0)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     generate(broker, namespace, count)
-    most = 1
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not drained(r, namespace, count):
-        most = max(most, client.get(Deployment, "burst", namespace=namespace).spec.replicas or 0)
         time.sleep(0.2)
+    done.set()
+    sampler.join()
     assert drained(r, namespace, count), r.xinfo_groups(namespace)
-    assert most > 1, f"never scaled up: {status(client, 'burst', namespace)}"
+    assert max(asked) > 1, f"never scaled up: {status(client, 'burst', namespace)}"
 
     dep = wait_for(
         client,

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,7 @@ def test_a_burst_scales_the_local_consumers_up_and_a_killed_ones_entries_are_rec
     }
     manifest.write_text(yaml.safe_dump(body))
     run = start(tmp_path, manifest, locked)
+    first: psutil.Process | None = None
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not consumers(stream):
@@ -142,6 +144,16 @@ def test_a_burst_scales_the_local_consumers_up_and_a_killed_ones_entries_are_rec
         # The first consumer hangs holding a batch read in its name, then dies: its entries must
         # reach the others (the local kubelet restarts it under the same name, which re-reads its
         # own pending entries too; whichever comes first, none is lost).
+        counts: list[int] = []
+        watching = threading.Event()
+
+        def watch() -> None:
+            while not watching.is_set():
+                counts.append(len(consumers(stream)))
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         first.suspend()
         gen = subprocess.run(
             [*CLI, "generate", "-q", "--count", "200000", "-o", f"{url(locked)}?stream={stream}"],
@@ -150,20 +162,16 @@ def test_a_burst_scales_the_local_consumers_up_and_a_killed_ones_entries_are_rec
             check=False,
         )
         assert gen.returncode == 0, gen.stderr
-        most = 0
+        first.kill()
         deadline = time.monotonic() + 90
-        killed = False
         while time.monotonic() < deadline and not drained(r, stream, 200_000):
-            most = max(most, len(consumers(stream)))
-            if not killed and most > 1:
-                first.kill()
-                killed = True
             time.sleep(0.1)
+        watching.set()
+        watcher.join()
         assert drained(r, stream, 200_000), r.xinfo_groups(stream)
-        assert most > 1, "the burst never scaled the local consumers up"
-        assert killed
+        assert max(counts) > 1, "the burst never scaled the local consumers up"
     finally:
-        if first.is_running():
+        if first is not None and first.is_running():
             first.kill()
         out = stop(run)
     assert run.returncode == 130, out

@@ -59,7 +59,7 @@ def test_the_strategy_sets_batches_and_spot_tolerations_and_changes_the_hash() -
     assert "tolerations" not in fast["spec"]
     assert {t["key"] for t in cheap["spec"]["tolerations"]} >= {"cloud.google.com/gke-spot"}
     cmd = fast["spec"]["containers"][0]["command"]
-    assert cmd[cmd.index("--batch") + 1] == "10"
+    assert cmd[cmd.index("--batch") + 1] == "100"
     hashes = {manifests.template_hash({"spec": {"template": t}}) for t in (fast, cheap)}
     assert len(hashes) == 2
     again = manifests.template(OWNER, spec(), PRESETS["latency"], "img:1")

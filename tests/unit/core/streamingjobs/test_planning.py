@@ -166,7 +166,7 @@ def test_a_schedule_switches_the_strategy_with_an_event() -> None:
     assert after.write
     [e] = [e for e in after.events if e.reason == "StrategyChanged"]
     assert e.message == "throughput -> latency: schedule window 09:30-16:00 America/New_York"
-    assert after.strategy.batch_size == 10
+    assert after.strategy.batch_size == 100
 
 
 def test_stalled_when_entries_wait_and_no_consumer_progresses() -> None:
