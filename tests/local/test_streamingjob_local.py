@@ -118,6 +118,7 @@ def test_a_burst_scales_the_local_consumers_up_and_a_killed_ones_entries_are_rec
             "redis": {"address": "redis://placeholder:6379/0", "stream": stream, "group": "processors"}
         },
         "strategy": {"default": "latency"},
+        "batchSize": 10,  # one consumer cannot keep up with the burst alone: the autoscaler must act
         "scaling": {
             "minReplicas": 1,
             "maxReplicas": 3,
