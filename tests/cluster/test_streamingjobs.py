@@ -34,6 +34,7 @@ from dataworks.api.config import OperatorConfig
 from dataworks.kube import resources
 from tests.cluster.conftest import REDIS_PASSWORD as PASSWORD
 from tests.cluster.helpers import wait_for
+from tests.cluster.pipelines import eventually
 from tests.local import services
 
 StreamingJob = resources.of(streamingjob.INFO)
@@ -186,15 +187,18 @@ def test_a_burst_scales_up_drains_and_scales_down(
         what="the scale-down to minReplicas once drained",
     )
     assert dep.spec.replicas == 1
-    st = status(client, "burst", namespace)
+    # The status is patched after the Deployment in the same reconcile (and its last decision
+    # may already be Steady at one consumer): wait for the drained status.
+    st = until(client, "burst", namespace, lambda s: s.get("lag") == 0, "lag 0 in status", timeout=15)
     assert st["strategy"] == "latency"
-    assert st["lag"] == 0
     assert st["selector"] == f"{LABEL}=burst"
-    got = reasons(client, namespace, "burst")
-    assert "ScaleUp" in got
-    # The scale-down is the last decision. Its Event went missing once in CI, a bug not yet found
-    # (see the closing note), so the decision in status is what is checked here.
-    assert st["lastDecision"]["reason"] == "ScaleDown" or "ScaleDown" in got
+    # Events are posted by the operator's sender after the Deployment is patched, so the
+    # ScaleDown Event can trail the patch seen above by a moment: wait for it.
+    eventually(
+        lambda: {"ScaleUp", "ScaleDown"} <= set(reasons(client, namespace, "burst")),
+        timeout=15,
+        what=f"ScaleUp and ScaleDown Events (have {reasons(client, namespace, 'burst')})",
+    )
 
 
 @pytest.mark.usefixtures("consumers_run_for_real", "operator")
