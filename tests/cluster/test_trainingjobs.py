@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import ApiError, Client, codecs
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Event, Node, PersistentVolumeClaim, Pod, Service
 from lightkube.types import PatchType
@@ -356,6 +357,46 @@ def test_a_worker_that_stops_being_ready_leaves_the_gang_running(client: Client,
         what="2/2 ready again",
     )
     assert obj.to_dict()["status"]["message"] == "all 2 workers are running (attempt 1)"
+
+
+def test_an_eviction_restarts_the_gang_without_counting_against_the_budget(
+    client: Client, namespace: str
+) -> None:
+    # backoffLimit 0: a counted restart would fail the TrainingJob at once. The eviction goes
+    # through the Eviction API, as `kubectl drain` does; the API server marks the pod with
+    # DisruptionTarget, the harness stops it as a kubelet would (Failed), and the Job's
+    # podFailurePolicy fails the attempt naming the pod.
+    create(client, namespace, manifest("evicted", fate={"duration": "120s"}, backoffLimit=0))
+    wait_state(client, namespace, "evicted", "Running")
+    (pod,) = [
+        p
+        for p in client.list(Pod, namespace=namespace, labels={"batch.kubernetes.io/job-name": "evicted-a1"})
+        if p.metadata.annotations["batch.kubernetes.io/job-completion-index"] == "1"
+    ]
+    eviction = Pod.Eviction(metadata=ObjectMeta(name=pod.metadata.name, namespace=namespace))
+    client.create(eviction, name=pod.metadata.name, namespace=namespace)
+    obj = helpers.wait_for(
+        client,
+        TrainingJob,
+        "evicted",
+        namespace,
+        lambda o: (o.to_dict().get("status") or {}).get("attempt") == 2,
+        timeout=60,
+        what="the gang restarted as attempt 2",
+    )
+    st = obj.to_dict()["status"]
+    assert st["state"] != "Failed", st
+    (restart,) = st["restarts"]
+    assert restart["cause"] == "Evicted", restart
+    assert restart["worker"] == 1, restart
+    assert restart["counted"] is False
+    assert st.get("restartCount", 0) == 0
+    st = wait_state(client, namespace, "evicted", "Running")
+    assert st["attempt"] == 2
+    reasons = [
+        e.reason for e in client.list(Event, namespace=namespace) if e.involvedObject.name == "evicted"
+    ]
+    assert "Restarting" in reasons, reasons
 
 
 @pytest.mark.parametrize(

@@ -142,8 +142,8 @@ class TrainingJobController(Controller):
             ready = int((job.get("status") or {}).get("ready") or 0)
             seen = workers.Workers(running=ready, started=ready)
         failure = None
-        if job is not None and observations.job_view(job).state == "Failed":
-            failure = failures.classify(pods, observations.job_view(job).reason)
+        if job is not None and (view := observations.job_view(job)).state == "Failed":
+            failure = failures.classify(pods, view.reason, view.message)
         p = planning.plan(m, spec, old, views, seen, failure=failure, now=now, reported=got.reported)
         owner = Owner(info=api.INFO, name=m.name, namespace=m.namespace, uid=m.uid)
         actions = Actions(events=list(p.events), requeue_at=p.requeue_at, delete_self=p.delete_self)

@@ -10,7 +10,8 @@ scripts that do not use torchrun. The seed's `MODEL`, `DATASET`,
 `NUM_WORKERS`, `GPUS_PER_WORKER` and `HYPERPARAM_*` follow, then the
 checkpoint directory and the attempt (`dataworks.training` reads both).
 The gang restarts as a whole, so the Job itself never retries a pod
-(`backoffLimit: 0`); an eviction or preemption fails it too, and the
+(`backoffLimit: 0`); an eviction or preemption fails it too, through a
+`podFailurePolicy` rule whose message names the disrupted pod, and the
 controller restarts the gang without counting it.
 """
 
@@ -271,6 +272,13 @@ def job(
             "completions": spec.num_workers,
             "parallelism": spec.num_workers,
             "backoffLimit": 0,
+            # A disrupted worker fails the Job at once, and the Job's failure message names
+            # the pod and its DisruptionTarget, so the eviction is still known once the pod is gone.
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+                ]
+            },
             "template": {"metadata": {"labels": pod_labels, "annotations": annotations}, "spec": pod},
         },
     }

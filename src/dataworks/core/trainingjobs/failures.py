@@ -3,13 +3,16 @@
 The first worker to fail is the cause (by its container's finish time). A
 disruption (eviction, preemption, node drain or loss: the pod's
 DisruptionTarget condition, or the reasons Evicted and NodeLost) restarts the
-gang without counting against backoffLimit, as the seed's Phase 7.2 asks.
+gang without counting against backoffLimit, as the seed's Phase 7.2 asks. A
+disrupted pod that is already gone is known by the Job's own failure message
+(its `podFailurePolicy` rule names the pod).
 Exit codes and reasons the spec lists as non-retryable fail at once. A
 worker whose wait for worker 0's port timed out fails as RendezvousTimeout.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,22 +38,48 @@ class Failure:
         return f"{who} failed{code} ({self.cause}){why}"
 
 
+# DisruptionTarget's reasons, as the API server, scheduler and controllers write them, in the
+# causes the restart history uses.
+DISRUPTION_CAUSES = {
+    "EvictionByEvictionAPI": "Evicted",  # a drain, or any client of the Eviction API
+    "TerminationByKubelet": "Evicted",  # node-pressure eviction, or a graceful node shutdown
+    "PreemptionByScheduler": "Preempted",
+    "DeletionByTaintManager": "NodeLost",  # a NoExecute taint, such as an unreachable node
+    "DeletionByPodGC": "NodeLost",  # the pod's node is gone
+}
+
+
 def _disruption(pod: dict[str, Any]) -> str | None:
     status = pod.get("status") or {}
     for c in status.get("conditions") or []:
         if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
-            return (
-                "Preempted"
-                if "preempt" in str(c.get("reason", "")).lower()
-                else str(c.get("reason") or "Evicted")
-            )
+            reason = str(c.get("reason") or "")
+            guess = "Preempted" if "preempt" in reason.lower() else "Evicted"
+            return DISRUPTION_CAUSES.get(reason, guess)
     if status.get("reason") in DISRUPTION_REASONS:
         return str(status["reason"])
     return None
 
 
-def classify(pods: list[dict[str, Any]], job_reason: str | None = None) -> Failure:
-    """The failure that ended an attempt, from its pods (the earliest failed worker)."""
+# The Job controller's message for a podFailurePolicy rule that matched a pod condition.
+_POLICY_MESSAGE = re.compile(r"Pod \S+?/(?P<pod>\S+) has condition DisruptionTarget matching FailJob rule")
+
+
+def _from_job_message(job_reason: str | None, job_message: str | None) -> Failure | None:
+    """A disruption read back from the Job's failure message, for when the pod is already gone."""
+    m = _POLICY_MESSAGE.search(job_message or "") if job_reason == "PodFailurePolicy" else None
+    if m is None:
+        return None
+    index = re.search(r"-(\d+)-[a-z0-9]{5}$", m["pod"])  # an Indexed Job's pod: <job>-<index>-<suffix>
+    worker = int(index.group(1)) if index else None
+    return Failure("Evicted", worker, None, job_message, disruption=True)
+
+
+def classify(
+    pods: list[dict[str, Any]], job_reason: str | None = None, job_message: str | None = None
+) -> Failure:
+    """The failure that ended an attempt, from its pods (the earliest failed worker), else from
+    the Job's failure condition."""
     found: list[tuple[str, Failure]] = []
     for pod in pods:
         status = pod.get("status") or {}
@@ -75,6 +104,8 @@ def classify(pods: list[dict[str, Any]], job_reason: str | None = None) -> Failu
                     Failure(cause, index_of(pod), int(term["exitCode"]), message[0]),
                 )
             )
+    if not any(f.disruption for _, f in found) and (read := _from_job_message(job_reason, job_message)):
+        return read  # the disrupted pod is gone; the others' exits came after it
     if found:
         return min(found, key=lambda f: (f[0], f[1].worker if f[1].worker is not None else 1 << 30))[1]
     if job_reason == "DeadlineExceeded":

@@ -8,6 +8,8 @@ import pytest
 
 from dataworks.core.trainingjobs.failures import Failure, classify, retryable
 
+POLICY = "Pod ml/tj-a1-1-x7k2p has condition DisruptionTarget matching FailJob rule at index 0"
+
 
 def failed(
     index: int, code: int, reason: str = "Error", at: str = "2026-12-01T00:00:05Z", message: str = ""
@@ -42,6 +44,15 @@ def evicted(index: int) -> dict[str, Any]:
     }
 
 
+def disrupted(index: int, reason: str) -> dict[str, Any]:
+    """A worker stopped by a disruption: Failed with exit 143, and the DisruptionTarget condition."""
+    pod = failed(index, 143, at="2026-12-01T00:00:09Z")
+    pod["status"]["conditions"] = [
+        {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": "m"}
+    ]
+    return pod
+
+
 @pytest.mark.parametrize(
     ("pods", "job_reason", "expected"),
     [
@@ -73,6 +84,23 @@ def evicted(index: int) -> dict[str, Any]:
         pytest.param(
             [evicted(1)], None, Failure("Evicted", 1, None, "the node was low on memory", True), id="evicted"
         ),
+        *(
+            pytest.param(
+                [failed(0, 1), disrupted(1, reason)],
+                None,
+                Failure(cause, 1, None, None, True),
+                id=f"disruption-{reason}",
+            )
+            for reason, cause in [
+                ("EvictionByEvictionAPI", "Evicted"),
+                ("TerminationByKubelet", "Evicted"),
+                ("PreemptionByScheduler", "Preempted"),
+                ("DeletionByTaintManager", "NodeLost"),
+                ("DeletionByPodGC", "NodeLost"),
+                ("SomethingNewInPreemptionLand", "Preempted"),
+                ("SomethingNew", "Evicted"),
+            ]
+        ),
         pytest.param(
             [],
             "DeadlineExceeded",
@@ -82,10 +110,43 @@ def evicted(index: int) -> dict[str, Any]:
         pytest.param(
             [], "BackoffLimitExceeded", Failure("Unknown", message="BackoffLimitExceeded"), id="pods-gone"
         ),
+        pytest.param(
+            [],
+            ("PodFailurePolicy", POLICY),
+            Failure("Evicted", 1, None, POLICY, True),
+            id="evicted-pod-gone-known-by-the-jobs-message",
+        ),
+        pytest.param(
+            [failed(0, 1, at="2026-12-01T00:00:02Z")],
+            ("PodFailurePolicy", POLICY),
+            Failure("Evicted", 1, None, POLICY, True),
+            id="a-peers-exit-after-the-eviction-is-not-the-cause",
+        ),
+        pytest.param(
+            [evicted(0)],
+            ("PodFailurePolicy", POLICY),
+            Failure("Evicted", 0, None, "the node was low on memory", True),
+            id="a-disrupted-pod-still-there-is-read-first",
+        ),
+        pytest.param(
+            [],
+            (
+                "PodFailurePolicy",
+                "Pod ml/tj-a1-1-x7k2p has condition ConfigIssue matching FailJob rule at index 1",
+            ),
+            Failure(
+                "Unknown",
+                message="PodFailurePolicy",
+            ),
+            id="another-rule-is-not-a-disruption",
+        ),
     ],
 )
-def test_classify(pods: list[dict[str, Any]], job_reason: str | None, expected: Failure) -> None:
-    assert classify(pods, job_reason) == expected
+def test_classify(
+    pods: list[dict[str, Any]], job_reason: str | tuple[str, str] | None, expected: Failure
+) -> None:
+    reason, message = job_reason if isinstance(job_reason, tuple) else (job_reason, None)
+    assert classify(pods, reason, message) == expected
 
 
 @pytest.mark.parametrize(
