@@ -158,6 +158,7 @@ class Sim:
 
     builder: PipelineBuilder
     fail: dict[str, set[int]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # step -> its termination message
     status: api.PipelineStatus | None = None
     jobs: dict[str, JobView] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
@@ -200,6 +201,7 @@ class Sim:
                     j.attempt,
                     "Failed" if failed else "Succeeded",
                     reason="BackoffLimitExceeded" if failed else None,
+                    pod_outputs=None if failed else (self.outputs.get(j.step, ""),),
                 )
 
     def run(self, rounds: int = 50) -> api.PipelineStatus:
@@ -213,3 +215,55 @@ class Sim:
     def phase(self, step: str) -> str:
         assert self.status is not None
         return next(s.phase for s in self.status.step_statuses if s.name == step)
+
+
+CHECK_SAYS = '{"result": "warned", "rows": 3}'
+CONDITIONAL_PHASES = {
+    "check": "Completed",
+    "publish": "Skipped",
+    "quarantine": "Completed",
+    "notify": "Completed",
+    "report": "Skipped",
+}
+
+
+def conditional_manifest(name: str = "conditional", *, fate: dict[str, str] | None = None) -> dict[str, Any]:
+    """One pipeline, run locally and on the test cluster alike: `check` reports its outputs
+    in its termination message; `publish` runs only if it passed, `quarantine` only if it
+    warned; `notify` follows `publish` even when it is skipped (onSkipped: run); `report`
+    follows it by default, so it is skipped with it. CONDITIONAL_PHASES is the outcome."""
+
+    def sh(script: str) -> list[str]:
+        return ["sh", "-c", script]
+
+    says = fate or {}
+    check = step(
+        "check",
+        command=sh(f"printf '%s' '{CHECK_SAYS}' > /dev/termination-log"),
+        fate={**says, "message": CHECK_SAYS},
+    )
+    return manifest(
+        name,
+        [
+            check,
+            step(
+                "publish",
+                ["check"],
+                fate=says,
+                when='steps.check.outputs.result == "passed"',
+                onSkipped="run",
+            ),
+            step("quarantine", ["check"], fate=says, when='steps.check.outputs.result == "warned"'),
+            step("notify", ["publish"], fate=says),
+            step(
+                "report",
+                ["quarantine", "publish"],
+                fate=says,
+                config={
+                    "conditions": [
+                        {"type": "previous_step_result", "step": "check", "required_result": "passed"}
+                    ]
+                },
+            ),
+        ],
+    )

@@ -83,12 +83,33 @@ def test_daily_production_etl(shop: services.Postgres, tmp_path: Path) -> None:
     assert shop.psql("SELECT count(*), sum(orders) FROM daily_aggregates", db="shop") == expected
 
 
+def test_conditional_steps(tmp_path: Path) -> None:
+    st = run("conditional.yaml", tmp_path, {})
+    assert st["phase"] == "Completed"
+    by = {s["name"]: s for s in st["steps"]}  # type: ignore[union-attr]
+    assert {n: s["phase"] for n, s in by.items()} == {
+        "extract": "Completed",
+        "check": "Completed",
+        "publish": "Skipped",
+        "quarantine": "Completed",
+        "notify": "Completed",  # publish says onSkipped: run, and notify runs without its output
+        "full-refresh": "Skipped",
+    }
+    assert by["check"]["outputs"]["result"] == "warned"
+    assert by["extract"]["outputs"]["rows"] == 3000
+    assert by["quarantine"]["outputs"]["rows"] == 30  # the orders with a negative total
+    assert by["full-refresh"]["message"].startswith(
+        'when: gb(steps["extract"].outputs.bytes) >= 10.0 is false'
+    )
+
+
 def test_every_example_is_run_by_a_test() -> None:
     """The examples tree holds only resources some test runs (the cluster tests run examples/seed,
     examples/sequentialjob, examples/jobhandler, examples/training and the StreamingJob in
     examples/streams; tests/local/test_generate.py runs examples/streams/market-day.yaml)."""
     ran = {
         "quickstart.yaml",
+        "conditional.yaml",
         "local/marketing-q1-analysis.yaml",
         "local/daily-etl.yaml",
         "seed/marketing-q1-analysis.yaml",

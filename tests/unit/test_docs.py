@@ -55,3 +55,11 @@ def test_the_documented_training_job_is_the_example_a_test_runs() -> None:
     example = DOCS.parent / "examples" / "training" / "test-job.yaml"
     (documented,) = pipelines_in(DOCS / "trainingjob.md", "TrainingJob")
     assert documented == yaml.safe_load(example.read_text())
+
+
+def test_the_documented_conditional_pipeline_is_the_example_a_test_runs() -> None:
+    example = DOCS.parent / "examples" / "conditional.yaml"
+    (documented,) = [
+        p for p in pipelines_in(DOCS / "pipeline.md") if p["metadata"] == {"name": "orders-nightly"}
+    ]
+    assert documented == yaml.safe_load(example.read_text())

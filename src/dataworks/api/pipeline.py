@@ -24,6 +24,7 @@ PLURAL = "pipelines"
 STEP_TYPES = ("fetch", "transform", "load", "fan-out", "quality-check", "container")
 StepType = Literal["fetch", "transform", "load", "fan-out", "quality-check", "container"]
 OnFailure = Literal["fail", "skip-dependents", "continue"]
+OnSkipped = Literal["skip", "run"]
 
 MAX_STEP_NAME = 50  # leaves room for a Job-name suffix within 63 characters
 MAX_STEPS = 500
@@ -64,6 +65,19 @@ class Step(Model):
     )
     timeout: str | None = Field(
         None, pattern=DURATION, description='Deadline of one step attempt, e.g. "30m" or "1h30m".'
+    )
+    when: str | None = Field(
+        None,
+        max_length=4096,
+        description="Run the step only if this CEL expression is true, evaluated once its dependencies "
+        "end. It sees steps (each step's phase and outputs: steps.fetch.outputs.rows, or "
+        "steps[\"my-step\"] for a name with '-'), params, now and pipeline, and the helpers gb, hour, "
+        "weekday, inHours and businessHours (docs/pipeline.md). False: the step is Skipped.",
+    )
+    on_skipped: OnSkipped = Field(
+        "skip",
+        description="When this step's condition is false: skip its dependents too (skip), or let "
+        "them run as if it had completed (run).",
     )
     workload_class: str | None = Field(None, description="Workload class whose defaults this step uses.")
     annotations: dict[str, str] | None = Field(None, description="Extra annotations on this step's pods.")
@@ -160,6 +174,12 @@ class StepStatus(StatusModel):
     reason: str | None = None
     workers: WorkerCounts | None = None
     spec_hash: str | None = Field(None, description="Hash of the step definition this attempt started with.")
+    outputs: dict[str, Any] | None = Field(
+        None,
+        description="What the completed step reported through its termination message: a built-in "
+        "step's rows, bytes, files and durationSeconds (and its declared values), a container "
+        "step's JSON object.",
+    )
 
 
 class PipelineStatus(StatusModel):

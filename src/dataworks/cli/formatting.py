@@ -5,6 +5,7 @@ Nothing here talks to a cluster, so every view is unit-tested with plain dicts.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +101,9 @@ def pipeline_detail(p: dict[str, Any], now: datetime) -> list[Text]:
         took = elapsed(s.get("startTime"), s.get("completionTime"), now)
         if phase == "Completed":
             detail = f"completed in {took}"
+            if s.get("outputs"):
+                shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in s["outputs"].items())
+                detail += f"; outputs {shown if len(shown) <= 120 else shown[:117] + '...'}"
         elif phase == "Running":
             detail = f"running for {took}"
             workers = s.get("workers")
@@ -114,6 +118,9 @@ def pipeline_detail(p: dict[str, Any], now: datetime) -> list[Text]:
     return lines
 
 
+STEP_SUMMARY_FIELDS = ("name", "type", "phase", "attempt", "jobName", "reason", "message", "outputs")
+
+
 def summary(p: dict[str, Any]) -> dict[str, Any]:
     """The stable JSON shape of one pipeline for scripts."""
     meta, st = p.get("metadata") or {}, p.get("status") or {}
@@ -125,10 +132,7 @@ def summary(p: dict[str, Any]) -> dict[str, Any]:
         "startTime": st.get("startTime"),
         "completionTime": st.get("completionTime"),
         "message": st.get("message"),
-        "steps": [
-            {k: s.get(k) for k in ("name", "type", "phase", "attempt", "jobName", "message")}
-            for s in st.get("stepStatuses") or []
-        ],
+        "steps": [{k: s.get(k) for k in STEP_SUMMARY_FIELDS} for s in st.get("stepStatuses") or []],
     }
 
 

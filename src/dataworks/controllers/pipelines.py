@@ -2,9 +2,10 @@
 
 It owns Jobs (one per step attempt) and the ConfigMap of step definitions.
 `observe` looks at the pods of a newly failed Job (OOMKilled, the worker's
-error line); `plan` validates the spec (cached per generation), calls the
-pure planner in `core.pipelines.planning`, and turns its Plan into Actions
-with the builders of `manifests.jobs`.
+error line) and of a newly succeeded one (its outputs, the termination
+messages); `plan` validates the spec (cached per generation), calls the pure
+planner in `core.pipelines.planning`, and turns its Plan into Actions with the
+builders of `manifests.jobs`.
 """
 
 from __future__ import annotations
@@ -85,17 +86,25 @@ class PipelineController(Controller):
         return result
 
     async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
-        """Pod-level reasons of Jobs that failed since the last status (job name -> reason, message)."""
+        """What the pods of Jobs that ended since the last status said (job name -> fields of its
+        JobView): a failed one's pod-level reason and message, a succeeded one's outputs (the
+        termination messages, read once, before its step is recorded Completed)."""
         old = _parse_status(obj.get("status"))
-        found: dict[str, tuple[str | None, str | None]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for body in children.get("Job", []):
             view = observations.job_view(body)
-            if view.step and view.state == "Failed" and not _already_failed(old, view):
-                pods = await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
-                found[view.name] = (
-                    observations.pod_failure_reason(pods),
-                    observations.pod_failure_message(pods),
-                )
+            failed = view.state == "Failed" and not _already_failed(old, view)
+            succeeded = view.state == "Succeeded" and not _outputs_read(old, view)
+            if not view.step or not (failed or succeeded):
+                continue
+            pods = await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
+            if failed:
+                found[view.name] = {
+                    "pod_reason": observations.pod_failure_reason(pods),
+                    "pod_message": observations.pod_failure_message(pods),
+                }
+            else:
+                found[view.name] = {"pod_outputs": observations.pod_success_messages(pods)}
         return found
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
@@ -109,8 +118,7 @@ class PipelineController(Controller):
             if not view.step:
                 continue
             if view.name in (observed or {}):
-                reason, message = observed[view.name]
-                view = dataclasses.replace(view, pod_reason=reason, pod_message=message)
+                view = dataclasses.replace(view, **observed[view.name])
             views.append(view)
         p = planning.plan(
             Meta(
@@ -170,6 +178,14 @@ def _already_failed(old: api.PipelineStatus | None, view: observations.JobView) 
     for st in old.step_statuses if old else []:
         if st.name == view.step and st.attempt == view.attempt and st.phase == "Failed":
             return True
+    return False
+
+
+def _outputs_read(old: api.PipelineStatus | None, view: observations.JobView) -> bool:
+    """This Job's step is recorded Completed with its outputs: its pods need no second look."""
+    for st in old.step_statuses if old else []:
+        if st.name == view.step and st.attempt == view.attempt:
+            return st.phase == "Completed" and st.outputs is not None
     return False
 
 

@@ -60,6 +60,7 @@ class Launcher:
     env: Callable[[int, int], dict[str, str]]
     cwd: Path
     log: Callable[[int, int], Path]
+    termination: Callable[[int], Path] | None = None  # worker <index>'s termination message file
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class LocalJob:
 
     def _spawn(self, w: Worker) -> None:
         w.tries += 1
+        if self.launcher.termination is not None:  # a new container starts with an empty message
+            self.launcher.termination(w.index).unlink(missing_ok=True)
         w.log = self.launcher.log(w.index, w.tries)
         w.log.parent.mkdir(parents=True, exist_ok=True)
         with w.log.open("ab") as out:
@@ -322,13 +325,26 @@ class LocalJob:
                 continue
             code = w.exit_codes[-1]
             terminated: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+            written = self._termination_message(w)
+            if written:
+                terminated["message"] = written
             if code != 0 and w.log is not None:
-                message = self._tail_message(w)
+                message = written or self._tail_message(w)  # FallbackToLogsOnError
                 if message:
                     terminated["message"] = message
                 terminated["finishedAt"] = w.ended_at or self.completion_time or self.start_time
             out.append(self._pod(w, "Succeeded" if code == 0 else "Failed", {"terminated": terminated}))
         return out
+
+    def _termination_message(self, w: Worker) -> str | None:
+        """What the worker's container wrote to its termination message file (4 KiB at most)."""
+        if self.launcher.termination is None:
+            return None
+        try:
+            data = self.launcher.termination(w.index).read_bytes()[:4096]
+        except OSError:
+            return None
+        return data.decode(errors="ignore") or None
 
     def _pod(self, w: Worker, phase: str, state: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -17,7 +17,11 @@ operator would create, and it plays the parts of the cluster that run them:
   There are no Secrets on this machine: a `secretKeyRef` or `secretRef` takes
   the variable from this machine's environment, which every process inherits;
 - the worker image's entrypoints (`dataworks-worker`, and `dataworks` for a StreamingJob's
-  consumers) run with this Python.
+  consumers) run with this Python;
+- the termination message file (`terminationMessagePath`, /dev/termination-log)
+  is a file per pod and index (`termination`): a command that names the path
+  writes there, and `DATAWORKS_TERMINATION_LOG` names it for our own programs.
+  It becomes the message in the pod's status, as a kubelet reads it.
 
 `LocalJob` (local/jobs.py) then applies the Job's own rules: completions,
 Indexed mode, backoffLimit, backoffLimitPerIndex, podFailurePolicy and
@@ -103,6 +107,10 @@ class Container:
     argv: Callable[[int], list[str]]
     env: Callable[[int], dict[str, str]]
     mounts: dict[str, Path]
+    termination: Callable[[int], Path]  # the file that stands in for the termination message's
+
+
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"  # the API's default terminationMessagePath
 
 
 def _volume_dir(sandbox: Sandbox, volume: dict[str, Any], pod_dir: Path) -> Path:
@@ -230,16 +238,24 @@ def container(  # noqa: PLR0917 (the pod's parts, in the order a kubelet meets t
     if pod_name is not None:
         meta["name"] = pod_name
 
+    message_path = str(spec.get("terminationMessagePath") or TERMINATION_MESSAGE_PATH)
+
+    def termination(index: int) -> Path:
+        return pod_dir / f"termination-{index}"
+
     def env(index: int) -> dict[str, str]:
         own = container_env(
             spec, index=index, indexed=indexed, pod_meta=meta, sandbox=sandbox, where=where, host=host
         )
-        return {**host, **extra, **own}
+        # The worker and dataworks.training write their message where this names.
+        return {**host, **extra, **own, "DATAWORKS_TERMINATION_LOG": str(termination(index))}
 
     def argv(index: int) -> list[str]:
         resolved = env(index)
+        # A script that writes the termination message (`echo '{...}' > /dev/termination-log`)
+        # writes this index's file instead.
         words = [
-            translate(expand(str(w), resolved), where)
+            translate(expand(str(w), resolved), where).replace(message_path, str(termination(index)))
             for w in [*(spec.get("command") or []), *(spec.get("args") or [])]
         ]
         if words[:1] == [WORKER_ENTRYPOINT]:
@@ -248,7 +264,8 @@ def container(  # noqa: PLR0917 (the pod's parts, in the order a kubelet meets t
             words = [sys.executable, "-m", "dataworks.cli.main", *words[1:]]
         return words
 
-    return Container(argv=argv, env=env, mounts=where)
+    pod_dir.mkdir(parents=True, exist_ok=True)
+    return Container(argv=argv, env=env, mounts=where, termination=termination)
 
 
 def save(path: Path, obj: dict[str, Any]) -> None:

@@ -156,7 +156,11 @@ class LocalRuntime:
             return self.node.root / "logs" / name / f"worker-{index}.log"
 
         launcher = Launcher(
-            argv=runs_in.argv, env=lambda index, tries: runs_in.env(index), cwd=self.node.root, log=log
+            argv=runs_in.argv,
+            env=lambda index, tries: runs_in.env(index),
+            cwd=self.node.root,
+            log=log,
+            termination=runs_in.termination,
         )
         job = LocalJob(manifest, launcher=launcher, wake=self.wake)
         self.jobs[name] = job

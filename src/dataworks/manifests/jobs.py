@@ -56,8 +56,9 @@ def _resources(step: StepDef, config: PipelinesConfig) -> dict[str, Any]:
 
 
 def _container(
-    step: StepDef, owner: Owner, attempt: int, config: PipelinesConfig, connections_secret: str | None = None
+    launch: Launch, owner: Owner, config: PipelinesConfig, connections_secret: str | None = None
 ) -> dict[str, Any]:
+    step, attempt = launch.step, launch.attempt
     _, security = _security()
     env: list[dict[str, Any]] = [
         {"name": "DATAWORKS_PIPELINE", "value": owner.name},
@@ -95,6 +96,8 @@ def _container(
             {"name": "DATAWORKS_RUN", "value": owner.uid or "run"},
             {"name": "HOME", "value": "/tmp"},
         ]
+        if launch.absent_inputs:  # upstream steps that ended without output: not inputs here
+            env.append({"name": "DATAWORKS_ABSENT_INPUTS", "value": ",".join(launch.absent_inputs)})
         if connections_secret:
             env.append({"name": "DATAWORKS_CONNECTIONS", "value": CONNECTIONS_MOUNT})
             container["volumeMounts"].append(
@@ -148,7 +151,7 @@ def step_job(owner: Owner, launch: Launch, spec: api.PipelineSpec, config: Pipel
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": pod_security,
-        "containers": [_container(step, owner, launch.attempt, config, spec.connections_secret)],
+        "containers": [_container(launch, owner, config, spec.connections_secret)],
     }
     node_selector = {**(cls.node_selector if cls else {}), **(defaults.node_selector or {})}
     if node_selector:

@@ -7,7 +7,8 @@ local executor writes the same file). The environment says where:
 DATAWORKS_STORE (an fsspec URL), DATAWORKS_NAMESPACE, DATAWORKS_PIPELINE,
 DATAWORKS_RUN, and for a fan-out WORKER_INDEX and TOTAL_WORKERS.
 
-Exit codes: 0 done (one summary line on stdout), 1 the step failed, 2 the step
+Exit codes: 0 done (one summary line on stdout, and the step's outputs as a JSON
+object in the termination message), 1 the step failed, 2 the step
 definition is invalid, 143 stopped by SIGTERM. Nothing is committed unless the
 step succeeded.
 """
@@ -91,7 +92,8 @@ TERMINATION_LOG = "/dev/termination-log"
 
 
 def termination_message(environ: dict[str, str], message: str) -> None:
-    """Leave the error where Kubernetes puts it in the pod's status (the operator shows it)."""
+    """Leave a message where Kubernetes puts it in the pod's status: the error of a failed step
+    (the operator shows it), the outputs of a succeeded one (a JSON object)."""
     path = environ.get("DATAWORKS_TERMINATION_LOG", TERMINATION_LOG)
     try:
         with open(path, "w") as f:
@@ -122,10 +124,12 @@ def run(step: dict[str, Any], environ: dict[str, str]) -> int:
             return 143
         if isinstance(e, StepFailed):
             print(f"error: {e}", file=sys.stderr, flush=True)
-            termination_message(environ, str(e))
+            # One line: the pod's status shows it (the whole message is in the log).
+            termination_message(environ, (str(e).strip().splitlines() or [""])[0])
             return e.exit_code
         raise
     print(ctx.summary.line(ctx.name, index, total), flush=True)
+    termination_message(environ, json.dumps(ctx.summary.outputs()))  # the step's outputs
     return 0
 
 

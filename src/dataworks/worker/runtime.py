@@ -68,7 +68,21 @@ class Summary:
     rows_in: int = 0
     rows_out: int = 0
     bytes_out: int = 0
+    files: int = 0
     started: float = field(default_factory=time.monotonic)
+    values: dict[str, Any] = field(default_factory=dict)  # what a step declares, e.g. result
+
+    def outputs(self) -> dict[str, Any]:
+        """The step's outputs, as its termination message carries them (core.pipelines.outputs)."""
+        seconds = round(time.monotonic() - self.started, 3)
+        return {
+            "rows": self.rows_out,
+            "rowsIn": self.rows_in,
+            "bytes": self.bytes_out,
+            "files": self.files,
+            "durationSeconds": seconds,
+            **self.values,
+        }
 
     def line(self, step: str, index: int, total: int) -> str:
         who = f"step {step}" + (f" worker {index}/{total}" if total > 1 else "")
@@ -105,9 +119,14 @@ class StepContext:
         self.type: str = step["type"]
         self.config: dict[str, Any] = dict(step.get("config") or {})
         # Upstream steps whose outputs are inputs here ("inputs" leaves out container steps).
-        self.depends_on: list[str] = list(step.get("inputs", step.get("dependsOn")) or [])
         self.store, self.where, self.index, self.total = store, where, index, total
         self.environ = dict(os.environ if environ is None else environ)
+        # Upstream steps that ended without output (skipped with onSkipped: run, or failed with
+        # onFailure: continue) are not inputs of this run.
+        absent = set(filter(None, self.environ.get("DATAWORKS_ABSENT_INPUTS", "").split(",")))
+        self.depends_on: list[str] = [
+            d for d in step.get("inputs", step.get("dependsOn")) or [] if d not in absent
+        ]
         self.summary = Summary()
         self.scratch = store.scratch(where, self.name, index)
         self.outputs: dict[str, tuple[list[Path], int]] = {}
@@ -211,6 +230,7 @@ class StepContext:
         self.outputs[table] = ([*files, path], count + rows)
         self.summary.rows_out += rows
         self.summary.bytes_out += path.stat().st_size
+        self.summary.files += 1
 
     def commit(self) -> dict[str, Any]:
         if self._duckdb is not None:

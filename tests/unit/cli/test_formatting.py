@@ -79,7 +79,9 @@ def test_json_summary_has_a_stable_shape() -> None:
         "phase": "Running",
         "attempt": 2,
         "jobName": None,
+        "reason": None,
         "message": None,
+        "outputs": None,
     }
 
 

@@ -135,3 +135,18 @@ def test_built_in_steps_mount_the_connections_secret_and_find_the_store() -> Non
     assert container["envFrom"] == [{"secretRef": {"name": "store-creds"}}]
     # no literal value anywhere in the Job looks like a credential-bearing URI
     assert "://" not in json.dumps([e for e in container["env"] if e["name"] != "DATAWORKS_STORE"])
+
+
+def test_upstream_steps_without_output_are_named_to_the_worker() -> None:
+    spec = api.PipelineSpec.model_validate(
+        {"steps": [{"name": "a", "type": "transform", "config": {"sql": "SELECT 1"}}]}
+    )
+    sdef, _ = steps.normalize(spec.steps[0])
+    env_of = []
+    for absent in ((), ("skipped", "failed")):
+        launch = planning.Launch(step=sdef, attempt=1, job_name="p-a", absent_inputs=absent)
+        (container,) = jobs.step_job(OWNER, launch, spec, PipelinesConfig())["spec"]["template"]["spec"][
+            "containers"
+        ]  # type: ignore[index]
+        env_of.append({e["name"]: e.get("value") for e in container["env"]}.get("DATAWORKS_ABSENT_INPUTS"))
+    assert env_of == [None, "skipped,failed"]

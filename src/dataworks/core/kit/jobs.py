@@ -38,6 +38,21 @@ class JobView:
     deleting: bool = False
     pod_reason: str | None = None  # e.g. OOMKilled, from the failed pods' containers
     pod_message: str | None = None  # the failed container's termination message (the worker's error line)
+    # The succeeded pods' termination messages by completion index (None: not read).
+    pod_outputs: tuple[str, ...] | None = None
+
+
+def pod_success_messages(pods: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The termination messages of the succeeded pods' containers, by completion index."""
+    found: list[tuple[int, str]] = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        index = int((meta.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index") or 0)
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated") or {}
+            if term.get("exitCode") == 0 and (pod.get("status") or {}).get("phase") == "Succeeded":
+                found.append((index, str(term.get("message") or "")))
+    return tuple(text for _, text in sorted(found, key=lambda f: f[0]))
 
 
 def pod_failure_reason(pods: list[dict[str, Any]]) -> str | None:

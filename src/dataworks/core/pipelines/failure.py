@@ -5,25 +5,38 @@ from __future__ import annotations
 from dataworks.core.kit.clock import ts
 from dataworks.core.pipelines.work import TERMINAL_STEP, Work
 
+SKIPPED_BY_CONDITION = frozenset({"ConditionFalse", "UpstreamSkipped"})
+
+
+def skipped_to_run(w: Work, upstream: str) -> bool:
+    """Step `upstream` was skipped by its condition and lets its dependents run (onSkipped: run)."""
+    up = w.by_name[upstream]
+    return up.phase == "Skipped" and up.reason == "ConditionFalse" and w.defs[upstream].on_skipped == "run"
+
 
 def blocks(w: Work, upstream: str) -> bool:
     """Whether step `upstream`'s outcome keeps its dependents from running."""
     up = w.by_name[upstream]
+    if skipped_to_run(w, upstream):
+        return False
     return up.phase in {"Skipped", "Cancelled"} or (
         up.phase == "Failed" and w.defs[upstream].on_failure != "continue"
     )
 
 
 def skip_blocked(w: Work) -> None:
-    """Skip the dependents of failed, skipped and cancelled steps (unless `continue`)."""
+    """Skip the dependents of failed, skipped and cancelled steps (unless `continue`, or a
+    condition's skip with `onSkipped: run`)."""
     for name in w.order:
         st = w.by_name[name]
         if st.phase != "Waiting":
             continue
         for d in w.deps[name]:
             if blocks(w, d):
-                st.phase, st.reason = "Skipped", "UpstreamFailed"
-                st.message = f"skipped because step {d} {w.by_name[d].phase.lower()}"
+                up = w.by_name[d]
+                by_condition = up.phase == "Skipped" and up.reason in SKIPPED_BY_CONDITION
+                st.phase, st.reason = "Skipped", "UpstreamSkipped" if by_condition else "UpstreamFailed"
+                st.message = f"skipped because step {d} {up.phase.lower()}"
                 break
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from dataworks.api import pipeline as api
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.jobs import JobView
+from dataworks.core.pipelines import outputs
 from dataworks.core.pipelines.steps import StepDef
 from dataworks.core.pipelines.work import Work
 
@@ -33,6 +34,8 @@ def apply_job(st: api.StepStatus, job: JobView, sdef: StepDef, now: datetime) ->
         # Recorded once, when first observed: the Job's own completionTime
         # arrives in a later event, and copying it would cost one more write.
         st.completion_time = st.completion_time or job.completion_time or ts(now)
+        if st.outputs is None and job.pod_outputs is not None:
+            st.outputs = outputs.combine(job.pod_outputs)
     elif job.state == "Failed":
         st.phase, st.reason = "Failed", job.pod_reason or job.reason or "Failed"
         detail = job.message

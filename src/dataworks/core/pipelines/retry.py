@@ -37,7 +37,7 @@ def apply_request(
         if st.job_name:  # it ran: the new attempt gets a new Job; never-run steps keep theirs
             st.attempt += 1
         st.phase, st.job_name, st.start_time, st.completion_time = "Waiting", None, None, None
-        st.message, st.reason, st.workers = None, None, None
+        st.message, st.reason, st.workers, st.outputs = None, None, None, None
     if targets:
         status.completion_time = None
         status.message = None

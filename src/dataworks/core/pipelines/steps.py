@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataworks.api.defaults import DEFAULT_MAX_PARALLELISM
 from dataworks.core.kit import quantities
-from dataworks.core.pipelines import stepconfigs
+from dataworks.core.pipelines import stepconfigs, whens
 
 if TYPE_CHECKING:  # only annotations: the worker imports this module and starts faster without pydantic
     from dataworks.api import pipeline as api
@@ -60,6 +60,8 @@ class StepDef:
     args: tuple[str, ...] = ()
     env: tuple[dict[str, Any], ...] = ()
     env_from: tuple[dict[str, Any], ...] = ()
+    when: str | None = None  # the step's condition as one CEL expression (core.pipelines.whens)
+    on_skipped: str = "skip"
 
     @property
     def is_fan_out(self) -> bool:
@@ -152,7 +154,9 @@ def normalize(
     if step.timeout:
         timeout = max(1, int(quantities.parse_duration(step.timeout)))
     retry = step.retry
-    config = {k: v for k, v in step.config.items() if k not in {"resources", "parallelism"}}
+    when, problems = whens.expression(step.when, step.config.get("conditions"), tuple(step.depends_on))
+    errors += [SpecError(step.name, where, message) for where, message in problems]
+    config = {k: v for k, v in step.config.items() if k not in {"resources", "parallelism", "conditions"}}
     return (
         StepDef(
             name=step.name,
@@ -174,6 +178,8 @@ def normalize(
             args=tuple(step.args or ()),
             env=tuple(e.model_dump(by_alias=True, exclude_none=True) for e in step.env or ()),
             env_from=tuple(step.env_from or ()),
+            when=when,
+            on_skipped=step.on_skipped,
         ),
         errors,
     )

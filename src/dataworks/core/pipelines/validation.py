@@ -2,7 +2,9 @@
 
 The API server already rejects duplicate names, bad enums, bad names and
 self-dependencies (see api.pipeline). This module finds the rest: unknown
-dependencies, cycles (naming them), and per-step problems from core.steps.
+dependencies, cycles (naming them), per-step problems from core.steps, and
+conditions that do not compile or read steps they do not depend on
+(core.pipelines.conditions).
 The operator marks such a pipeline InvalidSpec; the CLI and the local
 executor report the same messages. An unknown field anywhere is an error that
 names it, its path and the nearest valid name, as `fieldValidation=Strict`
@@ -20,7 +22,7 @@ from dataworks.api import pipeline as api
 from dataworks.api.defaults import DEFAULT_MAX_PARALLELISM
 from dataworks.core.kit import dag
 from dataworks.core.kit.fields import METADATA_FIELDS, field_names, path_of, unknown_field
-from dataworks.core.pipelines import steps
+from dataworks.core.pipelines import conditions, steps
 from dataworks.core.pipelines.steps import SpecError, StepDef
 
 
@@ -98,9 +100,25 @@ def validate(
     cycle = dag.find_cycle({s.name: s.depends_on for s in spec.steps if s.name in names})
     if cycle and len(cycle) > 2:
         errors.append(SpecError(cycle[0], "dependsOn", "forms a cycle: " + " -> ".join(cycle)))
+    elif not cycle:
+        deps = {s.name: s.depends_on for s in spec.steps}
+        for sdef in defs:
+            errors += conditions.problems(sdef, _ancestors(sdef.name, deps), seen)
     if errors:
         return None, errors
     return Validated(spec=spec, steps=tuple(defs)), []
+
+
+def _ancestors(name: str, deps: dict[str, list[str]]) -> set[str]:
+    """Every step `name` depends on, directly or not."""
+    found: set[str] = set()
+    todo = list(deps.get(name, []))
+    while todo:
+        d = todo.pop()
+        if d not in found:
+            found.add(d)
+            todo.extend(deps.get(d, []))
+    return found
 
 
 def validate_raw(raw: dict[str, Any], **kw: Any) -> tuple[Validated | None, list[SpecError]]:

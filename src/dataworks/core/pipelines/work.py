@@ -38,6 +38,9 @@ class Launch:
     step: StepDef
     attempt: int
     job_name: str
+    # Dependencies that ended without output (skipped by their condition with onSkipped: run,
+    # or failed with onFailure: continue): a built-in step runs without them as inputs.
+    absent_inputs: tuple[str, ...] = ()
 
 
 @dataclass

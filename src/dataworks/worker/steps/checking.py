@@ -14,7 +14,9 @@
 
 The report (every rule, its failing-row count and a few offending rows) is the
 step's output, in its manifest, and the input tables pass through unchanged
-(no copy), so a load can follow the check.
+(no copy), so a load can follow the check. The step's outputs in the pipeline's
+status say `result: passed`, or `warned` when a `warn` rule failed, and the
+count of such `warnings` (a later step's `when:` can read them).
 """
 
 from __future__ import annotations
@@ -113,5 +115,7 @@ def run(ctx: StepContext) -> None:
         )
         raise StepFailed(f"step {ctx.name!r}: {len(errors)} quality rule(s) failed: {detail}")
     ctx.extra["report"] = report
+    warned = [r for r in results if not r["passed"]]
+    ctx.summary.values.update(result="warned" if warned else "passed", warnings=len(warned))
     ctx.passthrough[table] = checked
     ctx.summary.rows_out = checked.rows

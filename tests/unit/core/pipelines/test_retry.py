@@ -120,6 +120,7 @@ def test_a_rerun_step_forgets_its_previous_attempt() -> None:
         "message": None,
         "reason": None,
         "workers": None,
+        "outputs": None,
     }
 
 
