@@ -66,4 +66,4 @@ def test_examples_validate_against_the_crd() -> None:
             if doc and doc.get("kind") in schemas:
                 jsonschema.validate(doc, schemas[doc["kind"]])
                 found[doc["kind"]] += 1
-    assert found == {"Pipeline": 5, "SequentialJob": 1}
+    assert found == {"Pipeline": 6, "SequentialJob": 1}
