@@ -23,7 +23,11 @@ REJECTED = [
     ("duplicate-names", [step("a"), step("a")], 'Duplicate value: {"name":"a"}'),
     ("unknown-type", [{"name": "a", "type": "spark"}], 'Unsupported value: "spark"'),
     ("long-name", [step("x" * 300)], "spec.steps[0].name: Too long"),
-    ("zero-steps", [], "spec.steps: Invalid value: 0: spec.steps in body should have at least 1 items"),
+    (
+        "zero-steps",
+        [],
+        "spec.steps: Invalid value: a pipeline needs at least one step, or a template",
+    ),
     ("self-dependency", [step("a", ["a"])], "a step cannot depend on itself"),
     ("config-not-object", [{**step("a"), "config": "text"}], 'spec.steps[0].config: Invalid value: "string"'),
     ("zero-parallelism", [step("a", parallelism=0)], "spec.steps[0].parallelism: Invalid value: 0"),

@@ -32,7 +32,7 @@ from lightkube.resources.core_v1 import (
     ServiceAccount,
 )
 
-from dataworks.api import streamingjob, trainingjob
+from dataworks.api import scheduledpipeline, streamingjob, trainingjob
 from dataworks.kube import resources
 from dataworks.kube.resources import Pipeline
 from tests.cluster import jobhandler as jh
@@ -45,6 +45,7 @@ from tests.local import services
 REPO = Path(__file__).resolve().parents[2]
 TrainingJob = resources.of(trainingjob.INFO)
 StreamingJob = resources.of(streamingjob.INFO)
+ScheduledPipeline = resources.of(scheduledpipeline.INFO)
 FATE = "fate.testcluster.dataworks.io/"
 ROLE = yaml.safe_load((REPO / "deploy" / "rbac" / "role.yaml").read_text())
 NOTIFY_ROLE, NOTIFY_BINDING = yaml.safe_load_all(
@@ -54,6 +55,9 @@ NOTIFY_ROLE, NOTIFY_BINDING = yaml.safe_load_all(
 NEEDS: dict[str, str | tuple[str, ...]] = {
     "pipelines": "reconciled",
     "pipelines/status": "reconciled",
+    "pipelinetemplates": "template-expanded",
+    "scheduledpipelines": "schedule-reconciled",
+    "scheduledpipelines/status": "schedule-reconciled",
     "sequentialjobs": "sequence-reconciled",
     "sequentialjobs/status": "sequence-reconciled",
     "trainingjobs": "training-reconciled",
@@ -189,8 +193,8 @@ def exercise(
 
 
 def create_everything(client: Client, namespace: str, broker: services.Redis) -> None:
-    """A pipeline, a sequential job, a training job, a streaming job and a labelled Job that need
-    every rule."""
+    """A pipeline, a templated pipeline, a sequential job, a training job, a streaming job and a
+    labelled Job that need every rule."""
     oom = {"outcome": "fail", "exit-code": "137", "reason": "OOMKilled"}
     fetch = {
         "name": "fetch",
@@ -201,6 +205,22 @@ def create_everything(client: Client, namespace: str, broker: services.Redis) ->
     create(
         client, namespace, manifest("least", [fetch, step("boom", ["fetch"], fate=oom, retry={"limit": 0})])
     )
+    template = {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "PipelineTemplate",
+        "metadata": {"name": "least-template"},
+        "spec": {"parameters": [{"name": "what", "default": "x"}], "steps": [step("make-{{.what}}")]},
+    }
+    client.create(codecs.from_dict(template), namespace=namespace)
+    templated = {"template": "least-template", "parameters": {"what": "y"}}
+    create(client, namespace, {**manifest("least-templated", []), "spec": templated})
+    schedule = {
+        "apiVersion": "dataworks.io/v1",
+        "kind": "ScheduledPipeline",
+        "metadata": {"name": "least-schedule"},
+        "spec": {"schedule": ["0 2 * * *"], "pipeline": {"steps": [step("s")]}},
+    }
+    client.create(codecs.from_dict(schedule), namespace=namespace)
     sqj.create(client, namespace, sqj.manifest("least-sequence", ["a"]))
     tj = {
         "apiVersion": "dataworks.io/v1",
@@ -238,6 +258,12 @@ def what_worked(c: Client, namespace: str, receiver: Receiver) -> set[str]:
     st = c.get(Pipeline, "least", namespace=namespace).to_dict().get("status") or {}
     if st.get("phase"):
         seen.add("reconciled")
+    templated = c.get(Pipeline, "least-templated", namespace=namespace).to_dict().get("status") or {}
+    if (templated.get("template") or {}).get("steps"):
+        seen.add("template-expanded")
+    sched = c.get(ScheduledPipeline, "least-schedule", namespace=namespace).to_dict().get("status") or {}
+    if sched.get("nextScheduleTime"):
+        seen.add("schedule-reconciled")
     if sqj.status(c.get(sqj.SequentialJob, "least-sequence", namespace=namespace)).get("phase"):
         seen.add("sequence-reconciled")
     if list(c.list(Job, namespace=namespace, labels={"dataworks.io/pipeline": "least"})):

@@ -110,6 +110,9 @@ def test_every_example_is_run_by_a_test() -> None:
     ran = {
         "quickstart.yaml",
         "conditional.yaml",
+        "template.yaml",  # tests/local/test_templates.py, and seed/standard-etl.yaml there and on a cluster
+        "seed/standard-etl.yaml",
+        "scheduled.yaml",  # tests/cluster/test_scheduledpipelines.py
         "local/marketing-q1-analysis.yaml",
         "local/daily-etl.yaml",
         "seed/marketing-q1-analysis.yaml",

@@ -55,15 +55,29 @@ def test_the_namespaced_role_grants_what_the_cluster_role_does() -> None:
     assert "ClusterRoleBinding" not in kinds
 
 
+def as_json_schema(node: Any) -> Any:
+    """OpenAPI v3's boolean exclusiveMinimum/Maximum (beside minimum/maximum) as JSON Schema's."""
+    if isinstance(node, list):
+        return [as_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: as_json_schema(v) for k, v in node.items()}
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if out.get(exclusive) is True and bound in out:
+            out[exclusive] = out.pop(bound)
+    return out
+
+
 def test_examples_validate_against_the_crd() -> None:
     schemas = {}
-    for plural in ("pipelines", "sequentialjobs"):
+    for plural in ("pipelines", "pipelinetemplates", "sequentialjobs"):
         crd = yaml.safe_load((ROOT / "deploy" / "crds" / f"dataworks.io_{plural}.yaml").read_text())
-        schemas[crd["spec"]["names"]["kind"]] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        openapi = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        schemas[crd["spec"]["names"]["kind"]] = as_json_schema(openapi)
     found = {kind: 0 for kind in schemas}
     for path in sorted((ROOT / "examples").rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") in schemas:
                 jsonschema.validate(doc, schemas[doc["kind"]])
                 found[doc["kind"]] += 1
-    assert found == {"Pipeline": 6, "SequentialJob": 1}
+    assert found == {"Pipeline": 8, "PipelineTemplate": 2, "SequentialJob": 1}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from dataworks.core.pipelines import validation
+from dataworks.api import pipelinetemplate as tapi
+from dataworks.core.pipelines import templates, validation
 from dataworks.core.sequentialjobs import validation as sequence_validation
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -22,8 +24,15 @@ def pipelines_in(path: Path, kind: str = "Pipeline") -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
 def test_documented_pipelines_validate(doc: Path) -> None:
+    found = {t["metadata"]["name"]: t for t in pipelines_in(doc, "PipelineTemplate")}  # type: ignore[index]
     for obj in pipelines_in(doc):
-        validated, errors = validation.validate_raw(obj["spec"])  # type: ignore[arg-type]
+        spec: dict[str, Any] = obj["spec"]  # type: ignore[assignment]
+        if "template" in spec:  # expanded with the template the same page shows, as the operator does
+            tpl = tapi.PipelineTemplateSpec.model_validate(found[spec["template"]]["spec"])
+            spec, _, problems = templates.expand(spec, tpl, spec["template"])
+            assert problems == []
+            assert spec is not None
+        validated, errors = validation.validate_raw(spec)
         assert errors == [], [str(e) for e in errors]
         assert validated is not None
 
@@ -63,3 +72,17 @@ def test_the_documented_conditional_pipeline_is_the_example_a_test_runs() -> Non
         p for p in pipelines_in(DOCS / "pipeline.md") if p["metadata"] == {"name": "orders-nightly"}
     ]
     assert documented == yaml.safe_load(example.read_text())
+
+
+def test_the_documented_template_is_the_example_a_test_runs() -> None:
+    example = list(yaml.safe_load_all((DOCS.parent / "examples" / "template.yaml").read_text()))
+    documented = pipelines_in(DOCS / "pipeline.md", "PipelineTemplate")
+    assert documented == [example[0]]
+    assert [p for p in pipelines_in(DOCS / "pipeline.md") if p["metadata"] == example[1]["metadata"]] == [
+        example[1]
+    ]
+
+
+def test_the_documented_schedule_is_the_example_a_test_applies() -> None:
+    example = yaml.safe_load((DOCS.parent / "examples" / "scheduled.yaml").read_text())
+    assert pipelines_in(DOCS / "pipeline.md", "ScheduledPipeline") == [example]

@@ -25,6 +25,14 @@ from dataworks.api.meta import KindInfo
 _DROP = {"title", "default"}
 
 
+def _any_value(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field of any JSON type (`Any`, e.g. a parameter's default) keeps whatever it is given:
+    a structural schema needs a type, or this marker."""
+    if "type" not in schema and not schema.get("x-kubernetes-int-or-string"):
+        schema["x-kubernetes-preserve-unknown-fields"] = True
+    return schema
+
+
 def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_resolve(n, defs) for n in node]
@@ -39,7 +47,7 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         if key in _DROP or key == "$defs":
             continue
         if key == "properties":  # field names, not keywords: a field may be called `default`
-            out[key] = {name: _resolve(sub, defs) for name, sub in value.items()}
+            out[key] = {name: _any_value(_resolve(sub, defs)) for name, sub in value.items()}
             continue
         out[key] = _resolve(value, defs)
     any_of = out.pop("anyOf", None)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from dataworks.api import pipeline, sequentialjob, streamingjob, trainingjob
+from dataworks.api import (
+    pipeline,
+    pipelinetemplate,
+    scheduledpipeline,
+    sequentialjob,
+    streamingjob,
+    trainingjob,
+)
 from dataworks.api.meta import KindInfo
 
 
@@ -53,4 +60,13 @@ class Registry:
 
 def default() -> Registry:
     """The kinds dataworks ships."""
-    return Registry((pipeline.INFO, sequentialjob.INFO, trainingjob.INFO, streamingjob.INFO))
+    return Registry(
+        (
+            pipeline.INFO,
+            pipelinetemplate.INFO,
+            scheduledpipeline.INFO,
+            sequentialjob.INFO,
+            trainingjob.INFO,
+            streamingjob.INFO,
+        )
+    )

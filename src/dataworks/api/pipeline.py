@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dataworks.api.common import DNS1123_LABEL, DURATION, EnvVar, PodDefaults, Resources, RetryPolicy
 from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model, StatusModel
@@ -112,10 +112,57 @@ class RetryRequest(Model):
     )
 
 
+class PipelineDependency(Model):
+    """Another pipeline that must have completed, recently enough, before this one starts."""
+
+    name: str = Field(min_length=1, max_length=253, description="A Pipeline in this namespace.")
+    max_age: float | None = Field(
+        None,
+        alias="maxAgeHours",
+        gt=0,
+        description="It must have completed at most this many hours ago (default: any time).",
+    )
+    max_age_seed: float | None = Field(
+        None, alias="max_age_hours", gt=0, description="The seed's spelling of maxAgeHours."
+    )
+
+    crd_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.maxAgeHours) || !has(self.max_age_hours)",
+            "message": "give maxAgeHours or max_age_hours, not both",
+            "fieldPath": ".maxAgeHours",
+        }
+    ]
+
+    @property
+    def max_age_hours(self) -> float | None:
+        return self.max_age if self.max_age is not None else self.max_age_seed
+
+
 class PipelineSpec(Model):
     """The desired pipeline: its steps and how to run them."""
 
-    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS, description="The steps of the DAG.")
+    steps: list[Step] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        description="The steps of the DAG (or none, with a template).",
+    )
+    template: str | None = Field(
+        None,
+        min_length=1,
+        max_length=253,
+        description="A PipelineTemplate in this namespace whose steps this pipeline runs, expanded "
+        "with parameters once, when the pipeline starts (status.template records it).",
+    )
+    parameters: dict[str, Any] | None = Field(
+        None, description="Values of the template's parameters, by name (strings, numbers, booleans)."
+    )
+    pipeline_dependencies: list[PipelineDependency] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Pipelines that must have Completed (within maxAgeHours) before this one starts; "
+        "until then it stays Pending, and the DependenciesReady condition says which and why.",
+    )
     max_parallel: int | None = Field(None, ge=1, description="At most this many steps run at once.")
     active_deadline_seconds: int | None = Field(None, ge=1, description="Deadline of the whole pipeline.")
     ttl_seconds_after_finished: int | None = Field(
@@ -140,6 +187,35 @@ class PipelineSpec(Model):
         "(postgresql://user:pass@host/db, sftp://..., s3://...). Built-in steps mount it read-only; "
         "no credential appears in a Job spec.",
     )
+
+    crd_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "has(self.template) || (has(self.steps) && size(self.steps) > 0)",
+            "message": "a pipeline needs at least one step, or a template",
+            "fieldPath": ".steps",
+        },
+        {
+            "rule": "!has(self.template) || !has(self.steps) || size(self.steps) == 0",
+            "message": "give steps or a template, not both",
+            "fieldPath": ".template",
+        },
+        {
+            "rule": "has(self.template) || !has(self.parameters)",
+            "message": "parameters fill in a template: set spec.template",
+            "fieldPath": ".parameters",
+        },
+    ]
+
+    @model_validator(mode="after")
+    def _steps_or_template(self) -> PipelineSpec:
+        # The same rules as crd_rules, for the CLI and the local executor.
+        if self.template is None and not self.steps:
+            raise ValueError("steps: a pipeline needs at least one step, or a template")
+        if self.template is not None and self.steps:
+            raise ValueError("template: give steps or a template, not both")
+        if self.template is None and self.parameters is not None:
+            raise ValueError("parameters: parameters fill in a template: set spec.template")
+        return self
 
     # Unique step names are enforced by the API server itself: steps is a
     # list-map keyed by name (see crdgen). That dependsOn names existing steps
@@ -182,6 +258,16 @@ class StepStatus(StatusModel):
     )
 
 
+class TemplateExpansion(StatusModel):
+    """The template a pipeline runs, as expanded when it started: a later edit of the
+    template never changes this pipeline."""
+
+    name: str
+    resource_version: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Every parameter's value.")
+    steps: list[dict[str, Any]] = Field(default_factory=list, description="The expanded steps.")
+
+
 class PipelineStatus(StatusModel):
     """Observed state of the pipeline."""
 
@@ -199,6 +285,7 @@ class PipelineStatus(StatusModel):
     )
     message: str | None = None
     last_retry_id: str | None = None
+    template: TemplateExpansion | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -79,6 +80,25 @@ class Cluster:
             if isinstance(e, errors.Unreachable):
                 fail(f"cannot reach the cluster at {self.client.config.cluster.server}: {e}", EXIT_CLUSTER)
             raise
+
+    def template(self, name: str) -> dict[str, Any] | None:
+        """The PipelineTemplate `name` in this namespace, or None."""
+        from dataworks.api import pipelinetemplate
+        from dataworks.kube import errors, resources
+
+        try:
+            obj = self.call(
+                "get pipelinetemplates",
+                self.client.get,
+                resources.of(pipelinetemplate.INFO),
+                name,
+                namespace=self.namespace,
+            )
+        except errors.NotFound:
+            return None
+        except errors.KubeError as e:
+            fail(e.message or str(e), EXIT_CLUSTER)
+        return dict(obj.to_dict())
 
     def get(self, name: str, info: KindInfo | None = None) -> dict[str, Any]:
         from dataworks.kube import errors, resources
@@ -178,7 +198,7 @@ def load_documents(path: str, param_pairs: list[str] | None = None) -> list[dict
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        text, missing = params.apply(text, params.parse(param_pairs or []))
+        text, missing = _fill(text, params.parse(param_pairs or []))
         docs = [d for d in yaml.safe_load_all(text) if d]
     except OSError as e:
         fail(f"cannot read {path}: {e.strerror}")
@@ -189,6 +209,27 @@ def load_documents(path: str, param_pairs: list[str] | None = None) -> list[dict
     if missing:
         fail(f"{path}: no value for {', '.join(missing)}; pass --param {missing[0]}=VALUE")
     return [d for d in docs if isinstance(d, dict)]
+
+
+_DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.M)
+_TEMPLATE_KIND = re.compile(r"^kind:\s*PipelineTemplate\s*$", re.M)
+
+
+def _fill(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
+    """`--param` values in every document of a file but its PipelineTemplates, whose
+    `{{.name}}` placeholders are the template's own parameters."""
+    from dataworks.core.kit import params
+
+    parts, missing, at = [], [], 0
+    for m in [*_DOCUMENT.finditer(text), None]:
+        end = m.start() if m else len(text)
+        chunk = text[at:end]
+        if not _TEMPLATE_KIND.search(chunk):
+            chunk, gaps = params.apply(chunk, values)
+            missing += gaps
+        parts.append(chunk + (m.group(0) if m else ""))
+        at = m.end() if m else end
+    return "".join(parts), sorted(set(missing))
 
 
 def validate_or_fail(obj: dict[str, Any], path: str) -> Any:

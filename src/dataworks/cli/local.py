@@ -72,14 +72,16 @@ def _console() -> Console:
 
 
 def run_local(args: argparse.Namespace, read: list[dict[str, Any]] | None = None) -> int:
-    path = args.file
-    docs = load_pipelines(path, args.param, read)
+    path = args.file or "-"  # no file: a --template run, from the working directory
+    label = args.file or f"template {args.template}"
+    docs = load_pipelines(label, args.param, read)
     if len(docs) > 1:
-        fail(f"{path} holds {len(docs)} Pipelines; --local runs one file with one Pipeline")
+        fail(f"{label} holds {len(docs)} Pipelines; --local runs one file with one Pipeline")
     obj = docs[0]
-    validate_or_fail(obj, path)
+    validated = validate_or_fail(obj, label)
     root = runs.workdir(args.workdir)
     pipeline = str((obj.get("metadata") or {}).get("name") or Path(path).stem)
+    _dependencies_or_fail(pipeline, validated.spec.pipeline_dependencies, root)
     existing = {r.name for r in runs.list_runs(root)}
     name = args.name or runs.new_run_name(pipeline, existing)
     if name in existing:
@@ -94,9 +96,32 @@ def run_local(args: argparse.Namespace, read: list[dict[str, Any]] | None = None
             "spec": obj.get("spec") or {},
         }
     )
-    pipeline_dir = Path(path).resolve().parent if path != "-" else Path.cwd()
+    # Relative paths are read from the pipeline's file, or, for --template, the template's.
+    source = path if path != "-" else ((getattr(args, "template_file", None) or ["-"])[0])
+    pipeline_dir = Path(source).resolve().parent if source != "-" else Path.cwd()
     (run.path / "pipeline-dir").write_text(str(pipeline_dir))
     return _execute(run, pipeline_dir, args)
+
+
+def _dependencies_or_fail(pipeline: str, wanted: list[Any], root: Path) -> None:
+    """pipelineDependencies against this machine's runs: nothing else runs while a local run
+    waits, so one that would wait is refused before it starts, saying which and why."""
+    from dataworks.core.pipelines import dependencies
+
+    seen: dict[str, dependencies.Upstream] = {}
+    for dep in wanted:
+        found = runs.latest_of(root, dep.name)
+        st, spec = (found or {}).get("status") or {}, (found or {}).get("spec") or {}
+        after = tuple(str(d.get("name")) for d in spec.get("pipelineDependencies") or [])
+        seen[dep.name] = dependencies.Upstream(
+            dep.name, found is not None, st.get("phase"), st.get("completionTime"), after
+        )
+    g = dependencies.gate(pipeline, wanted, seen, datetime.now(UTC))
+    if g is not None and not g.ready:
+        fail(
+            f"pipeline {pipeline} waits for pipelineDependencies: {g.message}. Here nothing else runs "
+            f"meanwhile: run those pipelines first (dataworks run --local), in this directory"
+        )
 
 
 def _execute(run: runs.RunDir, pipeline_dir: Path, args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from dataworks.cli import bench, consume, generate, streamings
+from dataworks.cli import bench, consume, generate, schedules, streamings
 from dataworks.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -48,30 +48,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.file and args.file_flag:
         fail("give the pipeline file once: either FILE or -f FILE")
     args.file = args.file or args.file_flag
-    if not args.file:
-        fail("which pipeline? dataworks run [--local] FILE (or -f FILE)")
-    docs = load_documents(args.file, args.param)  # once: the file may be stdin
+    if not args.file and not args.template:
+        fail("which pipeline? dataworks run [--local] FILE (or -f FILE, or --template NAME -p KEY=VALUE)")
+    from dataworks.cli import templating
+
+    # --param fills the file's {{ k }}, or, with --template, the template's parameters.
+    docs = load_documents(args.file, None if args.template else args.param) if args.file else []
+    docs = templating.from_flags(args, docs)  # once: the file may be stdin
     for kind, module in KIND_RUNS.items():
         if any(d.get("kind") == kind for d in docs):
             return int(importlib.import_module(f"dataworks.cli.{module}").run(args, docs))
     if args.local:
         from dataworks.cli import local
 
-        return local.run_local(args, docs)
+        expanded = [created for created, _ in templating.resolve(args, docs)]
+        return local.run_local(args, expanded or docs)
     from lightkube import codecs
 
     from dataworks.kube.resources import Pipeline
 
     assert Pipeline is not None  # importing it registers the kind with codecs.from_dict
 
-    pipelines = load_pipelines(args.file, args.param, docs)
-    checked = [(p, validate_or_fail(p, args.file)) for p in pipelines]
+    where = args.file or f"template {args.template}"
+    load_pipelines(where, None, docs)  # fails naming the file when it holds no Pipeline
+    lazy: list[Cluster] = []
+
+    def on_cluster(name: str) -> dict[str, Any] | None:
+        if args.dry_run:
+            return None
+        lazy[:] = lazy or [Cluster(args)]
+        return lazy[0].template(name)
+
+    resolved = templating.resolve(args, docs, on_cluster)
+    pipelines = [created for created, _ in resolved]
+    checked = [(created, validate_or_fail(shown, where)) for created, shown in resolved]
     if args.dry_run:
         return dry_run(checked, args)
-    cluster = Cluster(args)
+    cluster = lazy[0] if lazy else Cluster(args)
     from dataworks.cli import preflight  # what only the cluster can tell; errors stop the run
 
-    found = preflight.check(cluster, checked, Path(args.file).stem)
+    found = preflight.check(cluster, checked, Path(where).stem)
     for warning in found.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if found.errors:
@@ -79,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     created = []
     for original, _ in checked:
         obj = {**original, "metadata": dict(original.get("metadata") or {})}
-        base = args.name or obj["metadata"].get("name") or Path(args.file).stem
+        base = args.name or obj["metadata"].get("name") or Path(where).stem
         obj["metadata"]["name"] = (
             args.name if args.name and len(pipelines) == 1 else f"{base}-{secrets.token_hex(3)}"
         )
@@ -425,7 +441,20 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     )
     run.add_argument("file", nargs="?", help="Pipeline YAML (multi-document allowed; - for stdin)")
     run.add_argument("-f", "--file", dest="file_flag", help="the same, as kubectl spells it")
-    run.add_argument("--param", action="append", metavar="K=V", help="fill {{ K }} in the file (repeatable)")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="K=V",
+        help="fill {{ K }} in the file, or with --template give a parameter (repeatable)",
+    )
+    run.add_argument("--template", metavar="NAME", help="run PipelineTemplate NAME with -p parameters")
+    run.add_argument(
+        "--template-file",
+        action="append",
+        metavar="FILE",
+        help="PipelineTemplates to expand templated pipelines with (repeatable; default: the cluster's)",
+    )
     run.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
     run.add_argument(
         "--redis", help="--local StreamingJob: the Redis to consume, redis://[:PASSWORD@]HOST:PORT/DB"
@@ -481,7 +510,8 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     describe.add_argument("name")
     describe.set_defaults(fn=cmd_describe)
 
-    streamings.add_parser(sub, [common, output])
+    for module in (streamings, schedules):  # scale stj/NAME; trigger spl/NAME
+        module.add_parser(sub, [common, output])
 
     completion = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
     completion.add_argument("shell", choices=["bash", "zsh", "fish"])

@@ -75,6 +75,11 @@ class Controller:
     ) -> None:
         """Called after the runtime wrote a new status (metrics, notifications)."""
 
+    def related(self, body: dict[str, Any]) -> list[tuple[str, str]]:
+        """Other objects of this kind that a change to `body` should wake (a pipeline waiting
+        for this one); none by default."""
+        return []
+
     def forget(self, key: tuple[str, str]) -> None:
         """The object is gone: drop what the controller keeps about it."""
 

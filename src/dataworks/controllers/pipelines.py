@@ -17,17 +17,24 @@ from collections.abc import Hashable
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from dataworks.api import pipeline as api
+from dataworks.api import pipelinetemplate as tapi
 from dataworks.api.config import OperatorConfig
 from dataworks.controllers.base import Children, Controller, Reader, read_status
 from dataworks.core.kit import jobs as observations
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Meta
-from dataworks.core.pipelines import planning, validation
+from dataworks.core.pipelines import dependencies, planning, templates, validation
+from dataworks.core.pipelines.steps import SpecError
 from dataworks.manifests import jobs as manifests
 
 log = logging.getLogger("dataworks.operator")
 Key = tuple[str, str]
+TEMPLATE = "template:"  # the observed template's key among the observed Jobs (no Job has a ':')
+DEPENDENCIES = "dependencies:"  # the observed pipelineDependencies' key
+MAX_UPSTREAMS = 100  # pipelines read to follow dependencies (and find a cycle)
 
 
 class Watcher(Protocol):
@@ -70,6 +77,8 @@ class PipelineController(Controller):
         )
         # Validation depends only on the spec, which changes only with the generation.
         self._checked: dict[Key, tuple[str, int, Any]] = {}
+        # Pipelines waiting for others (pipelineDependencies): key -> the names they read.
+        self._waits_on: dict[Key, set[str]] = {}
         # The parsed statuses of the last plan, for the hooks that run after its status write.
         self._written: dict[Key, tuple[api.PipelineStatus | None, planning.Plan]] = {}
 
@@ -91,6 +100,13 @@ class PipelineController(Controller):
         termination messages, read once, before its step is recorded Completed)."""
         old = _parse_status(obj.get("status"))
         found: dict[str, dict[str, Any]] = {}
+        wanted = (obj.get("spec") or {}).get("template")
+        if isinstance(wanted, str) and (old is None or old.template is None or old.template.name != wanted):
+            find = getattr(reader, "find", None)  # a reader that stores no templates has none
+            body = await find(tapi.KIND, obj["metadata"]["namespace"], wanted) if find else None
+            found[TEMPLATE] = {"body": body}
+        if (obj.get("spec") or {}).get("pipelineDependencies") and not (old and old.start_time):
+            found[DEPENDENCIES] = {"seen": await _upstreams(obj, reader)}
         for body in children.get("Job", []):
             view = observations.job_view(body)
             failed = view.state == "Failed" and not _already_failed(old, view)
@@ -113,13 +129,25 @@ class PipelineController(Controller):
         old_raw = obj.get("status") or None
         old = _parse_status(old_raw)
         views = []
+        observed = observed or {}
         for body in children.get("Job", []):
             view = observations.job_view(body)
             if not view.step:
                 continue
-            if view.name in (observed or {}):
+            if view.name in observed:
                 view = dataclasses.replace(view, **observed[view.name])
             views.append(view)
+        raw = obj.get("spec") or {}
+        spec, expansion, problems = _expanded(raw, old, observed.get(TEMPLATE), key[0])
+        checked = (None, problems) if problems else self._check(key, meta, spec)
+        gate = None
+        if checked[0] is not None and DEPENDENCIES in observed:
+            seen = observed[DEPENDENCIES]["seen"]
+            gate = dependencies.gate(key[1], checked[0].spec.pipeline_dependencies, seen, now)
+        if gate is not None and not gate.ready:
+            self._waits_on[key] = {*seen, key[1]}
+        else:
+            self._waits_on.pop(key, None)
         p = planning.plan(
             Meta(
                 name=key[1],
@@ -127,12 +155,15 @@ class PipelineController(Controller):
                 generation=int(meta.get("generation") or 1),
                 uid=meta.get("uid", ""),
             ),
-            self._check(key, meta, obj.get("spec") or {}),
+            checked,
             old,
             views,
             now=now,
             settings=self.settings,
+            gate=gate,
         )
+        if expansion is not None:
+            p.status.template = expansion  # recorded once: a later edit of the template changes nothing here
         owner = manifests.Owner(info=api.INFO, name=key[1], namespace=key[0], uid=meta.get("uid", ""))
         actions = Actions(events=list(p.events), requeue_at=p.requeue_at, delete_self=p.delete_pipeline)
         if p.create and p.validated is not None:
@@ -166,7 +197,14 @@ class PipelineController(Controller):
             types = {sd.name: sd.type for sd in p.validated.steps}
             self.metrics.observe_status(key, before, p.status, types, time.time())
 
+    def related(self, body: dict[str, Any]) -> list[Key]:
+        """The pipelines waiting for this one (pipelineDependencies): a change to it wakes them."""
+        meta = body.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        return [k for k, names in self._waits_on.items() if k[0] == ns and name in names and k[1] != name]
+
     def forget(self, key: Key) -> None:
+        self._waits_on.pop(key, None)
         self._checked.pop(key, None)
         self._written.pop(key, None)
         if self.metrics is not None:
@@ -179,6 +217,57 @@ def _already_failed(old: api.PipelineStatus | None, view: observations.JobView) 
         if st.name == view.step and st.attempt == view.attempt and st.phase == "Failed":
             return True
     return False
+
+
+async def _upstreams(obj: dict[str, Any], reader: Reader) -> dict[str, dependencies.Upstream]:
+    """The pipelines `obj` depends on, and theirs in turn (to find a cycle), as seen now."""
+    find = getattr(reader, "find", None)
+    ns, own = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    todo = [str(d.get("name")) for d in (obj.get("spec") or {}).get("pipelineDependencies") or []]
+    seen: dict[str, dependencies.Upstream] = {}
+    while todo and len(seen) < MAX_UPSTREAMS:
+        name = todo.pop()
+        if name in seen or name == own:
+            continue
+        body = await find(api.KIND, ns, name) if find is not None else None
+        if body is None:
+            seen[name] = dependencies.Upstream(name, found=False)
+            continue
+        st, spec = body.get("status") or {}, body.get("spec") or {}
+        wanted = tuple(str(d.get("name")) for d in spec.get("pipelineDependencies") or [])
+        seen[name] = dependencies.Upstream(name, True, st.get("phase"), st.get("completionTime"), wanted)
+        todo += wanted
+    return seen
+
+
+def _expanded(
+    raw: dict[str, Any], old: api.PipelineStatus | None, seen: dict[str, Any] | None, namespace: str
+) -> tuple[dict[str, Any], api.TemplateExpansion | None, list[SpecError]]:
+    """The spec a pipeline runs: its own, or its template's steps as recorded in its status, or
+    as expanded now from the template observed (returned, to be recorded); or the problems."""
+    name = raw.get("template")
+    if not isinstance(name, str):
+        return raw, None, []
+    own = {k: v for k, v in raw.items() if k not in {"template", "parameters", "steps"}}
+    if old is not None and old.template is not None and old.template.name == name:
+        return {**own, "steps": old.template.steps}, None, []
+    body = (seen or {}).get("body")
+    if body is None:
+        why = f"PipelineTemplate {name!r} not found in namespace {namespace}; create it first"
+        return raw, None, [SpecError(None, "template", why)]
+    try:
+        template = tapi.PipelineTemplateSpec.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        where = ", ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()[:3])
+        return raw, None, [SpecError(None, "template", f"PipelineTemplate {name!r} is invalid: {where}")]
+    spec, values, problems = templates.expand(raw, template, name)
+    if spec is None:
+        return raw, None, problems
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    expansion = api.TemplateExpansion(
+        name=name, resource_version=version, parameters=values, steps=spec["steps"]
+    )
+    return spec, expansion, []
 
 
 def _outputs_read(old: api.PipelineStatus | None, view: observations.JobView) -> bool:

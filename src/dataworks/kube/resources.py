@@ -57,3 +57,5 @@ def register_all(registry: kinds.Registry | None = None) -> None:
 
 
 Pipeline = of(api.INFO)
+# A ScheduledPipeline's runs are Pipelines: a child kind too.
+CHILD_KINDS["Pipeline"] = Pipeline

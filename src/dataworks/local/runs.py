@@ -108,6 +108,23 @@ def list_runs(root: Path) -> list[RunDir]:
     return sorted(runs, key=lambda r: (r.path / "pipeline.json").stat().st_mtime)
 
 
+def latest_of(root: Path, pipeline: str) -> dict[str, Any] | None:
+    """The newest local run of pipeline `pipeline` (by the name in its manifest) as the Pipeline
+    it ran, named `pipeline`: what a pipelineDependency sees of it here."""
+    label = "dataworks.io/pipeline-name"
+    found = [
+        r
+        for r in list_runs(root)
+        if r.kind() == api.KIND
+        and ((r.pipeline().get("metadata") or {}).get("labels") or {}).get(label) == pipeline
+    ]
+    if not found:
+        return None
+    obj = found[-1].as_object()
+    obj["metadata"] = {**obj.get("metadata", {}), "name": pipeline}
+    return obj
+
+
 def find_run(root: Path, name: str | None) -> RunDir | None:
     """A run by name, or the newest run when no name is given."""
     runs = list_runs(root)

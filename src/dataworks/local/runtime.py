@@ -24,7 +24,7 @@ from typing import Any
 from dataworks.controllers.base import Controller
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Event
-from dataworks.local import kubelet
+from dataworks.local import kubelet, runs
 from dataworks.local.deployments import LocalDeployment
 from dataworks.local.jobs import Launcher, LocalJob
 
@@ -55,8 +55,19 @@ class Node:
 class Reader:
     """Answers a controller's extra reads from the local Jobs (their pods) and the node."""
 
-    def __init__(self, jobs: dict[str, LocalJob], secrets: dict[tuple[str, str], str] | None = None) -> None:
-        self.jobs, self.secrets = jobs, secrets or {}
+    def __init__(
+        self,
+        jobs: dict[str, LocalJob],
+        secrets: dict[tuple[str, str], str] | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        self.jobs, self.secrets, self.workdir = jobs, secrets or {}, workdir
+
+    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A pipeline depended on: its newest local run in the same work directory."""
+        if kind != "Pipeline" or self.workdir is None:
+            return None
+        return runs.latest_of(self.workdir, name)
 
     async def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         if kind != "Pod":
@@ -105,7 +116,7 @@ class LocalRuntime:
         for deployment in self.deployments.values():
             deployment.reconcile()
         children = self.children()
-        reader = Reader(self.jobs, self.node.secrets)
+        reader = Reader(self.jobs, self.node.secrets, workdir=self.node.root.parent.parent)
         observed = self.loop.run_until_complete(self.controller.observe(obj, children, reader))
         actions = self.controller.plan(obj, children, observed, now)
         self.apply(actions, now)

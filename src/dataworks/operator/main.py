@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ from dataworks.api.meta import KindInfo
 from dataworks.controllers.base import Controller
 from dataworks.controllers.jobhandler import JobHandlerController
 from dataworks.controllers.pipelines import PipelineController
+from dataworks.controllers.scheduledpipelines import ScheduledPipelineController
 from dataworks.controllers.sequentialjobs import SequentialJobController
 from dataworks.controllers.streamingjobs import StreamingJobController
 from dataworks.controllers.trainingjobs import TrainingJobController
 from dataworks.core.kit import backoffs
+from dataworks.core.kit.clock import parse_ts
 from dataworks.kube import clients, errors, resources
 from dataworks.observability import serving
 from dataworks.observability.metrics import Metrics
@@ -131,6 +134,10 @@ def _pipelines(config: OperatorConfig, metrics: Metrics, notifier: Notifier | No
     return PipelineController(config, metrics=metrics, notifier=notifier)
 
 
+def _scheduledpipelines(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
+    return ScheduledPipelineController()
+
+
 def _sequentialjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
     return SequentialJobController()
 
@@ -151,6 +158,7 @@ def _jobhandler(config: OperatorConfig, metrics: Metrics, notifier: Notifier | N
 
 CONTROLLERS: dict[str, Callable[[OperatorConfig, Metrics, Notifier | None], Controller]] = {
     "pipelines": _pipelines,
+    "scheduledpipelines": _scheduledpipelines,
     "sequentialjobs": _sequentialjobs,
     "trainingjobs": _trainingjobs,
     "streamingjobs": _streamingjobs,
@@ -171,6 +179,7 @@ def build_registry(
     health_port: int = 0,
     namespaces: list[str] | None = None,
     controllers: list[str] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> kopf.OperatorRegistry:
     """The operator's handlers: one watch per reconciled kind and per child kind, all feeding
     one runtime. `namespaces` limits every list to those namespaces (the namespaced install,
@@ -205,7 +214,7 @@ def build_registry(
         events.start()
         state["events"] = events
         hosted = [CONTROLLERS[name](config, metrics, notifier) for name in enabled]
-        rt = Runtime(client, hosted, events=events, metrics=metrics)
+        rt = Runtime(client, hosted, events=events, metrics=metrics, **({"clock": clock} if clock else {}))
         metrics.active.set_function(lambda: rt.active_count(api.KIND))
         state["runtime"] = rt
         _background(state, config, scope, expire="jobhandler" in enabled)
@@ -336,11 +345,23 @@ async def _become_ready(rt: Runtime, health: serving.Health, scope: list[str]) -
             await asyncio.sleep(2)
 
 
+def _file_clock(path: str) -> Callable[[], datetime]:
+    """A clock that reads the time from a file (a test's injected clock), else the system's."""
+
+    def now() -> datetime:
+        try:
+            return parse_ts(Path(path).read_text().strip())
+        except (OSError, ValueError):
+            return datetime.now(UTC)
+
+    return now
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dataworks-operator",
-        description="Runs the dataworks operator: Pipelines, SequentialJobs, TrainingJobs, StreamingJobs, "
-        "and the job handler.",
+        description="Runs the dataworks operator: Pipelines, ScheduledPipelines, SequentialJobs, "
+        "TrainingJobs, StreamingJobs, and the job handler.",
     )
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"
@@ -365,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         "--request-stats",
         metavar="PATH",
         help="on shutdown, write API request counts by verb and resource (JSON)",
+    )
+    parser.add_argument(
+        "--clock-file",
+        metavar="PATH",
+        help="for tests of schedules: read the time the operator takes as now from this file "
+        "(RFC 3339), at every reconcile, instead of the system clock",
     )
     args = parser.parse_args(argv)
 
@@ -395,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         health_port=args.health_port,
         namespaces=args.namespace,
         controllers=args.controllers,
+        clock=_file_clock(args.clock_file) if args.clock_file else None,
     )
     kopf.run(
         registry=registry,

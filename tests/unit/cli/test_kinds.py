@@ -32,7 +32,8 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(
         kinds.UnknownKind,
         match=r'no dataworks resource type "pipes"; known types: '
-        r"pipelines \(pl\), sequentialjobs \(sqj\), trainingjobs \(tj\), streamingjobs \(stj\)$",
+        r"pipelines \(pl\), pipelinetemplates \(plt\), scheduledpipelines \(spl\), sequentialjobs \(sqj\), "
+        r"trainingjobs \(tj\), streamingjobs \(stj\)$",
     ):
         kinds.resolve("pipes")
 

@@ -107,6 +107,7 @@ def test_an_invalid_spec_is_failed_once_and_validated_once_per_generation() -> N
 def test_the_operator_knows_the_controller() -> None:
     assert set(operator_main.CONTROLLERS) == {
         "pipelines",
+        "scheduledpipelines",
         "sequentialjobs",
         "trainingjobs",
         "streamingjobs",

@@ -7,7 +7,9 @@ the world only through its arguments, so the operator and the local executor
 run the same decisions, and a repeated call with the same input is a no-op.
 
 This module only orders the policies; each lives in its own module:
-observing, retry, failure, scheduling, status, events (see `work.Work`).
+observing, retry, failure, dependencies (the gate of pipelineDependencies,
+decided by the caller from what it read), scheduling, status, events (see
+`work.Work`).
 The planner takes a validated spec (`validation.validate_raw`), the one way in.
 """
 
@@ -20,7 +22,16 @@ from dataworks.core.kit import lifecycle
 from dataworks.core.kit.conditions import set_condition
 from dataworks.core.kit.jobs import JobView
 from dataworks.core.kit.plan import Meta
-from dataworks.core.pipelines import events, failure, observing, retry, scheduling, status, validation
+from dataworks.core.pipelines import (
+    dependencies,
+    events,
+    failure,
+    observing,
+    retry,
+    scheduling,
+    status,
+    validation,
+)
 from dataworks.core.pipelines.steps import SpecError
 from dataworks.core.pipelines.work import TERMINAL_PIPELINE, Launch, Plan, Settings, Work
 
@@ -35,6 +46,7 @@ def plan(
     *,
     now: datetime,
     settings: Settings | None = None,
+    gate: dependencies.Gate | None = None,
 ) -> Plan:
     """Plan one reconcile of a spec already validated (`validation.validate_raw`'s result;
     callers cache it per generation)."""
@@ -53,12 +65,15 @@ def plan(
     if stopping and old.phase not in TERMINAL_PIPELINE:
         failure.stop(w, "pipeline cancelled" if w.spec.shutdown else "pipeline deadline exceeded")
     failure.skip_blocked(w)
+    waiting = gate is not None and not gate.ready and dependencies.not_started(w)
     if not stopping:
         scheduling.suspend_or_resume(w)
-        if not w.spec.suspend:
+        if not w.spec.suspend and not waiting:
             scheduling.schedule(w)
     events.step_events(w, normal=settings.step_events)
     status.finish(w, deadline_hit=w.deadline_hit())  # spec.shutdown takes precedence in status
+    if gate is not None:
+        dependencies.record(w, gate, waiting=waiting)
     if old.observed_generation is not None and old.observed_generation != meta.generation:
         events.ignored_changes(w)
     _timers(w)

@@ -50,6 +50,10 @@ def parse_spec(raw: dict[str, Any]) -> tuple[api.PipelineSpec | None, list[SpecE
                 items = raw.get("steps") or []
                 if loc[1] < len(items) and isinstance(items[loc[1]], dict):
                     step = items[loc[1]].get("name")
+            if err["type"] == "value_error" and not loc:  # a whole-spec rule: "field: message"
+                field, _, message = str(err["ctx"]["error"]).partition(": ")
+                errors.append(SpecError(None, field, message))
+                continue
             if err["type"] == "extra_forbidden":
                 valid = field_names(api.PipelineSpec, loc[:-1])
                 errors.append(SpecError(step, path_of(loc), unknown_field(str(loc[-1]), valid)))
@@ -76,6 +80,12 @@ def document_errors(obj: dict[str, Any]) -> list[SpecError]:
 def validate(
     spec: api.PipelineSpec, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM
 ) -> tuple[Validated | None, list[SpecError]]:
+    if spec.template is not None:  # the operator and the CLI expand a template before this
+        why = (
+            f"PipelineTemplate {spec.template!r} is not expanded here: give it with --template-file, "
+            "or create the pipeline on a cluster that has the template"
+        )
+        return None, [SpecError(None, "template", why)]
     errors: list[SpecError] = []
     defs: list[StepDef] = []
     names = [s.name for s in spec.steps]

@@ -15,6 +15,7 @@ from lightkube import AsyncClient, codecs
 from lightkube.resources.core_v1 import PodLog, Secret
 from lightkube.types import CascadeType, PatchType
 
+from dataworks.api import kinds
 from dataworks.api.meta import KindInfo
 from dataworks.kube import errors, resources
 
@@ -145,6 +146,16 @@ class Applier:
         if key not in data:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
+
+    async def find(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One dataworks object by kind and name (a Pipeline's template); None if there is none."""
+        info = kinds.default().by_kind(kind)
+        try:
+            with errors.typed():
+                found = await self.client.get(resources.of(info), name, namespace=namespace)
+        except errors.NotFound:
+            return None
+        return dict(found.to_dict())
 
     async def list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         with errors.typed():

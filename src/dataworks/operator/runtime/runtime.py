@@ -123,9 +123,12 @@ class Runtime:
             return  # we deleted it: a late event of it must not reconcile it again
         if deleted:
             await self._gone_now(c, key, body)
-            return
-        if self.caches[id(c)].put(body):
+        elif self.caches[id(c)].put(body):
             await self.trigger(c, *key)
+        # Objects waiting for this one, even when the event is the echo of our own status write
+        # (a dependency's Completed is such a write).
+        for other in c.related(body):
+            await self.trigger(c, *other)
 
     async def _gone_now(self, c: ctl.Controller, key: Key, body: dict[str, Any]) -> None:
         """The object was deleted (by someone else): the controller's last word, then forget it."""

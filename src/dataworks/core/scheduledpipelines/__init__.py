@@ -1,0 +1,1 @@
+"""The ScheduledPipeline's policies (pure layer): when runs are due, and what a reconcile does."""
