@@ -4,6 +4,9 @@ the template changes; bad parameters and templates are refused naming the parame
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from tests.cluster.pipelines import create, jobs, step, wait_phase
 pytestmark = pytest.mark.usefixtures("operator")
 
 PipelineTemplate = resources.of(tapi.INFO)
+CTL = str(Path(sys.executable).parent / "dataworks")
 SEED = Path(__file__).resolve().parents[2] / "examples" / "seed" / "standard-etl.yaml"
 
 
@@ -86,8 +90,9 @@ def test_the_seeds_template_example_applies_as_written_and_is_expanded(
 
 
 def test_a_templated_pipeline_runs_and_keeps_its_expansion_when_the_template_changes(
-    client: Client, namespace: str
+    cluster: Cluster, namespace: str
 ) -> None:
+    client, kubeconfig = cluster.client, cluster.kubeconfig
     client.create(codecs.from_dict(template()), namespace=namespace)
     create(client, namespace, templated("eu-run", region="eu", dry_run="true"))
     st = wait_phase(client, namespace, "eu-run", "Running", "Completed", "Failed", timeout=30)
@@ -107,6 +112,15 @@ def test_a_templated_pipeline_runs_and_keeps_its_expansion_when_the_template_cha
     assert st["template"]["steps"][1]["args"] == ["--dry-run=true"]
     ran = sorted(j.metadata.labels["dataworks.io/step"] for j in jobs(client, namespace, "eu-run"))
     assert ran == ["extract-eu", "score-eu"]
+    described = subprocess.run(
+        [CTL, "describe", "eu-run", "-n", namespace, "--kubeconfig", kubeconfig, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shown = json.loads(described.stdout)
+    assert shown["template"]["name"] == "nightly"
+    assert shown["template"]["parameters"] == {"region": "eu", "workers": 2, "dry_run": True}
     # A pipeline created after the edit gets the new steps.
     create(client, namespace, templated("after", region="us"))
     st = wait_phase(client, namespace, "after", "Completed", "Failed", timeout=60)

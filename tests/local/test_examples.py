@@ -97,10 +97,26 @@ def test_conditional_steps(tmp_path: Path) -> None:
     }
     assert by["check"]["outputs"]["result"] == "warned"
     assert by["extract"]["outputs"]["rows"] == 3000
+    assert by["extract"]["outputs"]["negative_totals"] == 30  # declared in config.values
     assert by["quarantine"]["outputs"]["rows"] == 30  # the orders with a negative total
     assert by["full-refresh"]["message"].startswith(
         'when: gb(steps["extract"].outputs.bytes) >= 10.0 is false'
     )
+
+
+def test_a_pipeline_that_waits_for_another(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [CTL, "run", "--local", str(ROOT / "examples" / "daily-report.yaml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "waits for pipelineDependencies: pipeline orders-nightly does not exist" in out.stderr
+    run("conditional.yaml", tmp_path, {})
+    st = run("daily-report.yaml", tmp_path, {})
+    assert st["phase"] == "Completed"
 
 
 def test_every_example_is_run_by_a_test() -> None:
@@ -113,6 +129,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "template.yaml",  # tests/local/test_templates.py, and seed/standard-etl.yaml there and on a cluster
         "seed/standard-etl.yaml",
         "scheduled.yaml",  # tests/cluster/test_scheduledpipelines.py
+        "daily-report.yaml",
         "local/marketing-q1-analysis.yaml",
         "local/daily-etl.yaml",
         "seed/marketing-q1-analysis.yaml",

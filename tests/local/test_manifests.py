@@ -70,7 +70,7 @@ def as_json_schema(node: Any) -> Any:
 
 def test_examples_validate_against_the_crd() -> None:
     schemas = {}
-    for plural in ("pipelines", "pipelinetemplates", "sequentialjobs"):
+    for plural in ("pipelines", "pipelinetemplates", "scheduledpipelines", "sequentialjobs"):
         crd = yaml.safe_load((ROOT / "deploy" / "crds" / f"dataworks.io_{plural}.yaml").read_text())
         openapi = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         schemas[crd["spec"]["names"]["kind"]] = as_json_schema(openapi)
@@ -80,4 +80,4 @@ def test_examples_validate_against_the_crd() -> None:
             if doc and doc.get("kind") in schemas:
                 jsonschema.validate(doc, schemas[doc["kind"]])
                 found[doc["kind"]] += 1
-    assert found == {"Pipeline": 8, "PipelineTemplate": 2, "SequentialJob": 1}
+    assert found == {"Pipeline": 9, "PipelineTemplate": 2, "ScheduledPipeline": 1, "SequentialJob": 1}

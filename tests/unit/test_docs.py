@@ -86,3 +86,10 @@ def test_the_documented_template_is_the_example_a_test_runs() -> None:
 def test_the_documented_schedule_is_the_example_a_test_applies() -> None:
     example = yaml.safe_load((DOCS.parent / "examples" / "scheduled.yaml").read_text())
     assert pipelines_in(DOCS / "pipeline.md", "ScheduledPipeline") == [example]
+
+
+def test_the_documented_dependency_is_the_example_a_test_runs() -> None:
+    example = yaml.safe_load((DOCS.parent / "examples" / "daily-report.yaml").read_text())
+    assert [p for p in pipelines_in(DOCS / "pipeline.md") if p["metadata"] == example["metadata"]] == [
+        example
+    ]

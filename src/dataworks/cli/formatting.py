@@ -94,6 +94,10 @@ def pipeline_detail(p: dict[str, Any], now: datetime) -> list[Text]:
     ]
     if st.get("message"):
         lines.append(Text(f"Message: {st['message']}"))
+    template = st.get("template") or {}
+    if template:
+        values = ", ".join(f"{k}={json.dumps(v)}" for k, v in (template.get("parameters") or {}).items())
+        lines.append(Text(f"Template: {template.get('name')} ({values})"))
     lines.append(Text(""))
     for s in statuses:
         phase = s.get("phase", "Waiting")

@@ -109,6 +109,7 @@ def overall(p: dict[str, Any], running: dict[str, float]) -> Text | None:
 def describe_data(cluster: Cluster, name: str) -> dict[str, Any]:
     """`describe -o json|yaml`: the status summary, each step's Job, and the Events."""
     p = cluster.get(name)
+    status = p.get("status") or {}
     events = sorted(context.events_of(cluster, name), key=lambda e: str(e.get("lastTimestamp") or ""))
     return {
         **formatting.summary(p),
@@ -117,6 +118,8 @@ def describe_data(cluster: Cluster, name: str) -> dict[str, Any]:
             for s in (p.get("status") or {}).get("stepStatuses") or []
             if s.get("jobName")
         },
+        "template": {k: v for k, v in (status.get("template") or {}).items() if k != "steps"},
+        "conditions": status.get("conditions") or [],
         "waiting": [{"step": st, "pod": pod, "why": why} for st, pod, why in waiting_pods(cluster, p)],
         "events": [{k: e.get(k) for k in ("type", "reason", "message", "lastTimestamp")} for e in events],
     }

@@ -115,6 +115,7 @@ def run(step: dict[str, Any], environ: dict[str, str]) -> int:
     ctx = StepContext(step, store=store, where=where, index=index, total=total, environ=environ)
     try:
         runner(step["type"])(ctx)
+        ctx.summary.values.update(ctx.declared_values())
         ctx.commit()
     except BaseException as e:
         ctx.interrupt()

@@ -10,6 +10,7 @@ and commits the output at the very end.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import os
 import re
 import subprocess
@@ -61,6 +62,15 @@ def only_input(ctx: StepContext, inputs: dict[str, TableOutput], field_: str) ->
 def sql_name(name: str) -> str:
     """The unquoted-SQL-friendly alias of a step name: `join-user-data` -> `join_user_data`."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _plain(value: Any) -> Any:
+    """A query's value as JSON has it: numbers, text, booleans, null; anything else as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 @dataclass
@@ -192,6 +202,32 @@ class StepContext:
             found.setdefault(sql_name(table), out)
         self.summary.rows_in = sum({id(o): o.rows for o in found.values()}.values())
         return found
+
+    def declared_values(self) -> dict[str, Any]:
+        """`config.values: {name: SQL}`: each query's first value, over this step's tables (as
+        written) and its inputs, in a DuckDB of its own."""
+        declared = self.config.get("values") or {}
+        if not declared:
+            return {}
+        con = duckdb.connect()
+        try:
+            seen = {t: o.files for t, o in self.input_tables().items()}
+            seen.update({t: o.files for t, o in self.passthrough.items()})
+            seen.update({t: [str(f) for f in files] for t, (files, _) in self.outputs.items()})
+            for table, files in seen.items():
+                if files:
+                    listed = "[" + ", ".join(literal(str(f)) for f in files) + "]"
+                    con.execute(f"CREATE VIEW {quote(table)} AS SELECT * FROM read_parquet({listed})")
+            values: dict[str, Any] = {}
+            for name, sql in declared.items():
+                try:
+                    row = con.execute(str(sql)).fetchone()
+                except duckdb.Error as e:
+                    raise self.fail(f"values.{name}", f"{type(e).__name__}: {e}") from e
+                values[str(name)] = _plain(row[0] if row else None)
+            return values
+        finally:
+            con.close()
 
     def register_inputs(self, *, materialize: bool = False) -> dict[str, TableOutput]:
         """Expose the inputs in DuckDB: views over parquet, or tables when a script will change them."""

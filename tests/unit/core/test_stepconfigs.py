@@ -34,6 +34,22 @@ INVALID: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"path": "a.csv", "columns": "id"}, "config.columns: must be a list of column names, got 'id'"),
     ],
     "transform": [
+        (
+            {"sql": "SELECT 1", "values": ["SELECT 1"]},
+            "config.values: must map output names to SQL queries, e.g. {late: SELECT count(*) FROM t}",
+        ),
+        (
+            {"sql": "SELECT 1", "values": {"late-orders": "SELECT 1"}},
+            "config.values.late-orders: an output name is a letter or _, then letters, digits or _",
+        ),
+        (
+            {"sql": "SELECT 1", "values": {"rows": "SELECT 1"}},
+            "config.values.rows: is reported by every step; choose another name than rows",
+        ),
+        (
+            {"sql": "SELECT 1", "values": {"late": " "}},
+            "config.values.late: must be a SQL query whose first value is the output",
+        ),
         ({}, "config.sql: is required for a transform step"),
         ({"sql": "   "}, "config.sql: is required for a transform step"),
         ({"sql": "SELECT 1", "engine": "spark"}, "config.engine: 'spark' is not one of duckdb, postgres"),

@@ -14,6 +14,7 @@ This module imports no pydantic and no I/O library: the worker starts fast.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -310,7 +311,29 @@ CHECKS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
 }
 
 
+def _declared_values(config: dict[str, Any]) -> list[Problem]:
+    """`values: {name: SQL}`: outputs the step declares, each the first value of its query."""
+    declared = config.get("values")
+    if declared is None:
+        return []
+    if not isinstance(declared, dict) or not declared:
+        return [("values", "must map output names to SQL queries, e.g. {late: SELECT count(*) FROM t}")]
+    out: list[Problem] = []
+    for name, sql in declared.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            out.append((f"values.{name}", "an output name is a letter or _, then letters, digits or _"))
+        elif name in RESERVED_OUTPUTS:
+            out.append((f"values.{name}", f"is reported by every step; choose another name than {name}"))
+        elif not isinstance(sql, str) or not sql.strip():
+            out.append((f"values.{name}", "must be a SQL query whose first value is the output"))
+    return out
+
+
+# What every built-in step reports (worker.runtime.Summary): a declared output may not hide one.
+RESERVED_OUTPUTS = frozenset({"rows", "rowsIn", "bytes", "files", "durationSeconds", "result", "warnings"})
+
+
 def problems(type_: str, config: dict[str, Any]) -> list[Problem]:
     """Every reason this built-in step's config is invalid; [] for other types."""
     check = CHECKS.get(type_)
-    return check(config) if check else []
+    return [*check(config), *_declared_values(config)] if check else []
