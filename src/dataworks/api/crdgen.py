@@ -77,6 +77,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "array" and isinstance(out.get("items"), dict) and not out["items"]:
         out["items"] = {"x-kubernetes-preserve-unknown-fields": True}
+    if out.get("properties") == {}:  # a model with no fields: the API server would drop it, and a
+        del out["properties"]  # server-side apply of the file would then conflict with the stored CRD
     return out
 
 
