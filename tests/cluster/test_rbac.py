@@ -32,7 +32,7 @@ from lightkube.resources.core_v1 import (
     ServiceAccount,
 )
 
-from dataworks.api import scheduledpipeline, streamingjob, trainingjob
+from dataworks.api import pipelinetemplate, scheduledpipeline, streamingjob, trainingjob
 from dataworks.kube import resources
 from dataworks.kube.resources import Pipeline
 from tests.cluster import jobhandler as jh
@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 TrainingJob = resources.of(trainingjob.INFO)
 StreamingJob = resources.of(streamingjob.INFO)
 ScheduledPipeline = resources.of(scheduledpipeline.INFO)
+PipelineTemplate = resources.of(pipelinetemplate.INFO)  # made once, codecs.from_dict loads templates
 FATE = "fate.testcluster.dataworks.io/"
 ROLE = yaml.safe_load((REPO / "deploy" / "rbac" / "role.yaml").read_text())
 NOTIFY_ROLE, NOTIFY_BINDING = yaml.safe_load_all(
