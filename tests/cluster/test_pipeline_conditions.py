@@ -88,3 +88,13 @@ def test_a_bad_condition_is_refused_before_any_job_starts(
     assert message in st["message"], st["message"]
     assert jobs(client, namespace, "bad") == []
     assert not list(client.list(Job, namespace=namespace))
+
+
+def test_without_conditions_outputs_are_read_when_the_pipeline_ends(client: Client, namespace: str) -> None:
+    # No condition needs them on the way, so no step transition waits for a pod read: every
+    # completed step's outputs are read together before the pipeline's last status write.
+    steps = [step("a", fate={"message": '{"rows": 1}'}), step("b", ["a"], fate={"message": '{"rows": 2}'})]
+    create(client, namespace, manifest("plain", steps))
+    st = wait_phase(client, namespace, "plain", "Completed", "Failed", timeout=60)
+    assert st["phase"] == "Completed"
+    assert {s["name"]: s.get("outputs") for s in st["stepStatuses"]} == {"a": {"rows": 1}, "b": {"rows": 2}}

@@ -97,7 +97,11 @@ class PipelineController(Controller):
     async def observe(self, obj: dict[str, Any], children: Children, reader: Reader) -> Any:
         """What the pods of Jobs that ended since the last status said (job name -> fields of its
         JobView): a failed one's pod-level reason and message, a succeeded one's outputs (the
-        termination messages, read once, before its step is recorded Completed)."""
+        termination messages, read once).
+
+        Reading pods costs a request on the step transition, so outputs are read there only
+        when a condition may need them (a step has `when:` or `config.conditions`); otherwise
+        they are read together when the pipeline ends, before its last status write."""
         old = _parse_status(obj.get("status"))
         found: dict[str, dict[str, Any]] = {}
         wanted = (obj.get("spec") or {}).get("template")
@@ -107,10 +111,11 @@ class PipelineController(Controller):
             found[TEMPLATE] = {"body": body}
         if (obj.get("spec") or {}).get("pipelineDependencies") and not (old and old.start_time):
             found[DEPENDENCIES] = {"seen": await _upstreams(obj, reader)}
-        for body in children.get("Job", []):
-            view = observations.job_view(body)
+        jobs = [observations.job_view(body) for body in children.get("Job", [])]
+        outputs_now = _conditional(obj, old) or _ending(old, jobs)
+        for view in jobs:
             failed = view.state == "Failed" and not _already_failed(old, view)
-            succeeded = view.state == "Succeeded" and not _outputs_read(old, view)
+            succeeded = outputs_now and view.state == "Succeeded" and not _outputs_read(old, view)
             if not view.step or not (failed or succeeded):
                 continue
             pods = await reader.list("Pod", obj["metadata"]["namespace"], {JOB_NAME: view.name})
@@ -268,6 +273,26 @@ def _expanded(
         name=name, resource_version=version, parameters=values, steps=spec["steps"]
     )
     return spec, expansion, []
+
+
+def _conditional(obj: dict[str, Any], old: api.PipelineStatus | None) -> bool:
+    """Whether a step of the pipeline (or of its expanded template) has a condition."""
+    steps = (obj.get("spec") or {}).get("steps") or (old.template.steps if old and old.template else [])
+    return any(s.get("when") or (s.get("config") or {}).get("conditions") for s in steps)
+
+
+def _ending(old: api.PipelineStatus | None, jobs: list[observations.JobView]) -> bool:
+    """Whether this reconcile may end the pipeline (or it has ended): no step waits, and every
+    running step's Job has ended."""
+    if old is None:
+        return False
+    if old.phase in api.TERMINAL_PHASES:
+        return True
+    ended = {(j.step, j.attempt) for j in jobs if j.state in {"Succeeded", "Failed"}}
+    return all(
+        st.phase in api.TERMINAL_STEP_PHASES or (st.phase == "Running" and (st.name, st.attempt) in ended)
+        for st in old.step_statuses
+    )
 
 
 def _outputs_read(old: api.PipelineStatus | None, view: observations.JobView) -> bool:
