@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from dataworks.api.meta import KindInfo
-from dataworks.core.kit.plan import Actions
+from dataworks.core.kit.plan import Actions, Meta
 
 log = logging.getLogger("dataworks.operator")
 
@@ -121,3 +121,14 @@ def read_status(model: type[StatusT], raw: dict[str, Any] | None) -> StatusT | N
     except ValidationError:
         log.warning("ignoring an unreadable %s", model.__name__)
         return None
+
+
+def meta_of(obj: dict[str, Any]) -> Meta:
+    """The Meta a planner takes, from an object's metadata."""
+    meta = obj.get("metadata") or {}
+    return Meta(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        generation=int(meta.get("generation") or 1),
+        uid=meta.get("uid", ""),
+    )

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from dataworks.api import scheduledpipeline as api
-from dataworks.controllers.base import Children, Controller, read_status
+from dataworks.controllers.base import Children, Controller, meta_of, read_status
 from dataworks.core.kit.clock import parse_ts
-from dataworks.core.kit.plan import Actions, Event, Meta
+from dataworks.core.kit.plan import Actions, Event
 from dataworks.core.scheduledpipelines import planning
 from dataworks.manifests import scheduledpipelines as manifests
 from dataworks.manifests.owner import Owner
@@ -34,12 +34,7 @@ class ScheduledPipelineController(Controller):
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
         meta = obj.get("metadata") or {}
-        m = Meta(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            generation=int(meta.get("generation") or 1),
-            uid=meta.get("uid", ""),
-        )
+        m = meta_of(obj)
         old_raw = obj.get("status") or None
         old = read_status(api.ScheduledPipelineStatus, old_raw)
         try:

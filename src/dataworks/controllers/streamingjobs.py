@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from dataworks import __version__
 from dataworks.api import streamingjob as api
-from dataworks.controllers.base import Children, Controller, Reader, read_status
+from dataworks.controllers.base import Children, Controller, Reader, meta_of, read_status
 from dataworks.core.kit import conditions
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.plan import Actions, Event, Meta
@@ -162,13 +162,7 @@ class StreamingJobController(Controller):
         return found
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
-        meta = obj.get("metadata") or {}
-        m = Meta(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            generation=int(meta.get("generation") or 1),
-            uid=meta.get("uid", ""),
-        )
+        m = meta_of(obj)
         old_raw = obj.get("status") or None
         old = read_status(api.StreamingJobStatus, old_raw)
         try:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from dataworks.api import trainingjob as api
-from dataworks.controllers.base import Children, Controller, Reader, read_status
+from dataworks.controllers.base import Children, Controller, Reader, meta_of, read_status
 from dataworks.core.kit import conditions
 from dataworks.core.kit import jobs as observations
 from dataworks.core.kit.clock import ts
@@ -121,12 +121,7 @@ class TrainingJobController(Controller):
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
         meta = obj.get("metadata") or {}
-        m = Meta(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            generation=int(meta.get("generation") or 1),
-            uid=meta.get("uid", ""),
-        )
+        m = meta_of(obj)
         old_raw = obj.get("status") or None
         old = read_status(api.TrainingJobStatus, old_raw)
         try:
