@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 quickstart: $(VENV)/.runtime
 	$(BIN)/dataworks run --local examples/quickstart.yaml
 
-.PHONY: quickstart install testcluster crds lint typecheck contracts gotest test bench clean
+.PHONY: quickstart install testcluster kafka crds lint typecheck contracts gotest test bench clean
 
 # What `make test` and development need: the runtime, plus the test and dev extras.
 install: $(VENV)/.installed
@@ -45,6 +45,15 @@ testcluster:
 	$(GO_BUILD) -o ../../bin/testcluster-podinit ./cmd/testcluster-podinit
 	$(GO_BUILD) -o ../../bin/kubectl k8s.io/kubernetes/cmd/kubectl
 
+# The Apache Kafka broker the tests start: its jars from Maven Central (test/kafka/pom.xml),
+# run on the machine's JDK in KRaft mode. Fetched again only when the pom changes.
+kafka: test/kafka/lib/.fetched
+
+test/kafka/lib/.fetched: test/kafka/pom.xml
+	rm -rf test/kafka/lib
+	cd test/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime
+	touch $@
+
 # CRD YAML is generated from the pydantic models; a unit test fails on drift.
 crds: install
 	$(BIN)/python -m dataworks.api.crdgen deploy/crds
@@ -65,7 +74,7 @@ gotest:
 
 # Lint, types, import contracts, then every test tier. pytest's exit code 5
 # (nothing collected) is reported as a failure, never as a pass.
-test: install testcluster lint typecheck contracts gotest
+test: install testcluster kafka lint typecheck contracts gotest
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the run" >&2; exit 1; fi; \
 	exit $$rc
@@ -74,4 +83,4 @@ bench: install testcluster
 	@set -e; for b in benchmarks/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; $(BIN)/python -m benchmarks.$$m; done
 
 clean:
-	rm -rf bin $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf bin $(VENV) .mypy_cache .ruff_cache .pytest_cache test/kafka/lib

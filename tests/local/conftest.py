@@ -36,6 +36,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.
 
 
 @pytest.fixture(scope="session")
+def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Kafka]:
+    with services.kafka(tmp_path_factory.mktemp("kafka")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     with services.s3() as endpoint:
         yield endpoint

@@ -1,8 +1,10 @@
-"""Real services the local tests start themselves: PostgreSQL, OpenSSH's sftp, HTTP, S3 (moto).
+"""Real services the local tests start themselves: PostgreSQL, OpenSSH's sftp, HTTP, S3 (moto),
+Redis and Kafka.
 
 Each is a real server on a loopback port, started from the Debian packages
-that `.ci/run` installs (PostgreSQL, openssh-server) or from the test extras
-(moto's server mode, the S3-compatible server that runs here). Nothing is mocked.
+that `.ci/run` installs (PostgreSQL, openssh-server, redis-server), from the test extras
+(moto's server mode, the S3-compatible server that runs here), or from Apache Kafka's jars
+on Maven Central (`make kafka`, run on the JDK). Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -266,3 +268,102 @@ def redis(base: Path, *, appendfsync: str | None = None, password: str | None = 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+KAFKA_LIB = Path(__file__).resolve().parents[2] / "test" / "kafka" / "lib"
+KAFKA_CLUSTER_ID = "ZGF0YXdvcmtzLXRlc3RzAA"  # any 22-character base64url id; one per data dir
+
+
+@dataclass(frozen=True)
+class Kafka:
+    port: int
+    dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for future in admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
+        ).values():
+            future.result(timeout=30)
+
+
+@contextlib.contextmanager
+def kafka(base: Path, *, session_timeout_ms: int = 6000) -> Iterator[Kafka]:
+    """An Apache Kafka 4 broker in KRaft mode (one process, broker and controller), from the jars
+    `make kafka` fetched from Maven Central, on the machine's JDK, on loopback ports. The group
+    session timeout is short (6 s against the default 45 s) so a killed consumer's partitions
+    move within a test's patience; everything else is the broker's default."""
+    if not any(KAFKA_LIB.glob("kafka_2.13-*.jar")):
+        raise RuntimeError(f"no Kafka jars in {KAFKA_LIB}: run `make kafka` (Maven and a JDK 17+)")
+    port, controller = free_port(), free_port()
+    data = base / "data"
+    props = base / "server.properties"
+    props.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=3",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                f"group.consumer.min.session.timeout.ms={min(session_timeout_ms, 45000)}",
+                f"group.consumer.session.timeout.ms={session_timeout_ms}",
+                "group.consumer.min.heartbeat.interval.ms=500",
+                "group.consumer.heartbeat.interval.ms=1000",
+                "",
+            ]
+        )
+    )
+    java = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", f"{KAFKA_LIB}/*"]
+    subprocess.run(
+        [*java, "kafka.tools.StorageTool", "format", "-t", KAFKA_CLUSTER_ID, "-c", str(props)],
+        check=True,
+        capture_output=True,
+    )
+    log = (base / "broker.log").open("wb")
+    proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, timeout=60)
+        _wait_kafka_ready(f"127.0.0.1:{port}", proc)
+        yield Kafka(port, base)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_kafka_ready(bootstrap: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until the broker answers a metadata request (its port opens before it serves)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Kafka broker exited with {proc.returncode}; see its broker.log")
+        try:
+            if admin.list_topics(timeout=2).brokers:
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)

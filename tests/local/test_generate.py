@@ -118,7 +118,8 @@ def test_bad_input_names_the_field_or_the_target_and_writes_nothing(tmp_path: Pa
     assert done.returncode == 2
     assert "cannot reach Redis" in done.stderr
     for target, message in [
-        ("kafka://localhost:9092/t", "Kafka output is not built yet"),
+        ("kafka://127.0.0.1:9?topic=t", "cannot reach Kafka at 127.0.0.1:9"),
+        ("kafka://127.0.0.1:9/t", "name the topic with ?topic=NAME"),
         ("redis://127.0.0.1:1/market", "the path is the database number"),
         (str(tmp_path / "no" / "such" / "dir.jsonl"), "does not exist"),
     ]:

@@ -1,6 +1,6 @@
 """The StreamingJob resource, dataworks.io/v1 (pure layer).
 
-A consumer group on a Redis stream, run as a Deployment of consumers whose count the
+A consumer group on a Redis stream or a Kafka topic, run as a Deployment of consumers whose count the
 operator sets from the group's lag and arrival rate (core/streamingjobs/scaling.py), with
 a strategy (throughput, latency, cost) chosen by schedule windows and load rules
 (core/streamingjobs/strategies.py). These models are the one definition of the resource:
@@ -10,6 +10,7 @@ subresource (`kubectl scale stj/NAME --replicas N` sets a manual override).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -61,10 +62,69 @@ class RedisSource(Model):
     )
 
 
-class Source(Model):
-    """Where the messages come from."""
+KAFKA_SERVERS = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$"
 
-    redis: RedisSource = Field(description="A Redis stream and consumer group.")
+
+class KafkaSource(Model):
+    """A Kafka topic read by one consumer group (the KIP-848 `consumer` group protocol)."""
+
+    bootstrap_servers: str = Field(
+        pattern=KAFKA_SERVERS,
+        description="HOST:PORT[,HOST:PORT...] of the brokers (plaintext), with no credential in it.",
+    )
+    topic: str = Field(
+        min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$", description="The topic's name."
+    )
+    group: str = Field(min_length=1, max_length=256, description="The consumer group.")
+    start_from: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a group with no committed offset starts: each partition's first message, "
+        "or only messages produced from now on.",
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a source names, whatever its broker (the controller and the builders read it)."""
+
+    broker: Literal["redis", "kafka"]
+    address: str
+    stream: str  # a Redis stream, or a Kafka topic
+    group: str
+    start_from: Literal["earliest", "latest"]
+    password_secret: SecretKey | None = None
+
+
+class Source(Model):
+    """Where the messages come from: exactly one of `redis` and `kafka`."""
+
+    redis: RedisSource | None = Field(None, description="A Redis stream and consumer group.")
+    kafka: KafkaSource | None = Field(
+        None,
+        description="A Kafka topic and consumer group; the consumer count is capped by the topic's "
+        "partition count.",
+    )
+
+    crd_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "has(self.redis) != has(self.kafka)",
+            "message": "spec.source needs exactly one of redis and kafka",
+        }
+    ]
+
+    @model_validator(mode="after")
+    def _one(self) -> Source:
+        if (self.redis is None) == (self.kafka is None):
+            raise ValueError("needs exactly one of redis and kafka")
+        return self
+
+    def target(self) -> Target:
+        if self.kafka is not None:
+            k = self.kafka
+            return Target("kafka", k.bootstrap_servers, k.topic, k.group, k.start_from)
+        assert self.redis is not None  # _one
+        r = self.redis
+        return Target("redis", r.address, r.stream, r.group, r.start_from, r.password_secret)
 
 
 class Processing(Model):
@@ -212,6 +272,9 @@ class StreamingJobStatus(StatusModel):
     strategy: str | None = Field(None, description="The active strategy.")
     strategy_reason: str | None = None
     lag: int | None = Field(None, description="Entries of the stream not yet delivered to the group.")
+    partitions: int | None = Field(
+        None, description="Kafka: the topic's partitions, the most consumers that can each have one."
+    )
     lag_exact: bool | None = Field(None, description="False when the lag is an estimate (see docs).")
     pending: int | None = Field(None, description="Entries delivered and not yet acknowledged.")
     arrival_rate: float | None = Field(None, description="Messages/s added to the stream.")
@@ -227,7 +290,7 @@ class StreamingJobStatus(StatusModel):
 
 
 class StreamingJob(Model):
-    """Consumers of a Redis stream, autoscaled by lag and arrival rate."""
+    """Consumers of a Redis stream or a Kafka topic, autoscaled by lag and arrival rate."""
 
     api_version: str = f"{GROUP}/{VERSION}"
     kind: str = KIND

@@ -1,4 +1,5 @@
-"""`dataworks consume` (edge layer): one consumer of a Redis stream's group, as a process.
+"""`dataworks consume` (edge layer): one consumer of a Redis stream's or a Kafka topic's group,
+as a process.
 
 What a StreamingJob's pod runs, and what the stream benchmark starts locally. It prints its
 report as one JSON object on stdout when it stops (SIGTERM, `--limit`, or `--idle-exit`).
@@ -18,9 +19,14 @@ PUBLISHED_TTL = 60  # seconds a group's reports outlive its last consumer
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("consume", help="consume a Redis stream as one member of a consumer group")
-    p.add_argument("--redis", required=True, help="redis://HOST:PORT[/DB] (a password from REDIS_PASSWORD)")
-    p.add_argument("--stream", required=True)
+    p = sub.add_parser(
+        "consume", help="consume a Redis stream or a Kafka topic as one member of a consumer group"
+    )
+    broker = p.add_mutually_exclusive_group(required=True)
+    broker.add_argument("--redis", help="redis://HOST:PORT[/DB] (a password from REDIS_PASSWORD)")
+    broker.add_argument("--kafka", metavar="BOOTSTRAP", help="HOST:PORT[,HOST:PORT...] of Kafka brokers")
+    p.add_argument("--stream", help="the Redis stream (with --redis)")
+    p.add_argument("--topic", help="the Kafka topic (with --kafka)")
     p.add_argument("--group", required=True)
     p.add_argument(
         "--consumer",
@@ -28,8 +34,8 @@ def add_parser(sub: Any) -> None:
         help="this consumer's stable name (default: the pod's, $HOSTNAME)",
     )
     p.add_argument("--processing", choices=["count"], default="count", help="what is done with each message")
-    p.add_argument("--batch", type=int, default=100, help="XREADGROUP COUNT")
-    p.add_argument("--block-ms", type=int, default=1000, help="XREADGROUP BLOCK")
+    p.add_argument("--batch", type=int, default=100, help="messages per read (XREADGROUP COUNT)")
+    p.add_argument("--block-ms", type=int, default=1000, help="how long a read waits (XREADGROUP BLOCK)")
     p.add_argument(
         "--claim-idle-ms",
         type=int,
@@ -53,8 +59,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--publish-stats",
         action="store_true",
-        help="publish each second's figures to Redis (hash dataworks:stats:STREAM:GROUP, a field per "
-        "consumer), where the StreamingJob controller reads them",
+        help="publish each second's figures where the StreamingJob controller reads them: to Redis (hash "
+        "dataworks:stats:STREAM:GROUP, a field per consumer), or in the metadata of Kafka offset commits",
     )
     p.add_argument(
         "--alive-file",
@@ -84,19 +90,53 @@ def _own(path: str | None) -> str | None:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     need_streams("consume")
+    if args.batch < 1 or args.block_ms < 0:
+        fail("--batch must be at least 1 and --block-ms at least 0")
+    if args.dedupe < 0:
+        fail("--dedupe must be at least 0")
+    if args.kafka:
+        return _consume_kafka(args)
+    if not args.stream or args.topic:
+        fail("--redis reads a stream: give --stream NAME (--topic is for --kafka)")
+    return _consume_redis(args)
+
+
+def _consume_kafka(args: argparse.Namespace) -> int:
+    from dataworks.streams.kafkaconsuming import KafkaConsumer
+    from dataworks.streams.processing import Stats
+
+    if not args.topic or args.stream:
+        fail("--kafka reads a topic: give --topic NAME (--stream is for --redis)")
+    consumer = KafkaConsumer(
+        args.kafka,
+        args.topic,
+        args.group,
+        args.consumer,
+        batch=args.batch,
+        block_ms=args.block_ms,
+        dedupe=args.dedupe,
+        start_from=args.start_from,
+        stats=Stats(_own(args.stats)),
+        commit_path=_own(args.report),
+        commit_every=args.commit_every,
+        alive_path=args.alive_file,
+        publish=args.publish_stats,
+    )
+    print(json.dumps(consumer.run(limit=args.limit, idle_exit=args.idle_exit).to_json()))
+    return EXIT_OK
+
+
+def _consume_redis(args: argparse.Namespace) -> int:
     import redis
 
     from dataworks.streams.brokering import stats_key
-    from dataworks.streams.consuming import Consumer, Stats
+    from dataworks.streams.consuming import Consumer
+    from dataworks.streams.processing import Stats
 
-    if args.batch < 1 or args.block_ms < 0:
-        fail("--batch must be at least 1 and --block-ms at least 0")
     if args.report and args.commit_every * 1000 >= args.claim_idle_ms:
         fail("--commit-every must be shorter than --claim-idle-ms: others would claim uncommitted entries")
     if args.claim_every is not None and args.claim_every <= 0:
         fail("--claim-every must be more than 0 seconds")
-    if args.dedupe < 0:
-        fail("--dedupe must be at least 0")
     r = redis.Redis.from_url(args.redis, password=os.environ.get("REDIS_PASSWORD") or None)
     publish = None
     if args.publish_stats:

@@ -39,7 +39,11 @@ def need_streams(command: str) -> None:
     """The stream commands need the `streams` extra; without it, say how to install it."""
     import importlib.util
 
-    missing = [m for m in ("numpy", "redis", "psutil", "matplotlib") if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("numpy", "redis", "confluent_kafka", "psutil", "matplotlib")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
         fail(
             f"dataworks {command} needs the streams extra ({', '.join(missing)} missing): "

@@ -151,7 +151,7 @@ def _run(
             for lo, hi in _slices(chunk, realtime is not None, config.time_multiplier):
                 if realtime is not None:  # a slice leaves when its last message is due
                     _pace(realtime, chunk.arrivals[hi - 1] / config.time_multiplier)
-                sink.write(chunk.data[lo:hi])
+                sink.write(chunk.data[lo:hi], chunk.symbols[lo:hi])
                 with sent.get_lock():
                     sent.value += hi - lo
             if bar is not None:

@@ -4,8 +4,9 @@ It owns the consumers' Deployment and watches it and its pods (routed by the own
 their controller is the Deployment's ReplicaSet). Every reconcile runs again a second later
 (`planning.READ_EVERY`), so the broker is read about once per second per StreamingJob.
 
-- **observe** reads the stream and its group through a `RedisBroker` (the password from the
-  Secret the spec names: get, by name), measures the arrival rate over the last readings,
+- **observe** reads the stream and its group through a `RedisBroker`, or the topic and its
+  group through a `KafkaBroker` (a Redis password from the Secret the spec names: get, by
+  name), measures the arrival rate over the last readings,
   folds the consumers' reports, and hands the pending entries of consumers whose pods are
   gone to the live ones (the broker write `planning.gone` decides; core never writes).
 - **plan** validates the spec, calls `core.streamingjobs.planning`, and turns its Plan into
@@ -40,14 +41,19 @@ DEFAULT_IMAGE = f"ghcr.io/dataworks/worker:{__version__}"
 
 
 class Broker(Protocol):
-    """What the controller reads from and does to a stream (streams/brokering.py)."""
+    """What the controller reads from and does to a stream or a topic (streams/brokering.py,
+    streams/kafkabrokering.py)."""
 
     async def read(self, stream: str, group: str, *, start_from: str) -> Any: ...
     async def reclaim(self, stream: str, group: str, consumer: str) -> int: ...
     async def forget(self, stream: str, group: str, consumer: str) -> None: ...
 
 
-def redis_broker(address: str, password: str | None) -> Broker:
+def open_broker(kind: str, address: str, password: str | None) -> Broker:
+    if kind == "kafka":
+        from dataworks.streams.kafkabrokering import KafkaBroker
+
+        return KafkaBroker(address)
     from dataworks.streams.brokering import RedisBroker
 
     return RedisBroker(address, password)
@@ -80,12 +86,12 @@ class StreamingJobController(Controller):
     def __init__(
         self,
         image: str = DEFAULT_IMAGE,
-        brokers: Callable[[str, str | None], Broker] = redis_broker,
+        brokers: Callable[[str, str, str | None], Broker] = open_broker,
         clock: Callable[[], float] = time.time,
         metrics: Observer | None = None,
     ) -> None:
         self.image, self.brokers, self.clock, self.metrics = image, brokers, clock, metrics
-        self._brokers: dict[tuple[str, str | None], Broker] = {}
+        self._brokers: dict[tuple[str, str, str | None], Broker] = {}
         self._samples: dict[tuple[str, str], tuple[measuring.Sample, ...]] = {}
         self._memory: dict[tuple[str, str], scaling.Memory] = {}
 
@@ -121,9 +127,9 @@ class StreamingJobController(Controller):
             spec = api.StreamingJobSpec.model_validate(obj.get("spec") or {})
         except ValidationError:
             return Observed(seen, {})
-        src = spec.source.redis
+        src = spec.source.target()
         try:
-            broker = await self._broker(reader, meta["namespace"], spec)
+            broker = await self._broker(reader, meta["namespace"], src)
             reading = await broker.read(src.stream, src.group, start_from=src.start_from)
         except Exception as e:  # any failure to read is reported, never fatal
             return Observed(replace(seen, broker_error=_why(spec, e)), {})
@@ -134,7 +140,9 @@ class StreamingJobController(Controller):
         group = measuring.group(reading.reports, self.clock())
         seen = replace(
             seen,
-            broker=planning.Broker(reading.lag, reading.pending, reading.consumers, group),
+            broker=planning.Broker(
+                reading.lag, reading.pending, reading.consumers, group, partitions=reading.partitions
+            ),
             arrival_rate=measuring.arrival_rate(samples),
         )
         reclaimed: dict[str, int] = {}
@@ -148,17 +156,17 @@ class StreamingJobController(Controller):
             log.warning("StreamingJob %s/%s: reclaiming from gone consumers failed: %s", *key, e)
         return Observed(seen, reclaimed)
 
-    async def _broker(self, reader: Reader, namespace: str, spec: api.StreamingJobSpec) -> Broker:
-        src = spec.source.redis
+    async def _broker(self, reader: Reader, namespace: str, src: api.Target) -> Broker:
         password = None
         if src.password_secret is not None:
             secret_value = getattr(reader, "secret_value", None)
             if secret_value is None:
                 raise RuntimeError("this runtime cannot read Secrets")
             password = await secret_value(namespace, src.password_secret.name, src.password_secret.key)
-        found = self._brokers.get((src.address, password))
+        key = (src.broker, src.address, password)
+        found = self._brokers.get(key)
         if found is None:
-            found = self._brokers[(src.address, password)] = self.brokers(src.address, password)
+            found = self._brokers[key] = self.brokers(*key)
         return found
 
     def plan(self, obj: dict[str, Any], children: Children, observed: Any, now: datetime) -> Actions:
@@ -234,11 +242,12 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 def _why(spec: api.StreamingJobSpec, e: Exception) -> str:
-    src = spec.source.redis
+    src = spec.source.target()
     if isinstance(e, errors.KubeError | KeyError) and src.password_secret is not None:
         s = src.password_secret
         return f"spec.source.redis.passwordSecret: cannot read key {s.key!r} of Secret {s.name}: {e}"
-    return f"cannot read stream {src.stream} (group {src.group}) at {src.address}: {type(e).__name__}: {e}"
+    what = "topic" if src.broker == "kafka" else "stream"
+    return f"cannot read {what} {src.stream} (group {src.group}) at {src.address}: {type(e).__name__}: {e}"
 
 
 def _invalid(m: Meta, old: api.StreamingJobStatus | None, e: ValidationError, now: datetime) -> Actions:

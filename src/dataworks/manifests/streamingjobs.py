@@ -3,7 +3,8 @@
 Each consumer runs `dataworks consume` as one member of the group, named after its pod (the
 downward API's `metadata.name`), so a consumer's name is stable for its pod's life and the
 operator can tell which consumers of the group are gone. The Redis password comes from the
-Secret the spec names, as REDIS_PASSWORD, never from the spec. What the active strategy sets
+Secret the spec names, as REDIS_PASSWORD, never from the spec. A Kafka source gives the
+consumers the bootstrap servers and the topic instead. What the active strategy sets
 (batch size, blocking time, spot tolerations) is in the pod template; a strategy switch
 rolls the consumers, each acknowledging its batch in hand on SIGTERM.
 
@@ -60,18 +61,23 @@ def deployment_name(name: str) -> str:
 
 
 def command(spec: api.StreamingJobSpec, strategy: Strategy) -> list[str]:
-    src = spec.source.redis
+    src = spec.source.target()
     batch = spec.batch_size or strategy.batch_size
     block = spec.block_ms if spec.block_ms is not None else strategy.block_ms
+    if src.broker == "kafka":
+        # Kafka's coordinator moves a gone consumer's partitions itself: nothing to claim.
+        where = ["--kafka", src.address, "--topic", src.stream]
+    else:
+        claim = ["--claim-idle-ms", str(CLAIM_IDLE_MS), "--claim-every", str(CLAIM_EVERY_SECONDS)]
+        where = ["--redis", src.address, "--stream", src.stream, *claim]
     return [
-        "dataworks", "consume",
-        "--redis", src.address, "--stream", src.stream, "--group", src.group,
+        "dataworks", "consume", *where,
+        "--group", src.group,
         "--consumer", "$(POD_NAME)",
         "--start-from", src.start_from,
         "--processing", spec.processing.type,
         "--dedupe", str(spec.processing.dedupe_window),
         "--batch", str(batch), "--block-ms", str(block),
-        "--claim-idle-ms", str(CLAIM_IDLE_MS), "--claim-every", str(CLAIM_EVERY_SECONDS),
         "--publish-stats",
         "--alive-file", ALIVE_FILE,
     ]  # fmt: skip
@@ -83,7 +89,7 @@ def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    secret = spec.source.redis.password_secret
+    secret = spec.source.target().password_secret
     if secret is not None:
         env.append(
             {

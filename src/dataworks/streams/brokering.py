@@ -41,6 +41,7 @@ class Reading:
     added: int  # the stream's entries-added counter
     consumers: dict[str, int]  # name -> pending
     reports: list[measuring.Report]
+    partitions: int | None = None  # Kafka's; a Redis stream has none
 
 
 class RedisBroker:
@@ -111,21 +112,29 @@ def _reports(raw: Any) -> list[measuring.Report]:
     out = []
     for name, value in raw.items():
         try:
-            row = json.loads(value)
-            out.append(
-                measuring.Report(
-                    consumer=_text(name),
-                    at=float(row["t"]),
-                    processed=int(row["processed"]),
-                    busy=float(row["busy"]),
-                    seconds=float(row.get("seconds", 1.0)),
-                    p50_ms=row.get("p50"),
-                    p99_ms=row.get("p99"),
-                )
-            )
-        except (ValueError, KeyError, TypeError):
-            continue  # a report this version cannot read is not a figure
+            report = report_of(_text(name), json.loads(value))
+        except ValueError:
+            continue
+        if report is not None:
+            out.append(report)
     return out
+
+
+def report_of(consumer: str, row: Any) -> measuring.Report | None:
+    """One consumer's per-second row (`dataworks consume`'s Stats), or None if this version
+    cannot read it: such a row is not a figure."""
+    try:
+        return measuring.Report(
+            consumer=consumer,
+            at=float(row["t"]),
+            processed=int(row["processed"]),
+            busy=float(row["busy"]),
+            seconds=float(row.get("seconds", 1.0)),
+            p50_ms=row.get("p50"),
+            p99_ms=row.get("p99"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _text(v: str | bytes) -> str:

@@ -13,137 +13,21 @@ With a report file, processing commits to it: the report (which counts every pro
 is written atomically every `commit_every` seconds and the XACKs follow the write, so what was
 acknowledged is in a report even if the consumer is then killed.
 
-The `count` processing is the seed's baseline: decode each JSON message and count it per
-symbol; a line that is not JSON counts as an error and is acknowledged (it cannot succeed on a
-retry). A report says what was processed: counts, and each symbol's sequence numbers as runs,
-so a run of many consumers can be checked for loss, duplicates and order afterwards.
+What is done with the messages (the `count` processing, the report, the per-second figures)
+is in processing.py, shared with the Kafka consumer; a message that is not JSON counts as an
+error and is acknowledged (it cannot succeed on a retry).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import sys
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from dataworks.core.streams import latency, sequences
+from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
 
 DEFAULT_BATCH, DEFAULT_BLOCK_MS = 100, 1000
 CLAIM_COUNT = 1000
-DECODE = json.JSONDecoder().decode
-
-
-@dataclass
-class Report:
-    """What one consumer processed."""
-
-    consumer: str
-    processed: int = 0
-    duplicates: int = 0
-    errors: int = 0
-    claimed: int = 0
-    reconnects: int = 0
-    busy_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    out_of_order: int = 0
-    latency_ms: dict[str, float] = field(default_factory=dict)  # end to end, over the whole run
-    latency_histogram: dict[str, int] = field(default_factory=dict)  # core/streams/latency.py
-    seen: dict[str, sequences.Runs] = field(default_factory=lambda: defaultdict(sequences.Runs))
-
-    def rate(self) -> float:
-        """The true processing rate: messages per second of busy time."""
-        return self.processed / self.busy_seconds if self.busy_seconds else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "consumer": self.consumer,
-            "processed": self.processed,
-            "duplicates": self.duplicates,
-            "errors": self.errors,
-            "claimed": self.claimed,
-            "reconnects": self.reconnects,
-            "latencyMs": self.latency_ms,
-            "latencyHistogram": self.latency_histogram,
-            "busySeconds": round(self.busy_seconds, 3),
-            "wallSeconds": round(self.wall_seconds, 3),
-            "outOfOrder": self.out_of_order,
-            "rate": round(self.rate()),
-            "sequences": {s: v.as_list() for s, v in sorted(self.seen.items())},
-        }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-class Stats:
-    """Per-second figures, appended as JSON lines to a file when one is given: messages and
-    busy time in the second, and end-to-end latency (wall clock at processing minus the
-    message's `timestamp`) as p50, p99 and p99.9 in ms; over the run, a mergeable histogram
-    (core/streams/latency.py)."""
-
-    def __init__(self, path: str | None, publish: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (kept for the run)
-        self.publish = publish  # also given each second's row (a StreamingJob's consumers report it)
-        self.second: list[np.ndarray] = []
-        self.busy = 0.0
-        self.count = 0
-        self.started = time.monotonic()
-        self.histogram = np.zeros(latency.EDGES.size + 1, dtype=np.int64)
-
-    def add(self, stamps_us: list[int], busy: float, now: float) -> None:
-        if stamps_us:
-            seconds = now - np.asarray(stamps_us, dtype=np.float64) / 1e6
-            self.second.append(seconds)
-            self.histogram += latency.bucket(seconds)
-        self.busy += busy
-        self.count += len(stamps_us)
-
-    def flush(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.started < 1.0:
-            return
-        if self.out is not None or self.publish is not None:
-            row: dict[str, Any] = {
-                "t": round(time.time(), 3),
-                "processed": self.count,
-                "busy": round(self.busy, 4),
-                "seconds": round(now - self.started, 3),
-            }
-            if self.second:
-                p = np.percentile(np.concatenate(self.second) * 1000, [50, 99, 99.9])
-                row |= {
-                    "p50": round(float(p[0]), 3),
-                    "p99": round(float(p[1]), 3),
-                    "p999": round(float(p[2]), 3),
-                }
-            if self.out is not None:
-                self.out.write(json.dumps(row) + "\n")
-            if self.publish is not None:
-                self.publish(row)
-        self.second, self.busy, self.count, self.started = [], 0.0, 0, now
-
-
-class Dedupe:
-    """The last `size` message ids seen."""
-
-    def __init__(self, size: int) -> None:
-        self.size, self.ids = size, OrderedDict[str, None]()
-
-    def seen(self, message_id: str) -> bool:
-        if message_id in self.ids:
-            return True
-        self.ids[message_id] = None
-        if len(self.ids) > self.size:
-            self.ids.popitem(last=False)
-        return False
 
 
 class Consumer:
@@ -168,9 +52,8 @@ class Consumer:
     ) -> None:
         self.r, self.stream, self.group, self.name = r, stream, group, name
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
-        self.dedupe = Dedupe(dedupe)
-        self.report = Report(name)
-        self.last_seq: dict[str, int] = {}
+        self.counting = Counting(Report(name), dedupe)
+        self.report = self.counting.report
         self.stopping = False
         self.unacked: list[bytes] = []
         self.reconnect_seconds = reconnect_seconds
@@ -185,7 +68,7 @@ class Consumer:
         self.start_from = start_from  # where a group this consumer creates starts: "0" or "$"
         # Touched at least once a second while the loop turns (reading, or retrying a lost
         # Redis): a liveness probe that finds it stale restarts a consumer that hangs.
-        self.alive_path, self.beat_at = alive_path, 0.0
+        self.alive = Alive(alive_path)
 
     def ensure_group(self) -> None:
         import redis
@@ -222,29 +105,16 @@ class Consumer:
                 if now - down_since > self.reconnect_seconds or self.stopping:
                     raise
                 self.report.reconnects += 1
-                self._beat()
+                self.alive.beat()
                 self.unacked = []  # still pending in the group: re-read from our own pending
                 self.outstanding = 0
                 if self.conn is not None:
                     self.conn.disconnect()
                 log(f"consumer {self.name}: {e}; retrying")
                 time.sleep(0.2)
-        self.report.wall_seconds = time.monotonic() - started
         self.stats.flush(force=True)
-        self._latency_into_report()
+        finish(self.report, self.stats, started)
         return self.report
-
-    def _beat(self) -> None:
-        now = time.monotonic()
-        if self.alive_path is None or now - self.beat_at < 1.0:
-            return
-        self.beat_at = now
-        with open(self.alive_path, "a"):
-            os.utime(self.alive_path)
-
-    def _latency_into_report(self) -> None:
-        self.report.latency_ms = latency.percentiles_ms(self.stats.histogram)
-        self.report.latency_histogram = latency.sparse(self.stats.histogram)
 
     def _loop(self, limit: int | None, idle_exit: float | None) -> None:
         next_claim = time.monotonic() + min(self.claim_every, self.claim_idle_ms / 1000)
@@ -252,7 +122,7 @@ class Consumer:
             if time.monotonic() >= next_claim:
                 self._claim()
                 next_claim = time.monotonic() + self.claim_every
-            self._beat()
+            self.alive.beat()
             asked = time.perf_counter()
             entries = self._ack_and_read()
             waited = time.perf_counter() - asked
@@ -315,12 +185,7 @@ class Consumer:
         if self.commit_path is not None:
             if not force and time.monotonic() - self.committed_at < self.commit_every:
                 return
-            self.report.wall_seconds = time.monotonic() - self.started
-            self._latency_into_report()
-            part = self.commit_path + ".part"
-            with open(part, "w") as f:
-                json.dump(self.report.to_json(), f)
-            os.replace(part, self.commit_path)
+            commit_report(self.commit_path, self.report, self.stats, self.started)
             self.committed_at = time.monotonic()
         for k in range(0, len(self.unacked), 10_000):
             self.r.xack(self.stream, self.group, *self.unacked[k : k + 10_000])
@@ -338,7 +203,7 @@ class Consumer:
             cursor = batch[-1][0]
             self._process(_flat(batch))
             self._acknowledge()
-            self._beat()
+            self.alive.beat()
 
     def _claim(self) -> None:
         """Take over entries a dead consumer left pending for longer than `claim_idle_ms`. Each
@@ -360,7 +225,7 @@ class Consumer:
             if entries:
                 self.report.claimed += len(entries)
                 self._process(entries)
-                self._beat()
+                self.alive.beat()
             if cursor in (b"0-0", "0-0"):
                 return
 
@@ -370,33 +235,19 @@ class Consumer:
         by) adds `read_seconds`, the read of a full batch, so a saturated consumer's rate is
         what it really achieves, Redis round trips and a shared CPU included."""
         t = time.perf_counter()
-        rep = self.report
-        stamps: list[int] = []
-        for _, fields in entries:
-            try:
-                raw = fields[1] if fields[0] == b"data" else fields[fields.index(b"data") + 1]
-                m = DECODE(raw.decode())  # from str: json.loads(bytes) first guesses the encoding
-                message_id, symbol, seq = m["message_id"], m["symbol"], m["sequence_number"]
-            except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError):
-                rep.errors += 1
-                continue
-            if self.dedupe.seen(message_id):
-                rep.duplicates += 1
-                continue
-            rep.processed += 1
-            lasts = rep.seen[symbol].lasts
-            if lasts and lasts[-1] + 1 == seq:  # the common case, inline: the next number in order
-                lasts[-1] = seq
-            else:
-                rep.seen[symbol].add(seq)
-            stamps.append(m.get("timestamp", 0))
-            if seq < self.last_seq.get(symbol, 0):
-                rep.out_of_order += 1
-            self.last_seq[symbol] = seq
+        stamps = self.counting.count([_data(fields) for _, fields in entries])
         self.unacked += [e[0] for e in entries]  # acknowledged with the next read, or on stop
         busy = time.perf_counter() - t
-        rep.busy_seconds += busy
+        self.report.busy_seconds += busy
         self.stats.add(stamps, busy + read_seconds, time.time())
+
+
+def _data(fields: list[bytes]) -> bytes | None:
+    """The `data` field of an entry's [field, value, ...], or None if it has none."""
+    try:
+        return fields[1] if fields[0] == b"data" else fields[fields.index(b"data") + 1]
+    except (IndexError, ValueError):
+        return None
 
 
 def _flat(entries: list[Any]) -> list[Any]:

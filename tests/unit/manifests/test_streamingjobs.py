@@ -96,3 +96,31 @@ def test_the_probe_passes_on_a_fresh_file_and_fails_on_a_stale_or_missing_one(tm
     old = time.time() - 6
     os.utime(alive, (old, old))
     assert probe() == 1
+
+
+def test_a_kafka_source_consumes_the_topic_with_no_claiming() -> None:
+    kafka = {"bootstrapServers": "k-0:9092,k-1:9092", "topic": "ticks", "group": "g", "startFrom": "latest"}
+    s = api.StreamingJobSpec.model_validate({"source": {"kafka": kafka}})
+    [c] = manifests.deployment(OWNER, s, PRESETS["throughput"], "img:1", 1)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    cmd = c["command"]
+    assert cmd[cmd.index("--kafka") + 1] == "k-0:9092,k-1:9092"
+    assert cmd[cmd.index("--topic") + 1] == "ticks"
+    assert cmd[cmd.index("--start-from") + 1] == "latest"
+    assert "--redis" not in cmd
+    assert "--claim-idle-ms" not in cmd
+    assert "REDIS_PASSWORD" not in {e["name"] for e in c["env"]}
+
+
+def test_a_source_names_exactly_one_broker() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    redis = {"address": "redis://r:6379/0", "stream": "s", "group": "g"}
+    kafka = {"bootstrapServers": "k:9092", "topic": "t", "group": "g"}
+    for source in ({}, {"redis": redis, "kafka": kafka}):
+        with pytest.raises(ValidationError, match="exactly one of redis and kafka"):
+            api.StreamingJobSpec.model_validate({"source": source})
+    with pytest.raises(ValidationError, match="bootstrapServers"):
+        api.StreamingJobSpec.model_validate({"source": {"kafka": {**kafka, "bootstrapServers": "kafka://k"}}})

@@ -66,7 +66,7 @@ class Probe:
     limit: int
 
 
-How = Literal["caught-up", "redis", "whole-stream", "probe", "estimate"]
+How = Literal["caught-up", "redis", "whole-stream", "probe", "estimate", "offsets"]
 
 
 @dataclass(frozen=True)

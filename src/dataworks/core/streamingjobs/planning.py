@@ -5,7 +5,9 @@ read from the broker, `plan` decides:
 - the consumer count: 0 while suspended; the spec's `replicas` when it is set (a manual
   override, as `kubectl scale` writes it); otherwise the autoscaler's decision
   (scaling.py) under the active strategy (strategies.py). While the broker cannot be read,
-  the count stays as it is: a scaler must never act on figures it does not have;
+  the count stays as it is: a scaler must never act on figures it does not have. On Kafka,
+  a consumer beyond the topic's partition count would get no partition: the count, manual
+  or automatic, is capped by the partitions, and the decision's message says so;
 - which gone consumers' pending entries to hand to the live ones (`reclaim`), and which gone
   consumers with nothing pending to remove from the group (`forget`);
 - the status, and whether it is due: at most one write per `WRITE_EVERY` seconds, unless the
@@ -39,6 +41,7 @@ class Broker:
     pending: int  # entries delivered and not acknowledged
     consumers: dict[str, int]  # each consumer of the group -> its pending entries
     group: measuring.Group
+    partitions: int | None = None  # Kafka: the topic's partitions, the most consumers that get one
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def plan(
     b = seen.broker
     if b is not None:
         st.lag, st.lag_exact, st.pending = b.lag.entries, b.lag.exact, b.pending
+        st.partitions = b.partitions
         st.processing_rate = _round(b.group.processing_rate)
         st.consumer_rate = _round(b.group.consumer_rate)
         st.latency_p50_ms, st.latency_p99_ms = b.group.p50_ms, b.group.p99_ms
@@ -152,14 +156,18 @@ def _decide(
             api.Decision(replicas=0, reason="Suspended", message="spec.suspend is true", time=ts(now)),
             memory,
         )
+    b = seen.broker
+    cap = b.partitions if b is not None and b.partitions else None
     if spec.replicas is not None:
         message = "spec.replicas is set (a manual override; dataworks scale --auto removes it)"
+        wanted = spec.replicas
+        if cap is not None and wanted > cap:
+            wanted, message = cap, f"{message}; {_capped(spec.replicas, cap)}"
         return (
-            spec.replicas,
-            api.Decision(replicas=spec.replicas, reason="Manual", message=message, time=ts(now)),
+            wanted,
+            api.Decision(replicas=wanted, reason="Manual", message=message, time=ts(now)),
             memory,
         )
-    b = seen.broker
     if b is None or seen.arrival_rate is None:
         # Blind (the broker is unreadable, or only one reading so far): keep what runs, but
         # never fewer than the floor, so a new StreamingJob starts its minimum at once.
@@ -174,6 +182,7 @@ def _decide(
     sc = spec.scaling
     policy = replace(
         policy,
+        max_replicas=min(policy.max_replicas, cap) if cap is not None else policy.max_replicas,
         idle_seconds=sc.idle_seconds,
         default_consumer_rate=sc.consumer_rate,
         min_replicas=0 if sc.min_replicas == 0 else policy.min_replicas,
@@ -191,11 +200,18 @@ def _decide(
         memory,
         now,
     )
+    message = d.message
+    if cap is not None and d.replicas == cap < sc.max_replicas:
+        message = f"{message}; {_capped(sc.max_replicas, cap)}"
     return (
         d.replicas,
-        api.Decision(replicas=d.replicas, reason=d.reason, message=d.message, time=ts(now)),
+        api.Decision(replicas=d.replicas, reason=d.reason, message=message, time=ts(now)),
         d.memory,
     )
+
+
+def _capped(wanted: int, partitions: int) -> str:
+    return f"capped at the topic's {partitions} partitions ({wanted} asked): a consumer beyond them gets none"
 
 
 def gone(seen: Observed) -> tuple[list[str], list[str]]:
@@ -272,7 +288,7 @@ def _due(old: api.StreamingJobStatus | None, new: api.StreamingJobStatus, now: d
 def _shape(s: api.StreamingJobStatus) -> tuple[object, ...]:
     """What of a status is written at once when it changes."""
     decided = (s.last_decision.replicas, s.last_decision.reason) if s.last_decision else None
-    counts = (s.replicas, s.ready_replicas, s.desired_replicas)
+    counts = (s.replicas, s.ready_replicas, s.desired_replicas, s.partitions)
     conds = tuple((c.type, c.status, c.reason) for c in s.conditions)
     return (s.state, counts, s.strategy, s.message, s.observed_generation, s.selector, conds, decided)
 

@@ -31,9 +31,10 @@ def broker(
     consumers: dict[str, int] | None = None,
     rate: float | None = 1000,
     processed: float | None = 500.0,
+    partitions: int | None = None,
 ) -> planning.Broker:
     group = measuring.Group(processed, rate, 2.0, 9.0, 1 if processed is not None else 0)
-    return planning.Broker(lags.Lag(lag, True, "redis"), pending, consumers or {}, group)
+    return planning.Broker(lags.Lag(lag, True, "redis"), pending, consumers or {}, group, partitions)
 
 
 def seen(replicas: int = 2, ready: int | None = None, **over: Any) -> planning.Observed:
@@ -73,7 +74,31 @@ def run(
             "ScaleUp",
             id="clamped-at-max",
         ),
+        pytest.param(
+            spec(),
+            seen(broker=broker(90_000, partitions=3), arrival_rate=5000),
+            3,
+            "Running",
+            "ScaleUp",
+            id="kafka-capped-at-the-partitions",
+        ),
+        pytest.param(
+            spec(scaling={"minReplicas": 5}),
+            seen(broker=broker(partitions=2)),
+            2,
+            "Running",
+            "Steady",
+            id="kafka-min-above-the-partitions",
+        ),
         pytest.param(spec(replicas=5), seen(), 5, "Running", "Manual", id="manual-override"),
+        pytest.param(
+            spec(replicas=5),
+            seen(broker=broker(partitions=4)),
+            4,
+            "Running",
+            "Manual",
+            id="kafka-manual-capped-at-the-partitions",
+        ),
         pytest.param(spec(suspend=True), seen(), 0, "Suspended", "Suspended", id="suspended"),
         pytest.param(
             spec(),
@@ -111,6 +136,17 @@ def test_plan(
     assert p.requeue_at == NOW + timedelta(seconds=planning.READ_EVERY)
     assert p.status.selector == "dataworks.io/streamingjob=ticks"
     assert all(c.observed_generation == 3 for c in p.status.conditions)
+
+
+def test_the_partition_cap_is_reported() -> None:
+    p = run(spec(), seen(broker=broker(90_000, partitions=3), arrival_rate=5000))
+    assert p.status.partitions == 3
+    assert p.status.last_decision is not None
+    assert "capped at the topic's 3 partitions (10 asked)" in p.status.last_decision.message
+    uncapped = run(spec(), seen(broker=broker(90_000, partitions=30), arrival_rate=5000))
+    assert uncapped.replicas == 8
+    assert uncapped.status.last_decision is not None
+    assert "capped" not in uncapped.status.last_decision.message
 
 
 def test_a_scale_decision_is_an_event_naming_the_counts() -> None:
