@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import yaml
 from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Namespace, ServiceAccount
 
 from dataworks.kube import clients
 from tests.cluster import helpers
@@ -228,6 +229,36 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture
+def consumers_run_for_real(client: Client) -> Iterator[None]:
+    """Pods of the consumer image run `dataworks consume` from this checkout's virtualenv (the
+    test control plane's exec configuration): StreamingJob consumers that really consume."""
+    from dataworks.api.config import OperatorConfig
+
+    consumer = {
+        "image": OperatorConfig().streaming_jobs.image,
+        "path": [str(Path(sys.executable).parent)],
+        "expose": [sys.base_prefix],
+        "env": {"PYTHONUNBUFFERED": "1"},
+    }
+    cm = ConfigMap(
+        metadata=ObjectMeta(name="testcluster-exec"),
+        data={"config.yaml": yaml.safe_dump({"images": [consumer]})},
+    )
+    client.apply(cm, namespace="kube-system", field_manager="dataworks-tests", force=True)
+    try:
+        yield
+    finally:
+        client.delete(ConfigMap, "testcluster-exec", namespace="kube-system")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Kafka]:
+    """An Apache Kafka broker on loopback, where exec pods reach it."""
+    with services.kafka(tmp_path_factory.mktemp("kafka")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

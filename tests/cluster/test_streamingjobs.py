@@ -27,10 +27,9 @@ import yaml
 from lightkube import Client, codecs
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Event, Pod, Secret
+from lightkube.resources.core_v1 import Event, Pod, Secret
 
 from dataworks.api import streamingjob
-from dataworks.api.config import OperatorConfig
 from dataworks.kube import resources
 from tests.cluster.conftest import REDIS_PASSWORD as PASSWORD
 from tests.cluster.helpers import wait_for
@@ -39,8 +38,6 @@ from tests.local import services
 
 StreamingJob = resources.of(streamingjob.INFO)
 REPO = Path(__file__).resolve().parents[2]
-CONSUMER_IMAGE = OperatorConfig().streaming_jobs.image
-VENV_BIN = str(Path(sys.executable).parent)
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
 LABEL = streamingjob.OWNER_LABEL
 
@@ -55,25 +52,6 @@ def r(broker: services.Redis) -> Iterator[redis.Redis]:
     client = redis.Redis(port=broker.port, password=PASSWORD)  # each test has its own stream
     yield client
     client.close()
-
-
-@pytest.fixture
-def consumers_run_for_real(client: Client) -> Iterator[None]:
-    consumer = {
-        "image": CONSUMER_IMAGE,
-        "path": [VENV_BIN],
-        "expose": [sys.base_prefix],
-        "env": {"PYTHONUNBUFFERED": "1"},
-    }
-    cm = ConfigMap(
-        metadata=ObjectMeta(name="testcluster-exec"),
-        data={"config.yaml": yaml.safe_dump({"images": [consumer]})},
-    )
-    client.apply(cm, namespace="kube-system", field_manager="dataworks-tests", force=True)
-    try:
-        yield
-    finally:
-        client.delete(ConfigMap, "testcluster-exec", namespace="kube-system")
 
 
 def password_secret(client: Client, namespace: str) -> None:

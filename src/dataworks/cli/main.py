@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from dataworks.cli import bench, consume, generate, schedules, streamings
+from dataworks.cli import bench, consume, generate, schedules, streamings, templating
 from dataworks.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -50,7 +50,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.file = args.file or args.file_flag
     if not args.file and not args.template:
         fail("which pipeline? dataworks run [--local] FILE (or -f FILE, or --template NAME -p KEY=VALUE)")
-    from dataworks.cli import templating
 
     # --param fills the file's {{ k }}, or, with --template, the template's parameters.
     docs = load_documents(args.file, None if args.template else args.param) if args.file else []
@@ -448,16 +447,13 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
         metavar="K=V",
         help="fill {{ K }} in the file, or with --template give a parameter (repeatable)",
     )
-    run.add_argument("--template", metavar="NAME", help="run PipelineTemplate NAME with -p parameters")
-    run.add_argument(
-        "--template-file",
-        action="append",
-        metavar="FILE",
-        help="PipelineTemplates to expand templated pipelines with (repeatable; default: the cluster's)",
-    )
+    templating.add_run_arguments(run)
     run.add_argument("--max-parallel", type=int, help="--local: at most N steps at once")
     run.add_argument(
         "--redis", help="--local StreamingJob: the Redis to consume, redis://[:PASSWORD@]HOST:PORT/DB"
+    )
+    run.add_argument(
+        "--kafka", metavar="BOOTSTRAP", help="--local StreamingJob: the Kafka to consume, HOST:PORT"
     )
     run.add_argument("--name", help="run name (default: the pipeline's name plus a unique suffix)")
     run.add_argument(

@@ -6,12 +6,13 @@ controller in the local runtime: the consumers are processes of this machine (th
 kubelet runs the Deployment the cluster would get), scaled by the same planner, until Ctrl-C.
 `--redis URL` points the run at a Redis; a password in it (`redis://:PASSWORD@HOST:PORT/DB`)
 reaches the consumers as REDIS_PASSWORD and the controller as the password Secret, never the
-saved spec.
+saved spec. `--kafka HOST:PORT` points a Kafka source at local brokers.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,15 +40,26 @@ def run(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
         if len(items) > 1:
             fail(f"{args.file} holds {len(items)} StreamingJobs; --local runs one")
         return run_local(args, items[0])
-    if args.redis:
-        fail("--redis is for --local runs; on a cluster, spec.source.redis names the Redis")
+    if args.redis or args.kafka:
+        fail("--redis and --kafka are for --local runs; on a cluster, spec.source names the broker")
     kindruns.create(args, items, api.INFO)
     return EXIT_OK
 
 
-def local_spec(spec: dict[str, Any], redis_url: str | None) -> tuple[dict[str, Any], str | None]:
+def local_spec(
+    spec: dict[str, Any], redis_url: str | None, kafka: str | None = None
+) -> tuple[dict[str, Any], str | None]:
     """The spec a local run saves, and the password to hand over: `--redis` replaces the
-    address, and a password in it becomes the (local) password Secret (none in it: none used)."""
+    address, and a password in it becomes the (local) password Secret (none in it: none used);
+    `--kafka` replaces the bootstrap servers."""
+    source = spec["source"]
+    if (redis_url and "redis" not in source) or (kafka and "kafka" not in source):
+        has, given = ("kafka", "--redis") if redis_url else ("redis", "--kafka")
+        fail(f"spec.source names {has}, not what {given} gives: use --{has}")
+    if kafka:
+        if not re.fullmatch(api.KAFKA_SERVERS, kafka):
+            fail(f"--kafka {kafka}: use HOST:PORT[,HOST:PORT...]")
+        return {**spec, "source": {"kafka": {**source["kafka"], "bootstrapServers": kafka}}}, None
     if not redis_url:
         return spec, None
     parts = urlsplit(redis_url)
@@ -65,8 +77,8 @@ def local_spec(spec: dict[str, Any], redis_url: str | None) -> tuple[dict[str, A
 def run_local(args: argparse.Namespace, obj: dict[str, Any]) -> int:
     import os
 
-    spec, password = local_spec(obj["spec"], args.redis)
-    secret = spec["source"]["redis"].get("passwordSecret")
+    spec, password = local_spec(obj["spec"], args.redis, args.kafka)
+    secret = (spec["source"].get("redis") or {}).get("passwordSecret")
     if secret and password is None:
         password = os.environ.get("REDIS_PASSWORD")
         if password is None:

@@ -29,7 +29,15 @@ def lines(obj: dict[str, Any]) -> list[str]:
     """The human-readable summary of one StreamingJob."""
     spec, st = obj.get("spec") or {}, obj.get("status") or {}
     meta = obj.get("metadata") or {}
-    src = ((spec.get("source") or {}).get("redis")) or {}
+    source = spec.get("source") or {}
+    kafka = source.get("kafka")
+    if kafka:
+        where = f"topic {kafka.get('topic')} group {kafka.get('group')} at {kafka.get('bootstrapServers')}"
+        if st.get("partitions") is not None:
+            where += f", {st['partitions']} partitions (the most consumers)"
+    else:
+        src = source.get("redis") or {}
+        where = f"stream {src.get('stream')} group {src.get('group')} at {src.get('address')}"
     scaling = spec.get("scaling") or {}
     manual = spec.get("replicas")
     mode = f"manual ({manual}, dataworks scale --auto returns it)" if manual is not None else "automatic"
@@ -37,12 +45,13 @@ def lines(obj: dict[str, Any]) -> list[str]:
     out = [
         f"Name:        {meta.get('namespace', '')}/{meta.get('name', '')}",
         f"State:       {st.get('state', 'Pending')}  {st.get('message') or ''}".rstrip(),
-        f"Source:      stream {src.get('stream')} group {src.get('group')} at {src.get('address')}",
+        f"Source:      {where}",
         f"Consumers:   {st.get('readyReplicas', 0)} ready of {st.get('replicas', 0)}, "
         f"{_figure(st.get('desiredReplicas'))} wanted, {scaling.get('minReplicas', 1)}-"
         f"{scaling.get('maxReplicas', 10)}; {mode}",
         f"Strategy:    {st.get('strategy') or '-'}  ({st.get('strategyReason') or 'not chosen yet'})",
-        f"Lag:         {_figure(st.get('lag'))}{exact} waiting, {_figure(st.get('pending'))} pending",
+        f"Lag:         {_figure(st.get('lag'))}{exact} waiting"
+        + ("" if kafka else f", {_figure(st.get('pending'))} pending"),
         f"Rates:       {_figure(st.get('arrivalRate'), '/s')} arriving, "
         f"{_figure(st.get('processingRate'), '/s')} processed, "
         f"{_figure(st.get('consumerRate'), '/s')} per busy consumer",
@@ -103,3 +112,13 @@ def cmd_scale(args: argparse.Namespace) -> int:
     if info.kind != api.KIND:
         fail(f"scale applies to streamingjobs (stj/NAME), not {info.plural}")
     return scale(Cluster(args), name, args)
+
+
+def add_run_arguments(run: Any) -> None:
+    """`dataworks run`'s flags for a local StreamingJob: the broker to consume."""
+    run.add_argument(
+        "--redis", help="--local StreamingJob: the Redis to consume, redis://[:PASSWORD@]HOST:PORT/DB"
+    )
+    run.add_argument(
+        "--kafka", metavar="BOOTSTRAP", help="--local StreamingJob: the Kafka to consume, HOST:PORT[,...]"
+    )

@@ -109,3 +109,14 @@ def resolve(
             fail(f"PipelineTemplate {name} is invalid: {e.errors()[0]['msg']}")
         out.append((obj, expand(obj, spec)))  # created as written: the operator expands it
     return out
+
+
+def add_run_arguments(run: Any) -> None:
+    """`dataworks run`'s flags for PipelineTemplates."""
+    run.add_argument("--template", metavar="NAME", help="run PipelineTemplate NAME with -p parameters")
+    run.add_argument(
+        "--template-file",
+        action="append",
+        metavar="FILE",
+        help="PipelineTemplates to expand templated pipelines with (repeatable; default: the cluster's)",
+    )

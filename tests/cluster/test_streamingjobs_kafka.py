@@ -1,0 +1,105 @@
+"""A StreamingJob on Kafka, on the real control plane, with consumers that run for real.
+
+The Kafka example's spec, pointed at the Apache Kafka broker the tests start, consumes a
+2-partition topic: every pod the Deployment controller creates runs `dataworks consume
+--kafka` from this checkout. A burst asks for more consumers than the topic has partitions, and
+the operator holds the count at the cap and says so; the lag it reports is the group's exact
+lag from the committed offsets, and it reaches 0.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client, codecs
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Event
+
+from dataworks.api import streamingjob
+from dataworks.kube import resources
+from tests.cluster.helpers import wait_for
+from tests.local import services
+
+StreamingJob = resources.of(streamingjob.INFO)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "streams" / "kafka-streamingjob.yaml"
+CLI = [sys.executable, "-m", "dataworks.cli.main"]
+
+
+def until(
+    client: Client, name: str, namespace: str, ok: Any, what: str, *, timeout: float = 60
+) -> dict[str, Any]:
+    got = wait_for(
+        client,
+        StreamingJob,
+        name,
+        namespace,
+        lambda o: bool(ok(o.to_dict().get("status") or {})),
+        timeout=timeout,
+        what=what,
+    )
+    return dict(got.to_dict()["status"])
+
+
+@pytest.mark.usefixtures("consumers_run_for_real", "operator")
+def test_the_kafka_example_consumes_a_topic_and_is_capped_by_its_partitions(
+    client: Client, namespace: str, kafka_broker: services.Kafka
+) -> None:
+    body = yaml.safe_load(EXAMPLE.read_text())
+    name = body["metadata"]["name"]
+    body["spec"]["source"]["kafka"] |= {"bootstrapServers": kafka_broker.bootstrap, "topic": namespace}
+    # Batches of 10 keep one consumer from draining the burst alone before a second is needed.
+    body["spec"]["batchSize"] = 10
+    kafka_broker.create_topic(namespace, 2)
+    client.create(codecs.from_dict(body), namespace=namespace)
+    until(client, name, namespace, lambda s: s.get("state") == "Running", "one consumer running")
+
+    asked: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            asked.append(client.get(Deployment, name, namespace=namespace).spec.replicas or 0)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    count = 200_000
+    target = f"kafka://{kafka_broker.bootstrap}?topic={namespace}"
+    gen = subprocess.run(
+        [*CLI, "generate", "-q", "--count", str(count), "-o", target],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert gen.returncode == 0, gen.stderr
+    try:
+        st = until(
+            client,
+            name,
+            namespace,
+            lambda s: s.get("lag") == 0 and s.get("arrivalRate") == 0,
+            "the topic drained",
+            timeout=180,
+        )
+    finally:
+        done.set()
+        sampler.join()
+    assert st["partitions"] == 2
+    assert max(asked) == 2, f"consumer counts asked: {sorted(set(asked))}"  # more wanted, held at the cap
+    messages = [
+        e.message or "" for e in client.list(Event, namespace=namespace) if e.involvedObject.name == name
+    ]
+    assert any("capped at the topic's 2 partitions (6 asked)" in m for m in messages), messages
+    shown = subprocess.run(
+        [*CLI, "describe", f"stj/{name}", "-n", namespace], capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"topic {namespace} group processors at {kafka_broker.bootstrap}, 2 partitions" in shown.stdout
+    assert "Lag:         0 waiting" in shown.stdout
