@@ -265,6 +265,9 @@ def test_a_password_secret_that_is_missing_degrades_with_the_field_and_an_event(
     )
 
 
+KAFKA = {"bootstrapServers": "k-0:9092", "topic": "t", "group": "g"}
+
+
 def _source(**over: Any) -> dict[str, Any]:
     return {"redis": {"address": "redis://redis:6379/0", "stream": "s", "group": "g", **over}}
 
@@ -283,6 +286,19 @@ def _source(**over: Any) -> dict[str, Any]:
         pytest.param({"source": _source(stream="")}, "spec.source.redis.stream", id="empty-stream"),
         pytest.param({"source": _source(startFrom="middle")}, "spec.source.redis.startFrom", id="start-from"),
         pytest.param({}, "spec.source", id="no-source"),
+        pytest.param(
+            {"source": {**_source(), "kafka": KAFKA}},
+            "spec.source needs exactly one of redis and kafka",
+            id="redis-and-kafka",
+        ),
+        pytest.param(
+            {"source": {"kafka": {**KAFKA, "bootstrapServers": "kafka://k:9092"}}},
+            "spec.source.kafka.bootstrapServers",
+            id="kafka-url-not-servers",
+        ),
+        pytest.param(
+            {"source": {"kafka": {**KAFKA, "topic": "a topic"}}}, "spec.source.kafka.topic", id="kafka-topic"
+        ),
         pytest.param(
             {"scaling": {"minReplicas": 5, "maxReplicas": 2}},
             "must not exceed spec.scaling.maxReplicas",
