@@ -8,6 +8,7 @@ for example kind. Tests reach the cluster only through the Kubernetes API.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -231,16 +232,14 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         op.stop()
 
 
-@pytest.fixture
-def consumers_run_for_real(client: Client) -> Iterator[None]:
-    """Pods of the consumer image run `dataworks consume` from this checkout's virtualenv (the
-    test control plane's exec configuration): StreamingJob consumers that really consume."""
+@contextlib.contextmanager
+def _exec_consumers(client: Client, *, path: list[str], expose: list[str]) -> Iterator[None]:
     from dataworks.api.config import OperatorConfig
 
     consumer = {
         "image": OperatorConfig().streaming_jobs.image,
-        "path": [str(Path(sys.executable).parent)],
-        "expose": [sys.base_prefix],
+        "path": [*path, str(Path(sys.executable).parent)],
+        "expose": [sys.base_prefix, *expose],
         "env": {"PYTHONUNBUFFERED": "1"},
     }
     cm = ConfigMap(
@@ -252,6 +251,42 @@ def consumers_run_for_real(client: Client) -> Iterator[None]:
         yield
     finally:
         client.delete(ConfigMap, "testcluster-exec", namespace="kube-system")
+
+
+@pytest.fixture
+def consumers_run_for_real(client: Client) -> Iterator[None]:
+    """Pods of the consumer image run `dataworks consume` from this checkout's virtualenv (the
+    test control plane's exec configuration): StreamingJob consumers that really consume."""
+    with _exec_consumers(client, path=[], expose=[]):
+        yield
+
+
+@pytest.fixture
+def consumer_reports(client: Client) -> Iterator[Path]:
+    """As consumers_run_for_real, and each consumer process also commits its report (what it
+    processed, by sequence number) into the directory this yields, before it acknowledges:
+    a `dataworks` first on the image's PATH adds `--report` to the operator's command, as
+    the benchmark's controller does locally. The operator's manifests are unchanged. Both
+    directories sit directly under /tmp, open to the consumers' non-root user (a path the
+    harness exposes from under a private directory is read-only)."""
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="dataworks-reports-", dir="/tmp"))
+    reports, wrapper = top / "reports", top / "bin"
+    top.chmod(0o755)
+    reports.mkdir()
+    reports.chmod(0o777)  # the consumers run as a non-root user
+    wrapper.mkdir()
+    script = wrapper / "dataworks"
+    real = Path(sys.executable).parent / "dataworks"
+    script.write_text(f'#!/bin/sh\nexec {real} "$@" --report "{reports}/${{POD_NAME}}-{{pid}}.json"\n')
+    script.chmod(0o755)
+    try:
+        with _exec_consumers(client, path=[str(wrapper)], expose=[]):
+            yield reports
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

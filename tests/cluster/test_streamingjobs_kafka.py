@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -22,29 +21,11 @@ from lightkube import Client, codecs
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event
 
-from dataworks.api import streamingjob
-from dataworks.kube import resources
-from tests.cluster.helpers import wait_for
+from tests.cluster.streams import until
 from tests.local import services
 
-StreamingJob = resources.of(streamingjob.INFO)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "streams" / "kafka-streamingjob.yaml"
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
-
-
-def until(
-    client: Client, name: str, namespace: str, ok: Any, what: str, *, timeout: float = 60
-) -> dict[str, Any]:
-    got = wait_for(
-        client,
-        StreamingJob,
-        name,
-        namespace,
-        lambda o: bool(ok(o.to_dict().get("status") or {})),
-        timeout=timeout,
-        what=what,
-    )
-    return dict(got.to_dict()["status"])
 
 
 @pytest.mark.usefixtures("consumers_run_for_real", "operator")
@@ -58,7 +39,7 @@ def test_the_kafka_example_consumes_a_topic_and_is_capped_by_its_partitions(
     body["spec"]["batchSize"] = 10
     kafka_broker.create_topic(namespace, 2)
     client.create(codecs.from_dict(body), namespace=namespace)
-    until(client, name, namespace, lambda s: s.get("state") == "Running", "one consumer running")
+    until(client, name, namespace, lambda s: s.get("state") == "Running", "one consumer running", timeout=60)
 
     asked: list[int] = []
     done = threading.Event()

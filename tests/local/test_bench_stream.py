@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dataworks.cli import bench
+from tests.local import services
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "benchmarks" / "scenarios").glob("*.yaml"))
@@ -87,6 +89,36 @@ def test_a_streamingjob_scenario_scales_its_consumers_and_loses_nothing(tmp_path
     assert result["faults"][0]["consumer"].startswith("bench-")  # a pod of the StreamingJob's Deployment
 
 
+def test_the_kafka_scenario_loses_nothing_when_a_consumer_is_killed_at_the_peak(
+    tmp_path: Path, kafka_server: services.Kafka
+) -> None:
+    """The shipped Kafka scenario, shortened and pointed at the broker the tests start."""
+    body = yaml.safe_load((ROOT / "benchmarks" / "scenarios" / "stress-10x-kafka.yaml").read_text())
+    body["kafka"]["bootstrap"] = kafka_server.bootstrap
+    body |= {"durationSeconds": 16, "drainSeconds": 60}
+    body["generator"]["patterns"]["steps"] = [
+        {"at": 0, "rate": 2000},
+        {"at": 4, "rate": 20000},
+        {"at": 10, "rate": 2000},
+    ]
+    body["faults"] = [{"at": 7, "action": "killConsumer"}]
+    scenario, out = tmp_path / "kafka.yaml", tmp_path / "kafka.json"
+    scenario.write_text(yaml.safe_dump(body))
+    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    s = result["summary"]
+    assert s["lost"] == 0
+    assert s["processed"] == s["producedMessages"] > 100_000
+    assert s["outOfOrder"] == 0  # each symbol in one partition
+    assert [f["action"] for f in result["faults"]] == ["killConsumer"]
+    samples = result["samples"]
+    assert all(x.get("lagExact") for x in samples if "lag" in x)
+    assert samples[-1]["lag"] == 0
+    assert samples[-1]["acked"] == samples[-1]["produced"] == s["producedMessages"]
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_every_shipped_scenario_is_valid(path: Path) -> None:
     scenario = bench.load(str(path))
@@ -105,6 +137,9 @@ def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None
         "streamingJob: {scaling: {minReplicas: 3, maxReplicas: 1}}": "minReplicas (3) must not exceed",
         "streamingJob: {source: {}}": "streamingJob.source is set by the benchmark",
         "streamingJob: {}\nfaults: [{at: 1, action: addConsumer}]": "addConsumer: with a streamingJob",
+        "kafka: {bootstrap: 'kafka://k:9092'}": "field kafka.bootstrap",
+        "kafka: {bootstrap: 'k:9092'}\nfaults: [{at: 1, action: restartRedis}]": "restartRedis: the bench",
+        "kafka: {bootstrap: 'k:9092'}\nredis: {stream: other}": "give redis or kafka, not both",
     }
     for body, message in cases.items():
         path = tmp_path / "bad.yaml"

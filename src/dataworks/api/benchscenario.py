@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from dataworks.api.generator import GeneratorConfig
 from dataworks.api.meta import Model
-from dataworks.api.streamingjob import StreamingJobSpec
+from dataworks.api.streamingjob import KAFKA_SERVERS, StreamingJobSpec
 
 
 class RedisSetup(Model):
@@ -25,6 +25,19 @@ class RedisSetup(Model):
         "off", description="Persistence of a started Redis: off, or AOF with this fsync policy."
     )
     stream: str = Field("bench", description="The stream's key (deleted at the start).")
+
+
+class KafkaSetup(Model):
+    """A Kafka the benchmark reads and writes (it does not start one)."""
+
+    bootstrap: str = Field(pattern=KAFKA_SERVERS, description="HOST:PORT[,HOST:PORT...] of the brokers.")
+    topic: str = Field(
+        "bench",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        max_length=200,
+        description="The topic's prefix: each run creates <topic>-<unix time>.",
+    )
+    partitions: int = Field(4, ge=1, le=1000, description="The run's topic's partitions.")
 
 
 class ConsumerSetup(Model):
@@ -70,6 +83,7 @@ class Scenario(Model):
         description="Generator settings (docs/streaming-bench.md); the bench sets count and duration.",
     )
     redis: RedisSetup = Field(default_factory=RedisSetup)
+    kafka: KafkaSetup | None = Field(None, description="Run on this Kafka instead of a Redis.")
     consumers: ConsumerSetup = Field(default_factory=ConsumerSetup)
     streaming_job: dict[str, Any] | None = Field(
         None,
@@ -87,9 +101,14 @@ class Scenario(Model):
         self.generator_config()  # raises with the generator's own field names
         if any(f.at >= self.duration_seconds for f in self.faults):
             raise ValueError("a fault's `at` must fall within durationSeconds")
+        if self.kafka is not None:
+            if self.redis != RedisSetup():
+                raise ValueError("give redis or kafka, not both: the benchmark runs on one broker")
+            if any(f.action == "restartRedis" for f in self.faults):
+                raise ValueError("restartRedis: the benchmark restarts only a Redis it started, not kafka")
         if self.streaming_job is not None:
             if "source" in self.streaming_job:
-                raise ValueError("streamingJob.source is set by the benchmark, from redis")
+                raise ValueError("streamingJob.source is set by the benchmark, from redis or kafka")
             source = {"redis": {"address": "redis://127.0.0.1:6379/0", "stream": "s", "group": "g"}}
             StreamingJobSpec.model_validate({**self.streaming_job, "source": source})
             if any(f.action == "addConsumer" for f in self.faults):

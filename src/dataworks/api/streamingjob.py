@@ -127,17 +127,84 @@ class Source(Model):
         return Target("redis", r.address, r.stream, r.group, r.start_from, r.password_secret)
 
 
-class Processing(Model):
-    """What is done with each message."""
+class SinkSpec(Model):
+    """Where micro-batches are written, as Parquet files."""
 
-    type: Literal["count"] = Field(
+    url: str = Field(
+        pattern=r"^(s3|gs|gcs|az|abfs|file)://\S+$",
+        description="A folder URL (s3://bucket/prefix, file:///path, ...): each consumer writes one "
+        "Parquet file per micro-batch there, <consumer>-<n>.parquet, whole or not at all.",
+    )
+    secret_name: str | None = Field(
+        None,
+        pattern=DNS1123_LABEL,
+        description="A Secret whose keys become the consumers' environment, for the store's "
+        "credentials (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL).",
+    )
+
+
+class Processing(Model):
+    """What is done with each message. Every type counts and checks the messages as `count`
+    does (duplicates dropped by message_id); `sql` and `sink` also act on each micro-batch
+    before it is acknowledged."""
+
+    type: Literal["count", "sql", "sink"] = Field(
         "count",
         description="count: decode each JSON message and count it per symbol (the seed's baseline "
-        "consumer), dropping duplicates by message_id.",
+        "consumer), dropping duplicates by message_id. sql: also run `query` (DuckDB) over each "
+        "micro-batch, a table named batch, and write its rows to `sink` (or to the log without one). "
+        "sink: also write each micro-batch (through `query` when given) to `sink` as Parquet.",
     )
     dedupe_window: int = Field(
         100_000, ge=0, le=10_000_000, description="How many recent message_ids a consumer remembers."
     )
+    query: str | None = Field(
+        None,
+        min_length=1,
+        max_length=65_536,
+        description="One DuckDB SELECT over the micro-batch (the table `batch`, one column per field "
+        "of the messages), e.g. SELECT symbol, avg(price) AS price FROM batch GROUP BY symbol.",
+    )
+    sink: SinkSpec | None = Field(None, description="Where sql and sink write (Parquet files).")
+
+    crd_rules: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.type) || self.type != 'sql' || has(self.query)",
+            "message": "spec.processing: type sql needs a query, one DuckDB SELECT over the table batch",
+        },
+        {
+            "rule": "!has(self.type) || self.type != 'sink' || has(self.sink)",
+            "message": "spec.processing: type sink needs sink.url, the folder the Parquet files go to",
+        },
+        {
+            "rule": "(has(self.type) && self.type != 'count') || (!has(self.query) && !has(self.sink))",
+            "message": "spec.processing: query and sink are for type sql or sink; type count only counts",
+        },
+    ]
+
+    @model_validator(mode="after")
+    def _needs(self) -> Processing:
+        if self.type == "sql" and self.query is None:
+            raise ValueError("type sql needs a query: one DuckDB SELECT over the table batch")
+        if self.type == "sink" and self.sink is None:
+            raise ValueError("type sink needs sink.url: the folder the Parquet files go to")
+        if self.type == "count" and (self.query is not None or self.sink is not None):
+            raise ValueError("query and sink are for type sql or sink; type count only counts")
+        if self.query is not None:
+            _one_select(self.query)
+        return self
+
+
+def _one_select(query: str) -> None:
+    """Parse (without running) `query`: one SELECT, or a ValueError naming what is wrong."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as e:
+        raise ValueError(f"query: {str(e).splitlines()[0]}") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise ValueError("query must be exactly one SELECT statement")
 
 
 class Window(Model):

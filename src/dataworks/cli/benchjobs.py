@@ -58,10 +58,9 @@ class ReportingController(StreamingJobController):
 class LocalStreamingJob:
     """One StreamingJob run on a thread of this process until `stop`."""
 
-    def __init__(  # noqa: PLR0917 (benching.JobFactory's order)
-        self, spec: dict[str, Any], url: str, stream: str, group: str, workdir: Path, commit_every: float
+    def __init__(
+        self, spec: dict[str, Any], source: dict[str, Any], workdir: Path, commit_every: float
     ) -> None:
-        source = {"redis": {"address": url, "stream": stream, "group": group}}
         run_dir = runs.RunDir(workdir / "bench")  # the StreamingJob's name: its pods are bench-...
         meta = {"name": "bench", "namespace": "local", "generation": 1}
         run_dir.save_pipeline(

@@ -33,7 +33,17 @@ def add_parser(sub: Any) -> None:
         default=os.environ.get("HOSTNAME") or socket.gethostname(),
         help="this consumer's stable name (default: the pod's, $HOSTNAME)",
     )
-    p.add_argument("--processing", choices=["count"], default="count", help="what is done with each message")
+    p.add_argument(
+        "--processing",
+        choices=["count", "sql", "sink"],
+        default="count",
+        help="count each message; sql: also run --query over each batch; sink: also write each batch "
+        "(through --query when given) to --sink-url as Parquet",
+    )
+    p.add_argument("--query", help="one DuckDB SELECT over each batch, the table `batch` (sql, sink)")
+    p.add_argument(
+        "--sink-url", help="the folder the Parquet files go to (s3://..., file:///...); credentials from env"
+    )
     p.add_argument("--batch", type=int, default=100, help="messages per read (XREADGROUP COUNT)")
     p.add_argument("--block-ms", type=int, default=1000, help="how long a read waits (XREADGROUP BLOCK)")
     p.add_argument(
@@ -94,11 +104,34 @@ def cmd_consume(args: argparse.Namespace) -> int:
         fail("--batch must be at least 1 and --block-ms at least 0")
     if args.dedupe < 0:
         fail("--dedupe must be at least 0")
+    args.batches = _batches(args)
     if args.kafka:
         return _consume_kafka(args)
     if not args.stream or args.topic:
         fail("--redis reads a stream: give --stream NAME (--topic is for --kafka)")
     return _consume_redis(args)
+
+
+def _batches(args: argparse.Namespace) -> Any:
+    """The sql or sink processing's writer, checked by the StreamingJob's own model first."""
+    from pydantic import ValidationError
+
+    from dataworks.api.streamingjob import Processing
+
+    raw: dict[str, Any] = {"type": args.processing}
+    if args.query is not None:
+        raw["query"] = args.query
+    if args.sink_url is not None:
+        raw["sink"] = {"url": args.sink_url}
+    try:
+        Processing.model_validate(raw)
+    except ValidationError as e:
+        fail("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))
+    if args.processing == "count":
+        return None
+    from dataworks.streams.batches import BatchWriter
+
+    return BatchWriter(args.consumer, query=args.query, sink_url=args.sink_url)
 
 
 def _consume_kafka(args: argparse.Namespace) -> int:
@@ -121,6 +154,7 @@ def _consume_kafka(args: argparse.Namespace) -> int:
         commit_every=args.commit_every,
         alive_path=args.alive_file,
         publish=args.publish_stats,
+        batches=args.batches,
     )
     print(json.dumps(consumer.run(limit=args.limit, idle_exit=args.idle_exit).to_json()))
     return EXIT_OK
@@ -164,6 +198,7 @@ def _consume_redis(args: argparse.Namespace) -> int:
         alive_path=args.alive_file,
         commit_path=_own(args.report),
         commit_every=args.commit_every,
+        batches=args.batches,
     )
     try:
         report = consumer.run(limit=args.limit, idle_exit=args.idle_exit).to_json()

@@ -4,7 +4,8 @@ Each consumer runs `dataworks consume` as one member of the group, named after i
 downward API's `metadata.name`), so a consumer's name is stable for its pod's life and the
 operator can tell which consumers of the group are gone. The Redis password comes from the
 Secret the spec names, as REDIS_PASSWORD, never from the spec. A Kafka source gives the
-consumers the bootstrap servers and the topic instead. What the active strategy sets
+consumers the bootstrap servers and the topic instead. A sink's store credentials come from
+the Secret it names, every key an environment variable (envFrom). What the active strategy sets
 (batch size, blocking time, spot tolerations) is in the pod template; a strategy switch
 rolls the consumers, each acknowledging its batch in hand on SIGTERM.
 
@@ -70,13 +71,18 @@ def command(spec: api.StreamingJobSpec, strategy: Strategy) -> list[str]:
     else:
         claim = ["--claim-idle-ms", str(CLAIM_IDLE_MS), "--claim-every", str(CLAIM_EVERY_SECONDS)]
         where = ["--redis", src.address, "--stream", src.stream, *claim]
+    proc = spec.processing
+    if proc.query is not None:
+        where += ["--query", proc.query]
+    if proc.sink is not None:
+        where += ["--sink-url", proc.sink.url]
     return [
         "dataworks", "consume", *where,
         "--group", src.group,
         "--consumer", "$(POD_NAME)",
         "--start-from", src.start_from,
-        "--processing", spec.processing.type,
-        "--dedupe", str(spec.processing.dedupe_window),
+        "--processing", proc.type,
+        "--dedupe", str(proc.dedupe_window),
         "--batch", str(batch), "--block-ms", str(block),
         "--publish-stats",
         "--alive-file", ALIVE_FILE,
@@ -102,6 +108,7 @@ def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image
         "image": image,
         "command": command(spec, strategy),
         "env": env,
+        **_store_credentials(spec),
         "securityContext": pods.restricted_container(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "alive", "mountPath": ALIVE_DIR}],
@@ -136,6 +143,14 @@ def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     body["metadata"]["annotations"] = {TEMPLATE_HASH: digest}
     return body
+
+
+def _store_credentials(spec: api.StreamingJobSpec) -> dict[str, Any]:
+    """The sink's Secret, every key an environment variable (the store's credentials)."""
+    sink = spec.processing.sink
+    if sink is None or sink.secret_name is None:
+        return {}
+    return {"envFrom": [{"secretRef": {"name": sink.secret_name}}]}
 
 
 def template_hash(deployment: dict[str, Any]) -> str | None:

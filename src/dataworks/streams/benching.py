@@ -1,10 +1,11 @@
 """Runs a stream benchmark scenario on this machine (edge layer): `dataworks bench stream`.
 
-A Redis (started here unless the scenario names one), the generator paced in real time, and a
-group of `dataworks consume` processes that commit their reports before they acknowledge: a
-fixed count, or the consumers of a StreamingJob run here by its own controller (the CLI's
-benchjobs.py, given as `jobs`).
-Once a second it samples the stream (produced, acknowledged, pending, lag), the consumers'
+A broker (benchbrokers.py: a Redis, started here unless the scenario names one, or a topic of
+its own on the scenario's Kafka), the generator paced in real time, and a group of
+`dataworks consume` processes that commit their reports before they acknowledge: a fixed count,
+or the consumers of a StreamingJob run here by its own controller (the CLI's benchjobs.py,
+given as `jobs`).
+Once a second it samples the broker (produced, acknowledged, pending, lag), the consumers'
 own per-second figures (messages, busy time, end-to-end latency), and every process's CPU
 and memory (psutil), and injects the scenario's faults on time. When the producer is done it
 waits for the group to drain, stops the consumers, and checks every sequence number the
@@ -27,65 +28,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
-import redis
 import yaml
 
 from dataworks.api.benchscenario import Fault, Scenario
 from dataworks.core.streams import latency, sequences
 from dataworks.core.streams.generating import Generator, symbol_name
-from dataworks.streams import lagreading
+from dataworks.streams.benchbrokers import Broker, open_broker
 
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
 GROUP = "bench"
-
-
-@dataclass
-class RedisServer:
-    """redis-server on a loopback port, in a directory of its own (AOF there when asked)."""
-
-    dir: Path
-    appendfsync: str
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        if not self.port:
-            import socket
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
-        aof = (
-            ["--appendonly", "no"]
-            if self.appendfsync == "off"
-            else ["--appendonly", "yes", "--appendfsync", self.appendfsync]
-        )
-        cmd = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(self.dir),
-        ]
-        self.proc = subprocess.Popen([*cmd, *aof], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
 
 
 class ConsumerJob(Protocol):
@@ -98,16 +49,15 @@ class ConsumerJob(Protocol):
     def desired(self) -> int | None: ...
 
 
-# (spec, url, stream, group, workdir, commit_every) -> the job, not started
-JobFactory = Callable[[dict[str, Any], str, str, str, Path, float], ConsumerJob]
+# (spec, source, workdir, commit_every) -> the job, not started
+JobFactory = Callable[[dict[str, Any], dict[str, Any], Path, float], ConsumerJob]
 
 
 @dataclass
 class Run:
     scenario: Scenario
     workdir: Path
-    url: str = ""
-    server: RedisServer | None = None
+    broker: Broker
     producer: subprocess.Popen[bytes] | None = None
     consumers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
@@ -119,28 +69,10 @@ class Run:
     job: ConsumerJob | None = None  # a StreamingJob's consumers instead of a fixed group
     job_factory: JobFactory | None = None
 
-    @property
-    def stream(self) -> str:
-        return self.scenario.redis.stream
-
-    def client(self) -> Any:
-        return redis.Redis.from_url(self.url)
-
     def start_consumer(self) -> None:
         name = f"c{len(self.consumers) + 1}"
         c = self.scenario.consumers
-        cmd = [
-            *CLI,
-            "consume",
-            "--redis",
-            self.url,
-            "--stream",
-            self.stream,
-            "--group",
-            GROUP,
-            "--consumer",
-            name,
-        ]
+        cmd = [*CLI, "consume", *self.broker.consume_args(), "--group", GROUP, "--consumer", name]
         cmd += [
             "--batch",
             str(c.batch),
@@ -179,10 +111,7 @@ class Run:
             producer = self.producer
             self.later.append((now + fault.seconds, lambda: producer.send_signal(signal.SIGCONT)))
         elif fault.action == "restartRedis":
-            if self.server is None:
-                raise ValueError("restartRedis needs a Redis the benchmark started (no redis.url)")
-            self.server.stop()
-            self.later.append((now + fault.seconds, self.server.start))
+            self.broker.restart(fault.seconds, self.later)
         self.faults_done.append(record)
 
     def run_due(self) -> None:
@@ -197,20 +126,7 @@ class Run:
         row: dict[str, Any] = {"t": round(t, 2), "consumers": len(self.live())}
         if self.job is not None:
             row["desiredReplicas"] = self.job.desired
-        try:
-            r = self.client()
-            info = r.xinfo_stream(self.stream)
-            row["produced"] = int(info["entries-added"])
-            groups = [g for g in r.xinfo_groups(self.stream) if g["name"] in (GROUP, GROUP.encode())]
-            if groups:
-                reading = lagreading.read(r, self.stream, GROUP)
-                pending, delivered = int(groups[0]["pending"]), groups[0].get("entries-read")
-                row |= {"lag": reading.entries, "lagExact": reading.exact, "pending": pending}
-                if delivered is not None:  # Redis's own count: what was delivered and acknowledged
-                    row["acked"] = int(delivered) - pending
-            r.close()
-        except redis.RedisError as e:
-            row["error"] = f"{type(e).__name__}"
+        row |= self.broker.reading(GROUP)
         row |= self._consumer_stats()
         row |= self._resources()
         self.samples.append(row)
@@ -239,8 +155,8 @@ class Run:
             "producer": [self.producer],
             "consumers": list(self.consumers.values()),
         }
-        if self.server is not None:
-            roles["redis"] = [self.server.proc]
+        if started := self.broker.processes():
+            roles["redis"] = started
         out: dict[str, Any] = {"resources": {}}
         for role, procs in roles.items():
             user = system = rss = 0.0
@@ -273,7 +189,7 @@ def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None
     if scenario.streaming_job is not None and jobs is None:
         raise ValueError(f"scenario {scenario.name} has a streamingJob, and no way to run one was given")
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{scenario.name}-"))
-    r = Run(scenario, workdir, job_factory=jobs)
+    r = Run(scenario, workdir, open_broker(scenario, workdir), job_factory=jobs)
     try:
         config = _start(r)
         _drive(r)
@@ -291,8 +207,7 @@ def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None
         for proc in [r.producer, *r.consumers.values()]:
             if proc is not None and proc.poll() is None:
                 proc.kill()
-        if r.server is not None:
-            r.server.stop()
+        r.broker.stop()
         if keep is not None:
             shutil.copytree(workdir, keep, dirs_exist_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -301,17 +216,10 @@ def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None
 def _start(r: Run) -> Any:
     """The broker, the consumers, then the producer."""
     scenario = r.scenario
-    if scenario.redis.url:
-        r.url = scenario.redis.url
-    else:
-        (r.workdir / "redis").mkdir()
-        r.server = RedisServer(r.workdir / "redis", scenario.redis.appendfsync)
-        r.server.start()
-        r.url = f"redis://127.0.0.1:{r.server.port}/0"
-    r.client().delete(scenario.redis.stream)
+    r.broker.start()
     if scenario.streaming_job is not None and r.job_factory is not None:
         commit_every = scenario.consumers.commit_every
-        r.job = r.job_factory(scenario.streaming_job, r.url, r.stream, GROUP, r.workdir, commit_every)
+        r.job = r.job_factory(scenario.streaming_job, r.broker.source(GROUP), r.workdir, commit_every)
         r.job.start()
     else:
         for _ in range(scenario.consumers.count):
@@ -319,7 +227,7 @@ def _start(r: Run) -> Any:
     config = scenario.generator_config()
     gen_file = r.workdir / "generator.yaml"
     gen_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
-    target = f"{r.url}?stream={scenario.redis.stream}"
+    target = r.broker.target()
     r.started = time.monotonic()
     cmd = [*CLI, "generate", "-q", "--realtime", "--config", str(gen_file), "-o", target]
     r.producer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=r._log("producer"))

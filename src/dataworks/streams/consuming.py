@@ -24,6 +24,7 @@ import signal
 import time
 from typing import Any
 
+from dataworks.streams.batches import BatchWriter
 from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
 
 DEFAULT_BATCH, DEFAULT_BLOCK_MS = 100, 1000
@@ -49,6 +50,7 @@ class Consumer:
         claim_every: float | None = None,
         start_from: str = "0",
         alive_path: str | None = None,
+        batches: BatchWriter | None = None,
     ) -> None:
         self.r, self.stream, self.group, self.name = r, stream, group, name
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
@@ -69,6 +71,7 @@ class Consumer:
         # Touched at least once a second while the loop turns (reading, or retrying a lost
         # Redis): a liveness probe that finds it stale restarts a consumer that hangs.
         self.alive = Alive(alive_path)
+        self.batches = batches  # the sql and sink processings (batches.py)
 
     def ensure_group(self) -> None:
         import redis
@@ -235,7 +238,10 @@ class Consumer:
         by) adds `read_seconds`, the read of a full batch, so a saturated consumer's rate is
         what it really achieves, Redis round trips and a shared CPU included."""
         t = time.perf_counter()
-        stamps = self.counting.count([_data(fields) for _, fields in entries])
+        kept: list[dict[str, Any]] | None = [] if self.batches is not None else None
+        stamps = self.counting.count([_data(fields) for _, fields in entries], kept)
+        if self.batches is not None and kept:
+            self.batches.write(kept)  # before the batch's XACK
         self.unacked += [e[0] for e in entries]  # acknowledged with the next read, or on stop
         busy = time.perf_counter() - t
         self.report.busy_seconds += busy

@@ -22,6 +22,7 @@ import signal
 import time
 from typing import Any
 
+from dataworks.streams.batches import BatchWriter
 from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
 
 
@@ -42,6 +43,7 @@ class KafkaConsumer:
         commit_every: float = 1.0,
         alive_path: str | None = None,
         publish: bool = False,
+        batches: BatchWriter | None = None,
     ) -> None:
         self.topic, self.group, self.name = topic, group, name
         self.batch, self.block_ms = batch, block_ms
@@ -50,6 +52,7 @@ class KafkaConsumer:
         self.stats = stats or Stats(None)
         self.commit_path, self.commit_every = commit_path, commit_every
         self.alive = Alive(alive_path)
+        self.batches = batches  # the sql and sink processings (batches.py)
         self.publish, self.row = publish, "{}"
         self.offsets: dict[int, int] = {}  # partition -> the next offset to commit
         self.stopping = False
@@ -117,7 +120,10 @@ class KafkaConsumer:
                 continue
             payloads.append(m.value())
             self.offsets[m.partition()] = m.offset() + 1
-        stamps = self.counting.count(payloads)
+        kept: list[dict[str, Any]] | None = [] if self.batches is not None else None
+        stamps = self.counting.count(payloads, kept)
+        if self.batches is not None and kept:
+            self.batches.write(kept)  # before the offsets are committed
         busy = time.perf_counter() - t
         self.report.busy_seconds += busy
         self.stats.add(stamps, busy + read_seconds, time.time())

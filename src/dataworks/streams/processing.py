@@ -141,9 +141,10 @@ class Counting:
         self.dedupe = Dedupe(dedupe)
         self.last_seq: dict[str, int] = {}
 
-    def count(self, payloads: list[bytes | None]) -> list[int]:
+    def count(self, payloads: list[bytes | None], keep: list[dict[str, Any]] | None = None) -> list[int]:
         """Count each message (None: one without a payload, an error); the timestamps (us) of
-        those processed, for the latency figures."""
+        those processed, for the latency figures. `keep` gets each message processed (decoded;
+        neither an error nor a duplicate), for a processing that acts on the batch."""
         rep = self.report
         stamps: list[int] = []
         for raw in payloads:
@@ -157,6 +158,8 @@ class Counting:
                 rep.duplicates += 1
                 continue
             rep.processed += 1
+            if keep is not None:
+                keep.append(m)
             lasts = rep.seen[symbol].lasts
             if lasts and lasts[-1] + 1 == seq:  # the common case, inline: the next number in order
                 lasts[-1] = seq

@@ -176,7 +176,7 @@ class KafkaSink:
         try:
             self.producer.list_topics(timeout=5)
             if partitions is not None:
-                _create_topic(bootstrap, self.topic, int(partitions))
+                create_topic(bootstrap, self.topic, int(partitions))
         except KafkaException as e:
             raise SinkError(f"output {url}: cannot reach Kafka at {bootstrap}: {e}") from None
 
@@ -209,7 +209,7 @@ class KafkaSink:
             raise SinkError(f"{left} messages to {self.topic} were not delivered within 60 s")
 
 
-def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """Create `topic` with `partitions` unless it exists (then it is left as it is)."""
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in __all__

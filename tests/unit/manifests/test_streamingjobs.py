@@ -124,3 +124,37 @@ def test_a_source_names_exactly_one_broker() -> None:
             api.StreamingJobSpec.model_validate({"source": source})
     with pytest.raises(ValidationError, match="bootstrapServers"):
         api.StreamingJobSpec.model_validate({"source": {"kafka": {**kafka, "bootstrapServers": "kafka://k"}}})
+
+
+def test_a_sink_gets_its_query_url_and_the_secrets_keys_never_literal_values() -> None:
+    processing = {
+        "type": "sink",
+        "query": "SELECT symbol, avg(price) AS price FROM batch GROUP BY symbol",
+        "sink": {"url": "s3://ticks/avg", "secretName": "store"},
+    }
+    s = spec(processing=processing)
+    [c] = manifests.deployment(OWNER, s, PRESETS["throughput"], "img:1", 1)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    cmd = c["command"]
+    assert cmd[cmd.index("--processing") + 1] == "sink"
+    assert cmd[cmd.index("--query") + 1] == processing["query"]
+    assert cmd[cmd.index("--sink-url") + 1] == "s3://ticks/avg"
+    assert c["envFrom"] == [{"secretRef": {"name": "store"}}]
+
+
+def test_processing_needs_what_its_type_uses_and_one_select() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    cases = {
+        "needs a query": {"type": "sql"},
+        "needs sink.url": {"type": "sink"},
+        "type count only counts": {"type": "count", "query": "SELECT 1"},
+        'syntax error at or near "SELEC"': {"type": "sql", "query": "SELEC symbol FROM batch"},
+        "exactly one SELECT": {"type": "sql", "query": "DELETE FROM batch"},
+        "sink.url": {"type": "sink", "sink": {"url": "ftp://x/y"}},
+    }
+    for message, processing in cases.items():
+        with pytest.raises(ValidationError, match=message):
+            spec(processing=processing)

@@ -1,0 +1,189 @@
+"""The broker of a stream benchmark (edge layer): a Redis stream or a Kafka topic.
+
+Each gives the benchmark what it needs from its broker, the same way: the generator's output
+URL, the `dataworks consume` arguments that read it, a StreamingJob's source, the processes
+to measure (a Redis it started), a restart for the `restartBroker` fault, and a reading once a
+second of what was produced, what waits (lag, exact or not), what is delivered and not yet
+acknowledged (Redis's pending; Kafka has none), and what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis
+
+from dataworks.api.benchscenario import Scenario
+from dataworks.streams import lagreading
+
+
+class Broker(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def restart(self, seconds: float, later: list[tuple[float, Any]]) -> None: ...
+    def target(self) -> str: ...
+    def consume_args(self) -> list[str]: ...
+    def source(self, group: str) -> dict[str, Any]: ...
+    def reading(self, group: str) -> dict[str, Any]: ...
+    def processes(self) -> list[subprocess.Popen[bytes] | None]: ...
+
+
+@dataclass
+class RedisServer:
+    """redis-server on a loopback port, in a directory of its own (AOF there when asked)."""
+
+    dir: Path
+    appendfsync: str
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not self.port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+        aof = (
+            ["--appendonly", "no"]
+            if self.appendfsync == "off"
+            else ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+        )
+        cmd = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.dir),
+        ]
+        self.proc = subprocess.Popen([*cmd, *aof], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+class RedisBroker:
+    """A Redis the benchmark starts (unless the scenario names one); its stream is emptied."""
+
+    def __init__(self, scenario: Scenario, workdir: Path) -> None:
+        self.setup, self.workdir = scenario.redis, workdir
+        self.url = self.setup.url or ""
+        self.server: RedisServer | None = None
+
+    def start(self) -> None:
+        if not self.setup.url:
+            (self.workdir / "redis").mkdir()
+            self.server = RedisServer(self.workdir / "redis", self.setup.appendfsync)
+            self.server.start()
+            self.url = f"redis://127.0.0.1:{self.server.port}/0"
+        client = redis.Redis.from_url(self.url)
+        client.delete(self.setup.stream)
+        client.close()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def restart(self, seconds: float, later: list[tuple[float, Any]]) -> None:
+        if self.server is None:
+            raise ValueError("restartBroker needs a Redis the benchmark started (no redis.url)")
+        self.server.stop()
+        later.append((time.monotonic() + seconds, self.server.start))
+
+    def target(self) -> str:
+        return f"{self.url}?stream={self.setup.stream}"
+
+    def consume_args(self) -> list[str]:
+        return ["--redis", self.url, "--stream", self.setup.stream]
+
+    def source(self, group: str) -> dict[str, Any]:
+        return {"redis": {"address": self.url, "stream": self.setup.stream, "group": group}}
+
+    def processes(self) -> list[subprocess.Popen[bytes] | None]:
+        return [self.server.proc] if self.server is not None else []
+
+    def reading(self, group: str) -> dict[str, Any]:
+        stream, row = self.setup.stream, dict[str, Any]()
+        try:
+            r: Any = redis.Redis.from_url(self.url)
+            info = r.xinfo_stream(stream)
+            row["produced"] = int(info["entries-added"])
+            groups = [g for g in r.xinfo_groups(stream) if g["name"] in (group, group.encode())]
+            if groups:
+                lag = lagreading.read(r, stream, group)
+                pending, delivered = int(groups[0]["pending"]), groups[0].get("entries-read")
+                row |= {"lag": lag.entries, "lagExact": lag.exact, "pending": pending}
+                if delivered is not None:  # Redis's own count: what was delivered and acknowledged
+                    row["acked"] = int(delivered) - pending
+            r.close()
+        except redis.RedisError as e:
+            row["error"] = type(e).__name__
+        return row
+
+
+class KafkaBroker:
+    """An existing Kafka (the scenario's bootstrap servers); each run gets a topic of its own,
+    `<topic>-<unix time>`, created with the scenario's partitions, so no earlier run's messages
+    or commits are read."""
+
+    def __init__(self, scenario: Scenario, workdir: Path) -> None:
+        assert scenario.kafka is not None
+        self.setup = scenario.kafka
+        self.topic = f"{self.setup.topic}-{int(time.time())}"
+        self.reader: Any = None
+
+    def start(self) -> None:
+        from dataworks.streams.kafkabrokering import KafkaBroker as Reader
+        from dataworks.streams.sinks import create_topic
+
+        create_topic(self.setup.bootstrap, self.topic, self.setup.partitions)
+        self.reader = Reader(self.setup.bootstrap)
+
+    def stop(self) -> None:
+        return None  # the topic stays, for a look afterwards; the broker is not ours
+
+    def restart(self, seconds: float, later: list[tuple[float, Any]]) -> None:
+        raise ValueError("restartBroker needs a broker the benchmark started: a Redis, not kafka")
+
+    def target(self) -> str:
+        return f"kafka://{self.setup.bootstrap}?topic={self.topic}"
+
+    def consume_args(self) -> list[str]:
+        return ["--kafka", self.setup.bootstrap, "--topic", self.topic]
+
+    def source(self, group: str) -> dict[str, Any]:
+        return {"kafka": {"bootstrapServers": self.setup.bootstrap, "topic": self.topic, "group": group}}
+
+    def processes(self) -> list[subprocess.Popen[bytes] | None]:
+        return []
+
+    def reading(self, group: str) -> dict[str, Any]:
+        try:
+            got = asyncio.run(self.reader.read(self.topic, group, start_from="earliest"))
+        except Exception as e:  # a reading that failed is a gap in the samples, not the end
+            return {"error": type(e).__name__}
+        produced, lag = got.added, got.lag.entries
+        return {"produced": produced, "lag": lag, "lagExact": True, "pending": 0, "acked": produced - lag}
+
+
+def open_broker(scenario: Scenario, workdir: Path) -> Broker:
+    return KafkaBroker(scenario, workdir) if scenario.kafka is not None else RedisBroker(scenario, workdir)
