@@ -94,7 +94,6 @@ def test_the_kafka_scenario_loses_nothing_when_a_consumer_is_killed_at_the_peak(
 ) -> None:
     """The shipped Kafka scenario, shortened and pointed at the broker the tests start."""
     body = yaml.safe_load((ROOT / "benchmarks" / "scenarios" / "stress-10x-kafka.yaml").read_text())
-    body["kafka"]["bootstrap"] = kafka_server.bootstrap
     body |= {"durationSeconds": 16, "drainSeconds": 60}
     body["generator"]["patterns"]["steps"] = [
         {"at": 0, "rate": 2000},
@@ -104,10 +103,11 @@ def test_the_kafka_scenario_loses_nothing_when_a_consumer_is_killed_at_the_peak(
     body["faults"] = [{"at": 7, "action": "killConsumer"}]
     scenario, out = tmp_path / "kafka.yaml", tmp_path / "kafka.json"
     scenario.write_text(yaml.safe_dump(body))
-    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out)]
+    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out), "--kafka", kafka_server.bootstrap]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(out.read_text())
+    assert result["scenario"]["kafka"]["bootstrap"] == kafka_server.bootstrap
     s = result["summary"]
     assert s["lost"] == 0
     assert s["processed"] == s["producedMessages"] > 100_000

@@ -24,10 +24,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", help="where the result goes (default benchmarks/results/stream-<name>.json)")
     p.add_argument("--html", help="where the report goes (default: the JSON's path, .html)")
     p.add_argument("--keep", help="keep the run's directory (logs, reports, stats) here")
+    p.add_argument(
+        "--kafka",
+        metavar="BOOTSTRAP",
+        help="a Kafka scenario's brokers, HOST:PORT (overrides kafka.bootstrap)",
+    )
     p.set_defaults(fn=cmd_bench_stream)
 
 
-def load(path: str) -> Any:
+def load(path: str, kafka: str | None = None) -> Any:
     import yaml
     from pydantic import ValidationError
 
@@ -39,6 +44,10 @@ def load(path: str) -> Any:
         fail(f"scenario {path}: {e.strerror}")
     except yaml.YAMLError as e:
         fail(f"scenario {path}: not YAML: {e}")
+    if kafka is not None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("kafka"), dict):
+            fail(f"scenario {path}: --kafka is for a scenario on Kafka (one with a kafka: section)")
+        raw["kafka"]["bootstrap"] = kafka
     try:
         return Scenario.model_validate(raw)
     except ValidationError as e:
@@ -50,7 +59,7 @@ def load(path: str) -> Any:
 
 def cmd_bench_stream(args: argparse.Namespace) -> int:
     need_streams("bench stream")
-    scenario = load(args.scenario)
+    scenario = load(args.scenario, args.kafka)
     from rich.table import Table
 
     from dataworks.streams import benching, reporting
