@@ -93,11 +93,15 @@ class TrainingJobController(Controller):
         due = time.monotonic() - self._tailed.get(key, 0.0) >= progress.PROGRESS_POLL_SECONDS
         # All workers ready, or a gang that ran and stays Running while some are not ready.
         running = pods is None or (obj.get("status") or {}).get("state") == "Running"
-        if view.state != "Active" or tail is None or not due or not running:
+        # Once more when the Job succeeds: a last phase shorter than the poll (a resumed attempt)
+        # would otherwise end without its progress, or its tracking run, in the status.
+        ending = view.state == "Succeeded" and (obj.get("status") or {}).get("state") != "Succeeded"
+        if tail is None or not (ending or (view.state == "Active" and due and running)):
             return Observed(pods=pods)
         self._tailed[key] = time.monotonic()
         listed = pods if pods is not None else await reader.list("Pod", ns, {JOB_NAME: view.name})
-        rank0 = [p for p in listed if workers.index_of(p) == 0 and workers.phase(p) == "Running"]
+        phases = ("Running", "Succeeded") if ending else ("Running",)
+        rank0 = [p for p in listed if workers.index_of(p) == 0 and workers.phase(p) in phases]
         if not rank0:
             return Observed(pods=pods)
         try:

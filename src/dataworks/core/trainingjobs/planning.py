@@ -105,6 +105,8 @@ def plan(
         return _requeue(p, spec)
     if current.state == "Succeeded":
         st.ready, st.active_workers = f"0/{spec.num_workers}", 0
+        if reported is not None:  # rank 0's last lines, read once at the end: the last report counts
+            progress.apply(st, reported, spec.progress_deadline_seconds, now=now, generation=meta.generation)
         return _finish(
             p,
             meta,

@@ -235,6 +235,28 @@ def test_a_job_that_finished_before_running_was_seen_still_says_it_is_not_runnin
     assert (running.status, running.reason) == ("False", "Succeeded")
 
 
+def test_the_last_report_read_as_the_job_succeeds_is_kept() -> None:
+    """A resumed attempt can finish between two polls of rank 0's log: the read made as the Job
+    succeeds still puts its last epoch and its tracking run in the final status."""
+    from dataworks.training.progress import parse_progress
+
+    last = parse_progress(
+        'DATAWORKS_PROGRESS {"epoch":6,"metrics":{"loss":0.1},'
+        '"mlflow":{"runId":"r1","url":""},"totalEpochs":6}'
+    )
+    old = status(state="Running", attempt=2, currentEpoch=3, totalEpochs=6)
+    p = plan(META, spec(), old, [job(2, "Succeeded")], Workers(), failure=None, now=NOW, reported=last)
+    assert p.status.state == "Succeeded"
+    assert (p.status.current_epoch, p.status.progress) == (6, "100%")
+    assert p.status.tracking == api.TrackingStatus(mlflow_run_id="r1", mlflow_run_url=None)
+    without = plan(META, spec(), old, [job(2, "Succeeded")], Workers(), failure=None, now=NOW)
+    assert (without.status.state, without.status.current_epoch, without.status.tracking) == (
+        "Succeeded",
+        3,
+        None,
+    )
+
+
 def test_a_restart_is_recorded() -> None:
     p = plan(
         META,
