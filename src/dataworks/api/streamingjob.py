@@ -23,6 +23,9 @@ from dataworks.api.pods import ResourceRequirements
 KIND = "StreamingJob"
 PLURAL = "streamingjobs"
 OWNER_LABEL = "dataworks.io/streamingjob"
+# With the value "broker", each consumer also commits its report (what it processed, by
+# sequence number) to the broker: what `dataworks bench stream --cluster` checks for loss.
+CONSUMER_REPORTS = "dataworks.io/consumer-reports"
 MAX_REPLICAS = 1000
 MAX_NAME = 47  # the Deployment's pods are <name>-<10>-<5>: a pod name (the consumer name) within 63
 

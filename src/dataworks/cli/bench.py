@@ -1,9 +1,11 @@
-"""`dataworks bench stream SCENARIO` (edge layer): run a stream benchmark scenario here.
+"""`dataworks bench stream SCENARIO` (edge layer): run a stream benchmark scenario.
 
-The scenario is validated first (api/benchscenario.py; a bad one is named field by field before
-anything starts). The result is a table on the terminal, JSON (`--json`, default
-benchmarks/results/stream-<name>.json) and a self-contained HTML page (`--html`, default
-next to the JSON). Exit 1 when a message was lost.
+Here, the scenario's consumers are processes of this machine; with `--cluster`, its
+StreamingJob runs on the cluster, under the operator there (cli/benchcluster.py). The scenario
+is validated first (api/benchscenario.py; a bad one is named field by field before anything
+starts). The result is a table on the terminal, JSON (`--json`, default
+benchmarks/results/stream-<name>.json) and a self-contained HTML page (`--html`, default next
+to the JSON). Exit 1 when a message was lost.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any
 from dataworks.cli.context import EXIT_FAILED, EXIT_OK, console, fail, need_streams
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, parents: list[Any]) -> None:
     bench = sub.add_parser("bench", help="benchmarks: `bench stream SCENARIO.yaml`")
     kinds = bench.add_subparsers(dest="bench_kind", required=True)
-    p = kinds.add_parser("stream", help="run a stream benchmark scenario on this machine")
+    p = kinds.add_parser(
+        "stream", parents=parents, help="run a stream benchmark scenario here, or on a cluster (--cluster)"
+    )
     p.add_argument("scenario", help="a scenario file (see benchmarks/scenarios/)")
     p.add_argument("--json", help="where the result goes (default benchmarks/results/stream-<name>.json)")
     p.add_argument("--html", help="where the report goes (default: the JSON's path, .html)")
@@ -29,10 +33,21 @@ def add_parser(sub: Any) -> None:
         metavar="BOOTSTRAP",
         help="a Kafka scenario's brokers, HOST:PORT (overrides kafka.bootstrap)",
     )
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="a Redis scenario's server, redis://[:PASSWORD@]HOST:PORT/DB (overrides redis.url)",
+    )
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run the scenario's StreamingJob on the cluster (kubeconfig, -n) under its operator; "
+        "the broker (--redis or --kafka) must be reachable from the pods and from here",
+    )
     p.set_defaults(fn=cmd_bench_stream)
 
 
-def load(path: str, kafka: str | None = None) -> Any:
+def load(path: str, kafka: str | None = None, redis: str | None = None) -> Any:
     import yaml
     from pydantic import ValidationError
 
@@ -48,6 +63,10 @@ def load(path: str, kafka: str | None = None) -> Any:
         if not isinstance(raw, dict) or not isinstance(raw.get("kafka"), dict):
             fail(f"scenario {path}: --kafka is for a scenario on Kafka (one with a kafka: section)")
         raw["kafka"]["bootstrap"] = kafka
+    if redis is not None:
+        if not isinstance(raw, dict) or isinstance(raw.get("kafka"), dict):
+            fail(f"scenario {path}: --redis is for a scenario on Redis (one without a kafka: section)")
+        raw["redis"] = {**(raw.get("redis") or {}), "url": redis}
     try:
         return Scenario.model_validate(raw)
     except ValidationError as e:
@@ -59,7 +78,8 @@ def load(path: str, kafka: str | None = None) -> Any:
 
 def cmd_bench_stream(args: argparse.Namespace) -> int:
     need_streams("bench stream")
-    scenario = load(args.scenario, args.kafka)
+    scenario = load(args.scenario, args.kafka, args.redis)
+    jobs = _jobs(args, scenario)
     from rich.table import Table
 
     from dataworks.streams import benching, reporting
@@ -69,9 +89,10 @@ def cmd_bench_stream(args: argparse.Namespace) -> int:
     for target in (out, page):
         if not target.parent.is_dir():
             fail(f"cannot write {target}: directory {target.parent} does not exist")
-    from dataworks.cli.benchjobs import LocalStreamingJob
-
-    result = benching.run(scenario, keep=Path(args.keep) if args.keep else None, jobs=LocalStreamingJob)
+    try:
+        result = benching.run(scenario, keep=Path(args.keep) if args.keep else None, jobs=jobs)
+    except ValueError as e:  # a fault the scenario's broker cannot take, a name taken on the cluster
+        fail(f"scenario {scenario.name}: {e}")
     out.write_text(json.dumps(result, indent=1) + "\n")
     page.write_text(reporting.html_page(result))
     table = Table(title=f"bench stream {scenario.name}")
@@ -82,3 +103,33 @@ def cmd_bench_stream(args: argparse.Namespace) -> int:
     console().print(table)
     print(f"wrote {out} and {page}")
     return EXIT_OK if result["summary"]["lost"] == 0 else EXIT_FAILED
+
+
+def _jobs(args: argparse.Namespace, scenario: Any) -> Any:
+    """How the scenario's StreamingJob runs: here, in the local runtime, or on the cluster."""
+    if not args.cluster:
+        from dataworks.cli.benchjobs import LocalStreamingJob
+
+        return LocalStreamingJob
+    if scenario.streaming_job is None:
+        fail(
+            f"scenario {scenario.name}: --cluster runs a StreamingJob, and the scenario has no streamingJob:"
+        )
+    if scenario.kafka is None and not scenario.redis.url:
+        fail(
+            f"scenario {scenario.name}: --cluster needs a Redis the pods can reach: --redis URL "
+            "(the benchmark starts one only on this machine)"
+        )
+    bad = [f.action for f in scenario.faults if f.action in ("addConsumer", "restartRedis")]
+    if bad:
+        fail(
+            f"scenario {scenario.name}: faults {', '.join(sorted(set(bad)))} are for a run here; on a "
+            "cluster the autoscaler adds consumers, and the benchmark restarts only a Redis it started"
+        )
+    import functools
+
+    from dataworks.cli.benchcluster import ClusterStreamingJob
+    from dataworks.cli.context import Cluster
+
+    cluster = Cluster(args)
+    return functools.partial(ClusterStreamingJob, cluster=cluster, scenario=scenario.name)

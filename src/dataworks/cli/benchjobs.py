@@ -10,6 +10,7 @@ loss check and the samples read, exactly as for a fixed group.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from datetime import datetime
@@ -58,6 +59,8 @@ class ReportingController(StreamingJobController):
 class LocalStreamingJob:
     """One StreamingJob run on a thread of this process until `stop`."""
 
+    reports_in_broker = False
+
     def __init__(
         self, spec: dict[str, Any], source: dict[str, Any], workdir: Path, commit_every: float
     ) -> None:
@@ -85,7 +88,18 @@ class LocalStreamingJob:
         self.executor.runtime.wake.set()
         self.thread.join(timeout=120)
 
-    def pods(self) -> dict[str, subprocess.Popen[bytes]]:
+    def live(self) -> list[str]:
+        return [name for name, proc in self.processes().items() if proc.poll() is None]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the local kubelet restarts the pod in place, as a kubelet would."""
+        if (proc := self.processes().get(name)) is not None:
+            proc.send_signal(signal.SIGKILL)
+
+    def abort(self) -> None:
+        self.stop()
+
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
         """Each consumer pod's current process, by pod name."""
         out = {}
         for deployment in list(self.executor.runtime.deployments.values()):

@@ -16,6 +16,7 @@ from typing import Any
 from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail, need_streams
 
 PUBLISHED_TTL = 60  # seconds a group's reports outlive its last consumer
+BROKER = "broker"  # --report broker: commit reports to the broker read (streams/reportstore.py)
 
 
 def add_parser(sub: Any) -> None:
@@ -80,9 +81,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--idle-exit", type=float, help="stop after this many seconds with nothing to read")
     p.add_argument(
         "--report",
-        help="commit the report to this file (atomically, every --commit-every seconds and at the end); "
-        "messages are acknowledged only after the report that counts them is written; {pid} in the "
-        "path becomes this process's id",
+        help="commit the report (what was processed, by sequence number) to this file, atomically, every "
+        "--commit-every seconds and at the end, or with `broker` to the broker read (a Redis hash "
+        "dataworks:reports:STREAM:GROUP, a Kafka topic TOPIC.reports); messages are acknowledged "
+        "only after the report that counts them is committed; {pid} in a path becomes this process's id",
     )
     p.add_argument("--commit-every", type=float, default=1.0, help="seconds between report commits")
     p.add_argument("--stats", help="append per-second figures (rate, busy time, latency) as JSON lines")
@@ -96,6 +98,14 @@ def _own(path: str | None) -> str | None:
     """`{pid}` in a path becomes this process's id: a consumer restarted under the same name
     (a pod restarted in place) keeps its predecessor's report instead of writing over it."""
     return path.replace("{pid}", str(os.getpid())) if path else path
+
+
+def _file_reports(args: argparse.Namespace) -> Any:
+    """The --report file's store; None for none, or for `broker` (the caller opens that)."""
+    from dataworks.streams.reportstore import FileReports
+
+    path = _own(args.report)
+    return FileReports(path) if path and path != BROKER else None
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
@@ -140,6 +150,11 @@ def _consume_kafka(args: argparse.Namespace) -> int:
 
     if not args.topic or args.stream:
         fail("--kafka reads a topic: give --topic NAME (--stream is for --redis)")
+    reports = _file_reports(args)
+    if args.report == BROKER:
+        from dataworks.streams.reportstore import KafkaReports
+
+        reports = KafkaReports(args.kafka, args.topic, args.consumer)
     consumer = KafkaConsumer(
         args.kafka,
         args.topic,
@@ -150,7 +165,7 @@ def _consume_kafka(args: argparse.Namespace) -> int:
         dedupe=args.dedupe,
         start_from=args.start_from,
         stats=Stats(_own(args.stats)),
-        commit_path=_own(args.report),
+        reports=reports,
         commit_every=args.commit_every,
         alive_path=args.alive_file,
         publish=args.publish_stats,
@@ -182,6 +197,11 @@ def _consume_redis(args: argparse.Namespace) -> int:
             pipe.expire(key, PUBLISHED_TTL)
             pipe.execute()
 
+    reports = _file_reports(args)
+    if args.report == BROKER:
+        from dataworks.streams.reportstore import RedisReports
+
+        reports = RedisReports(r, args.stream, args.group, args.consumer)
     consumer = Consumer(
         r,
         args.stream,
@@ -196,7 +216,7 @@ def _consume_redis(args: argparse.Namespace) -> int:
         claim_every=args.claim_every,
         start_from="0" if args.start_from == "earliest" else "$",
         alive_path=args.alive_file,
-        commit_path=_own(args.report),
+        reports=reports,
         commit_every=args.commit_every,
         batches=args.batches,
     )

@@ -518,7 +518,7 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
     delete.set_defaults(fn=cmd_delete)
     generate.add_parser(sub)
     consume.add_parser(sub)
-    bench.add_parser(sub)
+    bench.add_parser(sub, [common])
     return root
 
 

@@ -196,14 +196,18 @@ class StreamingJobController(Controller):
             p.write = True
         owner = Owner(info=api.INFO, name=m.name, namespace=m.namespace, uid=m.uid)
         image = spec.image or self.image
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        reports = annotations.get(api.CONSUMER_REPORTS) == "broker"
         current = _deployment_body(children)
         if current is None:
-            actions.create = [manifests.deployment(owner, spec, p.strategy, image, p.replicas)]
+            actions.create = [
+                manifests.deployment(owner, spec, p.strategy, image, p.replicas, reports=reports)
+            ]
         else:
             patch: dict[str, Any] = {}
             if (current.get("spec") or {}).get("replicas") != p.replicas:
                 patch["replicas"] = p.replicas
-            wanted = manifests.template(owner, spec, p.strategy, image)
+            wanted = manifests.template(owner, spec, p.strategy, image, reports=reports)
             if manifests.template_hash(current) != wanted["metadata"]["annotations"][manifests.TEMPLATE_HASH]:
                 patch["template"] = wanted
             if patch:

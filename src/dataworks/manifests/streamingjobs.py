@@ -61,7 +61,9 @@ def deployment_name(name: str) -> str:
     return name
 
 
-def command(spec: api.StreamingJobSpec, strategy: Strategy) -> list[str]:
+def command(spec: api.StreamingJobSpec, strategy: Strategy, *, reports: bool = False) -> list[str]:
+    """The consumer's command; `reports`: each also commits its report (what it processed, by
+    sequence number) to the broker, for a benchmark on the cluster (api.CONSUMER_REPORTS)."""
     src = spec.source.target()
     batch = spec.batch_size or strategy.batch_size
     block = spec.block_ms if spec.block_ms is not None else strategy.block_ms
@@ -86,10 +88,13 @@ def command(spec: api.StreamingJobSpec, strategy: Strategy) -> list[str]:
         "--batch", str(batch), "--block-ms", str(block),
         "--publish-stats",
         "--alive-file", ALIVE_FILE,
+        *(["--report", "broker"] if reports else []),
     ]  # fmt: skip
 
 
-def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image: str) -> dict[str, Any]:
+def template(
+    owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image: str, *, reports: bool = False
+) -> dict[str, Any]:
     """The consumers' pod template, hash included."""
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -106,7 +111,7 @@ def template(owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,
-        "command": command(spec, strategy),
+        "command": command(spec, strategy, reports=reports),
         "env": env,
         **_store_credentials(spec),
         "securityContext": pods.restricted_container(),
@@ -159,7 +164,13 @@ def template_hash(deployment: dict[str, Any]) -> str | None:
 
 
 def deployment(
-    owner: Owner, spec: api.StreamingJobSpec, strategy: Strategy, image: str, replicas: int
+    owner: Owner,
+    spec: api.StreamingJobSpec,
+    strategy: Strategy,
+    image: str,
+    replicas: int,
+    *,
+    reports: bool = False,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
@@ -176,6 +187,6 @@ def deployment(
             # A consumer acknowledges its batch before it stops; a new one starts before an old
             # one stops, so a strategy switch never leaves the group without a consumer.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-            "template": template(owner, spec, strategy, image),
+            "template": template(owner, spec, strategy, image, reports=reports),
         },
     }

@@ -10,6 +10,7 @@ acknowledged (Redis's pending; Kafka has none), and what was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import time
@@ -21,6 +22,10 @@ import redis
 
 from dataworks.api.benchscenario import Scenario
 from dataworks.streams import lagreading
+from dataworks.streams.brokering import stats_key
+from dataworks.streams.reportstore import read_kafka, read_redis, reports_key, reports_topic
+
+GROUP = "bench"  # the consumer group of every benchmark
 
 
 class Broker(Protocol):
@@ -32,6 +37,9 @@ class Broker(Protocol):
     def source(self, group: str) -> dict[str, Any]: ...
     def reading(self, group: str) -> dict[str, Any]: ...
     def processes(self) -> list[subprocess.Popen[bytes] | None]: ...
+    # What consumers on a cluster leave in the broker (cli/benchcluster.py):
+    def published(self, group: str) -> dict[str, dict[str, Any]]: ...  # each one's latest second
+    def reports(self, group: str) -> list[dict[str, Any]]: ...  # each process's last report
 
 
 @dataclass
@@ -96,7 +104,8 @@ class RedisBroker:
             self.server.start()
             self.url = f"redis://127.0.0.1:{self.server.port}/0"
         client = redis.Redis.from_url(self.url)
-        client.delete(self.setup.stream)
+        stream = self.setup.stream
+        client.delete(stream, reports_key(stream, GROUP), stats_key(stream, GROUP))
         client.close()
 
     def stop(self) -> None:
@@ -120,6 +129,23 @@ class RedisBroker:
 
     def processes(self) -> list[subprocess.Popen[bytes] | None]:
         return [self.server.proc] if self.server is not None else []
+
+    def published(self, group: str) -> dict[str, dict[str, Any]]:
+        r: Any = redis.Redis.from_url(self.url)
+        try:
+            raw = r.hgetall(stats_key(self.setup.stream, group))
+        except redis.RedisError:
+            return {}  # a gap in the samples
+        finally:
+            r.close()
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def reports(self, group: str) -> list[dict[str, Any]]:
+        r = redis.Redis.from_url(self.url)
+        try:
+            return read_redis(r, self.setup.stream, group)
+        finally:
+            r.close()
 
     def reading(self, group: str) -> dict[str, Any]:
         stream, row = self.setup.stream, dict[str, Any]()
@@ -150,12 +176,14 @@ class KafkaBroker:
         self.setup = scenario.kafka
         self.topic = f"{self.setup.topic}-{int(time.time())}"
         self.reader: Any = None
+        self.last_reports: list[Any] = []
 
     def start(self) -> None:
         from dataworks.streams.kafkabrokering import KafkaBroker as Reader
         from dataworks.streams.sinks import create_topic
 
         create_topic(self.setup.bootstrap, self.topic, self.setup.partitions)
+        create_topic(self.setup.bootstrap, reports_topic(self.topic), 1)  # for consumers on a cluster
         self.reader = Reader(self.setup.bootstrap)
 
     def stop(self) -> None:
@@ -181,8 +209,25 @@ class KafkaBroker:
             got = asyncio.run(self.reader.read(self.topic, group, start_from="earliest"))
         except Exception as e:  # a reading that failed is a gap in the samples, not the end
             return {"error": type(e).__name__}
+        self.last_reports = got.reports
         produced, lag = got.added, got.lag.entries
         return {"produced": produced, "lag": lag, "lagExact": True, "pending": 0, "acked": produced - lag}
+
+    def published(self, group: str) -> dict[str, dict[str, Any]]:
+        """The figures in the group's last commits, as the last reading found them."""
+        return {
+            rep.consumer: {
+                "t": rep.at,
+                "processed": rep.processed,
+                "busy": rep.busy,
+                "p50": rep.p50_ms,
+                "p99": rep.p99_ms,
+            }
+            for rep in self.last_reports
+        }
+
+    def reports(self, group: str) -> list[dict[str, Any]]:
+        return read_kafka(self.setup.bootstrap, self.topic)
 
 
 def open_broker(scenario: Scenario, workdir: Path) -> Broker:

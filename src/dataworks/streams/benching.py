@@ -33,18 +33,24 @@ import yaml
 from dataworks.api.benchscenario import Fault, Scenario
 from dataworks.core.streams import latency, sequences
 from dataworks.core.streams.generating import Generator, symbol_name
-from dataworks.streams.benchbrokers import Broker, open_broker
+from dataworks.streams.benchbrokers import GROUP, Broker, open_broker
 
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
-GROUP = "bench"
 
 
 class ConsumerJob(Protocol):
-    """A StreamingJob run here whose consumers the benchmark measures (cli/benchjobs.py)."""
+    """A StreamingJob whose consumers the benchmark measures: run here (cli/benchjobs.py), or
+    on a cluster (cli/benchcluster.py), where the consumers commit their reports to the broker
+    and publish their per-second figures there (`reports_in_broker`)."""
+
+    reports_in_broker: bool
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    def pods(self) -> dict[str, subprocess.Popen[bytes]]: ...
+    def abort(self) -> None: ...  # after a failure: gone, whatever the state
+    def live(self) -> list[str]: ...
+    def kill(self, name: str) -> None: ...
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]: ...  # those on this machine
     @property
     def desired(self) -> int | None: ...
 
@@ -64,6 +70,7 @@ class Run:
     faults_done: list[dict[str, Any]] = field(default_factory=list)
     started: float = 0.0
     stats_read: dict[str, int] = field(default_factory=dict)  # lines of each stats file consumed
+    stats_seen: dict[str, Any] = field(default_factory=dict)  # a cluster consumer's last row, by its time
     cpu_last: dict[int, tuple[float, float]] = field(default_factory=dict)
     later: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (due, action)
     job: ConsumerJob | None = None  # a StreamingJob's consumers instead of a fixed group
@@ -90,7 +97,8 @@ class Run:
 
     def live(self) -> list[str]:
         if self.job is not None:
-            self.consumers.update(self.job.pods())  # every consumer it ran, by pod name
+            self.consumers.update(self.job.processes())  # every consumer it ran here, by pod name
+            return self.job.live()
         return [n for n, p in self.consumers.items() if p.poll() is None]
 
     def inject(self, fault: Fault) -> None:
@@ -100,9 +108,11 @@ class Run:
         record: dict[str, Any] = {"t": round(now - self.started, 2), "action": fault.action}
         if fault.action == "killConsumer" and self.live():
             victim = self.live()[0]
-            self.consumers[victim].send_signal(signal.SIGKILL)
             record["consumer"] = victim
-            if self.job is None:  # a StreamingJob's pod is restarted in place by the local kubelet
+            if self.job is not None:  # its pod is restarted, or replaced, as a pod is
+                self.job.kill(victim)
+            else:
+                self.consumers[victim].send_signal(signal.SIGKILL)
                 self.later.append((now + 1.0, self.start_consumer))  # as a Deployment would replace it
         elif fault.action == "addConsumer":
             self.start_consumer()
@@ -132,29 +142,42 @@ class Run:
         self.samples.append(row)
 
     def _consumer_stats(self) -> dict[str, Any]:
+        """The consumers' per-second figures published since the last sample."""
         processed, busy, p50, p99, p999 = 0, 0.0, [], [], []
-        for path in sorted(self.workdir.glob("*.stats")):  # every consumer process's, restarts too
-            name = path.name
-            lines = path.read_text().splitlines()
-            for line in lines[self.stats_read.get(name, 0) :]:
-                s = json.loads(line)
-                processed += s["processed"]
-                busy += s["busy"]
-                if "p99" in s:
-                    p50.append(s["p50"])
-                    p99.append(s["p99"])
-                    p999.append(s["p999"])
-            self.stats_read[name] = len(lines)
+        for s in self._new_rows():
+            processed += s["processed"]
+            busy += s["busy"]
+            if s.get("p99") is not None:
+                p50.append(s["p50"])
+                p99.append(s["p99"])
+                p999.append(s.get("p999", s["p99"]))
         out: dict[str, Any] = {"processed": processed, "busy": round(busy, 3)}
         if p99:  # across consumers, the worst: percentiles of parts do not combine
             out |= {"p50": max(p50), "p99": max(p99), "p999": max(p999)}
         return out
 
+    def _new_rows(self) -> list[dict[str, Any]]:
+        """Here, every line each consumer process appended to its stats file. On a cluster, each
+        consumer's latest row in the broker, once (a row published twice between two samples
+        is missed: the summary's counts come from the reports, not from these)."""
+        rows: list[dict[str, Any]] = []
+        if self.job is not None and self.job.reports_in_broker:
+            for consumer, row in self.broker.published(GROUP).items():
+                if self.stats_seen.get(consumer) != row.get("t"):
+                    self.stats_seen[consumer] = row.get("t")
+                    rows.append(row)
+            return rows
+        for path in sorted(self.workdir.glob("*.stats")):  # every consumer process's, restarts too
+            name = path.name
+            lines = path.read_text().splitlines()
+            rows += [json.loads(line) for line in lines[self.stats_read.get(name, 0) :]]
+            self.stats_read[name] = len(lines)
+        return rows
+
     def _resources(self) -> dict[str, Any]:
-        roles: dict[str, list[subprocess.Popen[bytes] | None]] = {
-            "producer": [self.producer],
-            "consumers": list(self.consumers.values()),
-        }
+        roles: dict[str, list[subprocess.Popen[bytes] | None]] = {"producer": [self.producer]}
+        if self.job is None or not self.job.reports_in_broker:  # a cluster's pods are out of reach
+            roles["consumers"] = list(self.consumers.values())
         if started := self.broker.processes():
             roles["redis"] = started
         out: dict[str, Any] = {"resources": {}}
@@ -203,6 +226,10 @@ def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None
             p.wait(timeout=60)
         r.sample()
         return _result(r, config, producer_code=r.producer.returncode if r.producer else None)
+    except BaseException:
+        if r.job is not None:
+            r.job.abort()
+        raise
     finally:
         for proc in [r.producer, *r.consumers.values()]:
             if proc is not None and proc.poll() is None:
@@ -268,6 +295,8 @@ def _result(r: Run, config: Any, *, producer_code: int | None) -> dict[str, Any]
         pass
     expected = {symbol_name(i): int(n) for i, n in enumerate(gen.sequence) if n}
     reports = [json.loads(p.read_text()) for p in sorted(r.workdir.glob("*.json"))]  # one per process
+    if r.job is not None and r.job.reports_in_broker:
+        reports += r.broker.reports(GROUP)
     check = sequences.check(reports, expected)
     produced = sum(expected.values())
     wall = r.samples[-1]["t"] if r.samples else 0.0

@@ -9,9 +9,10 @@ entries (a restart with the same name resumes where it stopped). SIGTERM ends th
 the batch in hand is acknowledged. With an alive file, the loop touches it at least once a
 second, for a liveness probe.
 
-With a report file, processing commits to it: the report (which counts every processed message)
-is written atomically every `commit_every` seconds and the XACKs follow the write, so what was
-acknowledged is in a report even if the consumer is then killed.
+With a report store (reportstore.py: a file, or the broker), processing commits to it: the
+report (which counts every processed message) is committed every `commit_every` seconds and
+the XACKs follow the commit, so what was acknowledged is in a report even if the consumer is
+then killed.
 
 What is done with the messages (the `count` processing, the report, the per-second figures)
 is in processing.py, shared with the Kafka consumer; a message that is not JSON counts as an
@@ -26,6 +27,7 @@ from typing import Any
 
 from dataworks.streams.batches import BatchWriter
 from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
+from dataworks.streams.reportstore import ReportStore
 
 DEFAULT_BATCH, DEFAULT_BLOCK_MS = 100, 1000
 CLAIM_COUNT = 1000
@@ -45,7 +47,7 @@ class Consumer:
         claim_idle_ms: int = 30_000,
         reconnect_seconds: float = 60.0,
         stats: Stats | None = None,
-        commit_path: str | None = None,
+        reports: ReportStore | None = None,
         commit_every: float = 1.0,
         claim_every: float | None = None,
         start_from: str = "0",
@@ -61,7 +63,7 @@ class Consumer:
         self.reconnect_seconds = reconnect_seconds
         self.stats = stats or Stats(None)
         self.quiet_since = time.monotonic()
-        self.commit_path, self.commit_every = commit_path, commit_every
+        self.reports, self.commit_every = reports, commit_every
         self.started = self.committed_at = time.monotonic()
         self.conn: Any = None
         self.outstanding = 0  # replies of a request in flight
@@ -141,10 +143,10 @@ class Consumer:
     def _ack_and_read(self) -> list[Any]:
         """The next batch. Reads run one batch ahead: as soon as a batch arrives the next
         XREADGROUP is sent, with the XACK of what was processed so far (or, when processing
-        commits to a report file, with no XACK: those follow each commit), so Redis prepares a
+        commits reports, with no XACK: those follow each commit), so Redis prepares a
         batch while this one is processed. Replies are read raw, as hiredis parses them:
         redis-py's conversion of each entry to a dict cost as much as processing it."""
-        if self.commit_path is not None:
+        if self.reports is not None:
             self._acknowledge()  # only after a commit; what stays unacked waits for the next one
         reply = self._collect() if self.outstanding else self._request(block=True)
         entries = list(reply[0][1]) if reply else []
@@ -160,7 +162,7 @@ class Consumer:
         """Send [XACK of the processed entries,] XREADGROUP; wait for its reply when `block`."""
         conn = self._raw()
         commands: list[tuple[Any, ...]] = []
-        if self.commit_path is None and self.unacked:
+        if self.reports is None and self.unacked:
             commands.append(("XACK", self.stream, self.group, *self.unacked))
             self.unacked = []
         commands.append(self._read_command())
@@ -183,12 +185,12 @@ class Consumer:
         return self.conn
 
     def _acknowledge(self, *, force: bool = False) -> None:
-        """XACK what was processed; with a report file, only once the report that counts it is
+        """XACK what was processed; with a report store, only once the report that counts it is
         written (every `commit_every` seconds, and when the consumer stops)."""
-        if self.commit_path is not None:
+        if self.reports is not None:
             if not force and time.monotonic() - self.committed_at < self.commit_every:
                 return
-            commit_report(self.commit_path, self.report, self.stats, self.started)
+            commit_report(self.reports, self.report, self.stats, self.started)
             self.committed_at = time.monotonic()
         for k in range(0, len(self.unacked), 10_000):
             self.r.xack(self.stream, self.group, *self.unacked[k : k + 10_000])

@@ -3,7 +3,7 @@
 It joins the group with the KIP-848 `consumer` protocol (the broker's coordinator assigns the
 partitions, incrementally), named by its `client.id`: the pod's name, which the operator sees
 among the group's members. Delivery is at least once: an offset is committed only after every
-message before it was processed, and, with a report file, only after the report that counts
+message before it was processed, and, with a report store, only after the report that counts
 them is written, so a consumer killed mid-batch leaves that batch to be read again by whoever
 gets its partitions. Duplicates are dropped by `message_id` within a window (processing.py).
 
@@ -24,6 +24,7 @@ from typing import Any
 
 from dataworks.streams.batches import BatchWriter
 from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
+from dataworks.streams.reportstore import ReportStore
 
 
 class KafkaConsumer:
@@ -39,7 +40,7 @@ class KafkaConsumer:
         dedupe: int = 100_000,
         start_from: str = "earliest",
         stats: Stats | None = None,
-        commit_path: str | None = None,
+        reports: ReportStore | None = None,
         commit_every: float = 1.0,
         alive_path: str | None = None,
         publish: bool = False,
@@ -50,7 +51,7 @@ class KafkaConsumer:
         self.counting = Counting(Report(name), dedupe)
         self.report = self.counting.report
         self.stats = stats or Stats(None)
-        self.commit_path, self.commit_every = commit_path, commit_every
+        self.reports, self.commit_every = reports, commit_every
         self.alive = Alive(alive_path)
         self.batches = batches  # the sql and sink processings (batches.py)
         self.publish, self.row = publish, "{}"
@@ -129,13 +130,13 @@ class KafkaConsumer:
         self.stats.add(stamps, busy + read_seconds, time.time())
 
     def _commit(self, *, force: bool = False, partitions: list[int] | None = None) -> None:
-        """Commit what was processed (and, with a report file, write the report first)."""
+        """Commit what was processed (and, with a report store, commit the report first)."""
         from confluent_kafka import KafkaException, TopicPartition
 
         if not force and time.monotonic() - self.committed_at < self.commit_every:
             return
-        if self.commit_path is not None:
-            commit_report(self.commit_path, self.report, self.stats, self.started)
+        if self.reports is not None:
+            commit_report(self.reports, self.report, self.stats, self.started)
         self.committed_at = time.monotonic()
         chosen = (
             self.offsets

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dataworks.core.streams import latency, sequences
+from dataworks.streams.reportstore import ReportStore
 
 DECODE = json.JSONDecoder().decode
 
@@ -195,10 +196,7 @@ def finish(report: Report, stats: Stats, started: float) -> None:
     report.latency_histogram = latency.sparse(stats.histogram)
 
 
-def commit_report(path: str, report: Report, stats: Stats, started: float) -> None:
-    """Write the report atomically: what is acknowledged after this is in it."""
+def commit_report(store: ReportStore, report: Report, stats: Stats, started: float) -> None:
+    """Commit the report (reportstore.py): what is acknowledged after this is in it."""
     finish(report, stats, started)
-    part = path + ".part"
-    with open(part, "w") as f:
-        json.dump(report.to_json(), f)
-    os.replace(part, path)
+    store.commit(report.to_json())

@@ -158,3 +158,13 @@ def test_processing_needs_what_its_type_uses_and_one_select() -> None:
     for message, processing in cases.items():
         with pytest.raises(ValidationError, match=message):
             spec(processing=processing)
+
+
+def test_consumer_reports_go_to_the_broker_only_when_asked_and_change_the_template_hash() -> None:
+    plain = manifests.template(OWNER, spec(), PRESETS["latency"], "img:1")
+    audited = manifests.template(OWNER, spec(), PRESETS["latency"], "img:1", reports=True)
+    assert "--report" not in plain["spec"]["containers"][0]["command"]
+    command = audited["spec"]["containers"][0]["command"]
+    assert command[command.index("--report") + 1] == "broker"
+    hashes = {manifests.template_hash({"spec": {"template": t}}) for t in (plain, audited)}
+    assert len(hashes) == 2  # annotating a running StreamingJob rolls its consumers
