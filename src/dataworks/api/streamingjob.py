@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from dataworks.api.common import DNS1123_LABEL
 from dataworks.api.meta import GROUP, VERSION, Condition, KindInfo, Model, StatusModel
 from dataworks.api.pods import ResourceRequirements
+from dataworks.api.streamalerts import AlertSpec
 
 KIND = "StreamingJob"
 PLURAL = "streamingjobs"
@@ -151,12 +152,14 @@ class Processing(Model):
     does (duplicates dropped by message_id); `sql` and `sink` also act on each micro-batch
     before it is acknowledged."""
 
-    type: Literal["count", "sql", "sink"] = Field(
+    type: Literal["count", "sql", "sink", "alert"] = Field(
         "count",
         description="count: decode each JSON message and count it per symbol (the seed's baseline "
         "consumer), dropping duplicates by message_id. sql: also run `query` (DuckDB) over each "
         "micro-batch, a table named batch, and write its rows to `sink` (or to the log without one). "
-        "sink: also write each micro-batch (through `query` when given) to `sink` as Parquet.",
+        "sink: also write each micro-batch (through `query` when given) to `sink` as Parquet. "
+        "alert: also evaluate `alert.rules` on each message, and send what they raise to "
+        "`alert.stream` and `alert.webhooks`.",
     )
     dedupe_window: int = Field(
         100_000, ge=0, le=10_000_000, description="How many recent message_ids a consumer remembers."
@@ -169,6 +172,7 @@ class Processing(Model):
         "of the messages), e.g. SELECT symbol, avg(price) AS price FROM batch GROUP BY symbol.",
     )
     sink: SinkSpec | None = Field(None, description="Where sql and sink write (Parquet files).")
+    alert: AlertSpec | None = Field(None, description="The alert processing's rules and destinations.")
 
     crd_rules: ClassVar[list[dict[str, str]]] = [
         {
@@ -183,6 +187,14 @@ class Processing(Model):
             "rule": "(has(self.type) && self.type != 'count') || (!has(self.query) && !has(self.sink))",
             "message": "spec.processing: query and sink are for type sql or sink; type count only counts",
         },
+        {
+            "rule": "(has(self.type) && self.type == 'alert') == has(self.alert)",
+            "message": "spec.processing: type alert needs alert.rules, and alert is for type alert only",
+        },
+        {
+            "rule": "!has(self.type) || self.type != 'alert' || (!has(self.query) && !has(self.sink))",
+            "message": "spec.processing: query and sink are for type sql or sink, not alert",
+        },
     ]
 
     @model_validator(mode="after")
@@ -191,11 +203,16 @@ class Processing(Model):
             raise ValueError("type sql needs a query: one DuckDB SELECT over the table batch")
         if self.type == "sink" and self.sink is None:
             raise ValueError("type sink needs sink.url: the folder the Parquet files go to")
-        if self.type == "count" and (self.query is not None or self.sink is not None):
-            raise ValueError("query and sink are for type sql or sink; type count only counts")
+        if self.type in ("count", "alert") and (self.query is not None or self.sink is not None):
+            raise ValueError(f"query and sink are for type sql or sink; type {self.type} {_USES[self.type]}")
+        if (self.type == "alert") != (self.alert is not None):
+            raise ValueError("type alert needs alert.rules, and alert is for type alert only")
         if self.query is not None:
             _one_select(self.query)
         return self
+
+
+_USES = {"count": "only counts", "alert": "evaluates alert.rules"}
 
 
 def _one_select(query: str) -> None:

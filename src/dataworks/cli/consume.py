@@ -36,10 +36,16 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--processing",
-        choices=["count", "sql", "sink"],
+        choices=["count", "sql", "sink", "alert"],
         default="count",
         help="count each message; sql: also run --query over each batch; sink: also write each batch "
-        "(through --query when given) to --sink-url as Parquet",
+        "(through --query when given) to --sink-url as Parquet; alert: also evaluate --alert's rules",
+    )
+    p.add_argument(
+        "--alert",
+        metavar="JSON",
+        help='the alert processing, as a StreamingJob\'s processing.alert: {"rules": [...], "stream": ..., '
+        '"webhooks": [...]} (a webhook\'s Secret URL from DATAWORKS_WEBHOOK_<i>)',
     )
     p.add_argument("--query", help="one DuckDB SELECT over each batch, the table `batch` (sql, sink)")
     p.add_argument(
@@ -133,15 +139,43 @@ def _batches(args: argparse.Namespace) -> Any:
         raw["query"] = args.query
     if args.sink_url is not None:
         raw["sink"] = {"url": args.sink_url}
+    if args.alert is not None:
+        try:
+            raw["alert"] = json.loads(args.alert)
+        except ValueError as e:
+            fail(f"--alert is not JSON: {e}")
     try:
-        Processing.model_validate(raw)
+        args.processing_spec = Processing.model_validate(raw)
     except ValidationError as e:
-        fail("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))
+        fail("; ".join(_problem(err) for err in e.errors()))
+    if args.processing == "alert":
+        from dataworks.core.streams import alerts
+
+        if bad := alerts.problems(raw["alert"].get("rules") or []):
+            fail("; ".join(bad))
+        return None  # built with the broker's connection, for the output stream (_alert_writer)
     if args.processing == "count":
         return None
     from dataworks.streams.batches import BatchWriter
 
     return BatchWriter(args.consumer, query=args.query, sink_url=args.sink_url)
+
+
+def _problem(err: Any) -> str:
+    where = ".".join(str(x) for x in err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _alert_writer(args: argparse.Namespace, out: Any) -> Any:
+    """The alert processing's writer; `out(stream)` builds the output stream's sender."""
+    from dataworks.streams.alerting import AlertWriter
+
+    spec = args.processing_spec.alert.model_dump(by_alias=True, exclude_none=True)
+    try:
+        return AlertWriter(spec, out=out(spec["stream"]) if spec.get("stream") else None)
+    except ValueError as e:
+        fail(str(e))
 
 
 def _consume_kafka(args: argparse.Namespace) -> int:
@@ -150,6 +184,10 @@ def _consume_kafka(args: argparse.Namespace) -> int:
 
     if not args.topic or args.stream:
         fail("--kafka reads a topic: give --topic NAME (--stream is for --redis)")
+    if args.processing == "alert":
+        from dataworks.streams.alerting import kafka_out
+
+        args.batches = _alert_writer(args, lambda topic: kafka_out(args.kafka, topic))
     reports = _file_reports(args)
     if args.report == BROKER:
         from dataworks.streams.reportstore import KafkaReports
@@ -197,6 +235,10 @@ def _consume_redis(args: argparse.Namespace) -> int:
             pipe.expire(key, PUBLISHED_TTL)
             pipe.execute()
 
+    if args.processing == "alert":
+        from dataworks.streams.alerting import redis_out
+
+        args.batches = _alert_writer(args, lambda stream: redis_out(r, stream))
     reports = _file_reports(args)
     if args.report == BROKER:
         from dataworks.streams.reportstore import RedisReports

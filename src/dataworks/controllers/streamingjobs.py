@@ -32,6 +32,7 @@ from dataworks.core.kit import conditions
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.plan import Actions, Event, Meta
 from dataworks.core.streamingjobs import measuring, planning, scaling
+from dataworks.core.streams import alerts
 from dataworks.kube import errors
 from dataworks.manifests import streamingjobs as manifests
 from dataworks.manifests.owner import Owner
@@ -176,7 +177,11 @@ class StreamingJobController(Controller):
         try:
             spec = api.StreamingJobSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:
-            return _invalid(m, old, e, now)
+            return _invalid(m, old, [_where(err) for err in e.errors()], now)
+        if spec.processing.alert is not None:  # each rule's CEL, compiled before any consumer starts
+            raw = spec.processing.alert.model_dump(by_alias=True, exclude_none=True)
+            if bad := alerts.problems(raw["rules"]):
+                return _invalid(m, old, bad, now)
         got = (
             observed
             if isinstance(observed, Observed)
@@ -254,9 +259,13 @@ def _why(spec: api.StreamingJobSpec, e: Exception) -> str:
     return f"cannot read {what} {src.stream} (group {src.group}) at {src.address}: {type(e).__name__}: {e}"
 
 
-def _invalid(m: Meta, old: api.StreamingJobStatus | None, e: ValidationError, now: datetime) -> Actions:
-    """A spec the CRD's schema let through but the models refuse: Failed, naming the field."""
-    problems = [f"spec.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+def _where(err: Any) -> str:
+    return f"spec.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+
+
+def _invalid(m: Meta, old: api.StreamingJobStatus | None, problems: list[str], now: datetime) -> Actions:
+    """A spec the CRD's schema let through but the models (or a rule's CEL) refuse: Failed,
+    naming the field."""
     message = "; ".join(problems[:5])
     st = old.model_copy(deep=True) if old is not None else api.StreamingJobStatus()
     if st.state == "Failed" and st.message == message:

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from dataworks.api import streamingjob as api
+from dataworks.api.streamalerts import webhook_env
 from dataworks.core.streamingjobs.strategies import Strategy
 from dataworks.manifests import pods
 from dataworks.manifests.owner import Owner
@@ -78,6 +79,11 @@ def command(spec: api.StreamingJobSpec, strategy: Strategy, *, reports: bool = F
         where += ["--query", proc.query]
     if proc.sink is not None:
         where += ["--sink-url", proc.sink.url]
+    if proc.alert is not None:
+        where += [
+            "--alert",
+            json.dumps(proc.alert.model_dump(by_alias=True, exclude_none=True), sort_keys=True),
+        ]
     return [
         "dataworks", "consume", *where,
         "--group", src.group,
@@ -108,6 +114,10 @@ def template(
                 "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
             }
         )
+    for i, hook in enumerate(spec.processing.alert.webhooks if spec.processing.alert else []):
+        if hook.secret is not None:  # a URL with a token: from its Secret, never in the command
+            ref = {"name": hook.secret.name, "key": hook.secret.key}
+            env.append({"name": webhook_env(i), "valueFrom": {"secretKeyRef": ref}})
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,

@@ -6,9 +6,10 @@ an XRANGE of at most `PROBE_LIMIT` entries only when Redis's own lag is null
 (core/streamingjobs/lag.py): bounded work whatever the stream's size.
 
 Writes, only for consumers whose pods are gone:
-- `reclaim`: their pending entries are marked idle for ~24 days (XCLAIM to the same consumer
-  with IDLE and JUSTID: no data moves, no delivery count changes), so the next XAUTOCLAIM of
-  any live consumer (every 0.5 s, manifests/streamingjobs.py) takes them and processes them;
+- `reclaim`: their pending entries (up to 20,000 a reading) are marked idle for ~24 days
+  (XCLAIM to the same consumer with IDLE and JUSTID: no data moves, no delivery count
+  changes), so the next XAUTOCLAIM of any live consumer (every 0.5 s,
+  manifests/streamingjobs.py) takes them and processes them;
 - `forget`: a gone consumer with nothing pending leaves the group (XGROUP DELCONSUMER), and
   its report the hash.
 
@@ -28,6 +29,9 @@ from dataworks.streams.lagreading import PROBE_LIMIT, group_facts_of, stream_fac
 
 LONG_IDLE_MS = 2**31 - 1  # what reclaim marks a gone consumer's entries as having waited
 RECLAIM_BATCH = 1000
+# At most 20,000 entries a reading: a consumer killed at 40K messages/s, whose last second is
+# unacknowledged, is handed over in two readings, not forty (one batch a reading was).
+RECLAIM_ROUNDS = 20
 
 
 def stats_key(stream: str, group: str) -> str:
@@ -53,6 +57,7 @@ class RedisBroker:
         self.r: Any = aioredis.Redis.from_url(
             address, password=password, socket_timeout=2, socket_connect_timeout=2
         )
+        self.reclaim_from: dict[tuple[str, str, str], str] = {}  # (stream, group, consumer) -> id
 
     async def read(self, stream: str, group: str, *, start_from: str) -> Reading:
         import redis
@@ -87,16 +92,24 @@ class RedisBroker:
         return Reading(lag, g.pending, facts.entries_added, members, _reports(reports))
 
     async def reclaim(self, stream: str, group: str, consumer: str) -> int:
-        """Mark up to RECLAIM_BATCH of `consumer`'s pending entries claimable at once (the next
-        reading marks the next batch); how many were newly marked."""
-        rows = await self.r.xpending_range(
-            stream, group, min="-", max="+", count=RECLAIM_BATCH, consumername=consumer
-        )
-        # Entries marked before (and not yet claimed) are left alone: each is counted once.
-        ids = [r["message_id"] for r in rows if r["time_since_delivered"] < LONG_IDLE_MS // 2]
-        if ids:
-            await self.r.xclaim(stream, group, consumer, 0, ids, idle=LONG_IDLE_MS, justid=True)
-        return len(ids)
+        """Mark up to RECLAIM_ROUNDS x RECLAIM_BATCH of `consumer`'s pending entries claimable
+        at once (the next reading marks the next ones); how many were newly marked."""
+        key = (stream, group, consumer)
+        marked, start = 0, self.reclaim_from.pop(key, "-")  # where the last reading stopped
+        for _ in range(RECLAIM_ROUNDS):
+            rows = await self.r.xpending_range(
+                stream, group, min=start, max="+", count=RECLAIM_BATCH, consumername=consumer
+            )
+            # Entries marked before (and not yet claimed) are left alone: each is counted once.
+            ids = [r["message_id"] for r in rows if r["time_since_delivered"] < LONG_IDLE_MS // 2]
+            if ids:
+                await self.r.xclaim(stream, group, consumer, 0, ids, idle=LONG_IDLE_MS, justid=True)
+                marked += len(ids)
+            if len(rows) < RECLAIM_BATCH:
+                return marked  # the end of its pending list: the next reading starts over
+            start = "(" + _text(rows[-1]["message_id"])
+        self.reclaim_from[key] = start
+        return marked
 
     async def forget(self, stream: str, group: str, consumer: str) -> None:
         await self.r.xgroup_delconsumer(stream, group, consumer)

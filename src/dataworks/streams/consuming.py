@@ -25,8 +25,16 @@ import signal
 import time
 from typing import Any
 
-from dataworks.streams.batches import BatchWriter
-from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
+from dataworks.streams.processing import (
+    Alive,
+    BatchProcessor,
+    Counting,
+    Report,
+    Stats,
+    commit_report,
+    finish,
+    log,
+)
 from dataworks.streams.reportstore import ReportStore
 
 DEFAULT_BATCH, DEFAULT_BLOCK_MS = 100, 1000
@@ -52,7 +60,7 @@ class Consumer:
         claim_every: float | None = None,
         start_from: str = "0",
         alive_path: str | None = None,
-        batches: BatchWriter | None = None,
+        batches: BatchProcessor | None = None,
     ) -> None:
         self.r, self.stream, self.group, self.name = r, stream, group, name
         self.batch, self.block_ms, self.claim_idle_ms = batch, block_ms, claim_idle_ms
@@ -73,7 +81,7 @@ class Consumer:
         # Touched at least once a second while the loop turns (reading, or retrying a lost
         # Redis): a liveness probe that finds it stale restarts a consumer that hangs.
         self.alive = Alive(alive_path)
-        self.batches = batches  # the sql and sink processings (batches.py)
+        self.batches = batches  # sql, sink (batches.py), alert (alerting.py)
 
     def ensure_group(self) -> None:
         import redis

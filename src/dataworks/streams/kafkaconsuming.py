@@ -22,8 +22,16 @@ import signal
 import time
 from typing import Any
 
-from dataworks.streams.batches import BatchWriter
-from dataworks.streams.processing import Alive, Counting, Report, Stats, commit_report, finish, log
+from dataworks.streams.processing import (
+    Alive,
+    BatchProcessor,
+    Counting,
+    Report,
+    Stats,
+    commit_report,
+    finish,
+    log,
+)
 from dataworks.streams.reportstore import ReportStore
 
 
@@ -44,7 +52,7 @@ class KafkaConsumer:
         commit_every: float = 1.0,
         alive_path: str | None = None,
         publish: bool = False,
-        batches: BatchWriter | None = None,
+        batches: BatchProcessor | None = None,
     ) -> None:
         self.topic, self.group, self.name = topic, group, name
         self.batch, self.block_ms = batch, block_ms
@@ -53,7 +61,7 @@ class KafkaConsumer:
         self.stats = stats or Stats(None)
         self.reports, self.commit_every = reports, commit_every
         self.alive = Alive(alive_path)
-        self.batches = batches  # the sql and sink processings (batches.py)
+        self.batches = batches  # sql, sink (batches.py), alert (alerting.py)
         self.publish, self.row = publish, "{}"
         self.offsets: dict[int, int] = {}  # partition -> the next offset to commit
         self.stopping = False

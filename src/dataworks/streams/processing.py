@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -117,6 +117,12 @@ class Stats:
             if self.publish is not None:
                 self.publish(row)
         self.second, self.busy, self.count, self.started = [], 0.0, 0, now
+
+
+class BatchProcessor(Protocol):
+    """What acts on each batch before it is acknowledged: batches.py (sql, sink), alerting.py."""
+
+    def write(self, messages: list[dict[str, Any]]) -> None: ...
 
 
 class Dedupe:

@@ -154,6 +154,25 @@ def test_processing_needs_what_its_type_uses_and_one_select() -> None:
         'syntax error at or near "SELEC"': {"type": "sql", "query": "SELEC symbol FROM batch"},
         "exactly one SELECT": {"type": "sql", "query": "DELETE FROM batch"},
         "sink.url": {"type": "sink", "sink": {"url": "ftp://x/y"}},
+        "type alert needs alert.rules": {"type": "alert"},
+        "alert is for type alert only": {
+            "type": "count",
+            "alert": {"rules": [{"name": "a", "when": "true"}]},
+        },
+        "type alert evaluates alert.rules": {
+            "type": "alert",
+            "query": "SELECT 1",
+            "alert": {"rules": [{"name": "a", "when": "true"}]},
+        },
+        "exactly one of when": {"type": "alert", "alert": {"rules": [{"name": "a"}]}},
+        "rule names must be distinct": {
+            "type": "alert",
+            "alert": {"rules": [{"name": "a", "when": "true"}, {"name": "a", "when": "false"}]},
+        },
+        "a webhook has exactly one of url or secret": {
+            "type": "alert",
+            "alert": {"rules": [{"name": "a", "when": "true"}], "webhooks": [{}]},
+        },
     }
     for message, processing in cases.items():
         with pytest.raises(ValidationError, match=message):
@@ -168,3 +187,25 @@ def test_consumer_reports_go_to_the_broker_only_when_asked_and_change_the_templa
     assert command[command.index("--report") + 1] == "broker"
     hashes = {manifests.template_hash({"spec": {"template": t}}) for t in (plain, audited)}
     assert len(hashes) == 2  # annotating a running StreamingJob rolls its consumers
+
+
+def test_alert_rules_go_to_the_consumers_as_json_and_a_webhook_secret_as_env() -> None:
+    import json
+
+    alert = {
+        "rules": [{"name": "jump", "priceMove": {"percent": 2, "windowSeconds": 5}}],
+        "stream": "alerts",
+        "webhooks": [{"url": "http://hook:8080/x"}, {"secret": {"name": "slack", "key": "url"}}],
+    }
+    s = spec(processing={"type": "alert", "alert": alert})
+    [c] = manifests.deployment(OWNER, s, PRESETS["latency"], "img:1", 1)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    cmd = c["command"]
+    assert cmd[cmd.index("--processing") + 1] == "alert"
+    assert json.loads(cmd[cmd.index("--alert") + 1]) == alert  # the Secret's name, not its URL
+    [hook] = [e for e in c["env"] if e["name"].startswith("DATAWORKS_WEBHOOK_")]
+    assert hook == {
+        "name": "DATAWORKS_WEBHOOK_1",
+        "valueFrom": {"secretKeyRef": {"name": "slack", "key": "url"}},
+    }

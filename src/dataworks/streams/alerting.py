@@ -1,0 +1,187 @@
+"""The `alert` processing (edge layer): each batch's alerts sent before it is acknowledged.
+
+A consumer hands over the messages of each batch it processed (decoded, duplicates dropped,
+in the order read). The rules (core/streams/alerts.py) raise alerts, in that order, and they go:
+- to the output stream, on the source's broker, before the batch's acknowledgement: a Redis
+  stream entry with one field, `alert` (JSON), or a Kafka record keyed by symbol, so each
+  symbol's alerts stay in order in one partition. An alert sent and then not acknowledged (a
+  crash between the two) is sent again with the batch: at least once, like the messages;
+- to each webhook, as one POST per batch, `{"alerts": [...]}`, in order, on a kept-alive
+  connection. A webhook that fails is retried (0.1 s, then 0.5 s), then given up for that batch
+  and left alone for DOWN_SECONDS, its alerts counted and logged: a notification endpoint that
+  is down does not slow the stream, whose output stream keeps every alert;
+- to the log, as JSON lines, when there is neither.
+
+Webhook URLs given by a Secret arrive in the environment, DATAWORKS_WEBHOOK_<i> for the i-th
+webhook (manifests/streamingjobs.py), never in the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dataworks.api.streamalerts import webhook_env
+from dataworks.core.streams.alerts import Alerts, Rule
+from dataworks.streams.processing import log
+
+RETRIES = (0.1, 0.5)  # seconds before each retry of a webhook
+WEBHOOK_TIMEOUT = 2.0
+DOWN_SECONDS = 5.0  # a webhook that failed a batch (retries included) is skipped this long
+
+
+def webhook_urls(spec: dict[str, Any]) -> list[str]:
+    """Each webhook's URL: given, or from the environment (its Secret's value)."""
+    urls = []
+    for i, hook in enumerate(spec.get("webhooks") or []):
+        if hook.get("url"):
+            urls.append(hook["url"])
+            continue
+        value = os.environ.get(webhook_env(i))
+        if not value:
+            secret = hook.get("secret") or {}
+            raise ValueError(
+                f"alert.webhooks[{i}]: {webhook_env(i)} is not set (the URL from Secret "
+                f"{secret.get('name')}, key {secret.get('key')})"
+            )
+        urls.append(value)
+    return urls
+
+
+class AlertWriter:
+    """The rules over each batch, and the alerts' delivery."""
+
+    def __init__(self, spec: dict[str, Any], *, out: Callable[[list[dict[str, Any]]], None] | None) -> None:
+        self.alerts = Alerts([Rule.of(r) for r in spec["rules"]])
+        self.out = out  # the output stream's writer (consume.py builds it for the broker)
+        self.urls = webhook_urls(spec)
+        self.hooks: dict[str, Hook] = {}
+        self.raised = self.failed = 0
+
+    def write(self, messages: list[dict[str, Any]]) -> None:
+        """Raise the batch's alerts and send them; raises if the output stream cannot take them
+        (then nothing is acknowledged, and the batch comes again)."""
+        raised = [a for m in messages for a in self.alerts.feed(m)]
+        if not raised:
+            return
+        now = time.time()
+        for a in raised:
+            a["raisedAt"] = now
+        self.raised += len(raised)
+        if self.out is not None:
+            self.out(raised)
+        for url in self.urls:
+            self._post(url, raised)
+        if self.out is None and not self.urls:
+            for a in raised:
+                log(json.dumps(a))
+
+    def _post(self, url: str, alerts: list[dict[str, Any]]) -> None:
+        import http.client
+
+        hook = self._hook(url)
+        if time.monotonic() < hook.down_until:  # given up a moment ago: not tried again yet
+            self.failed += len(alerts)
+            return
+        body = json.dumps({"alerts": alerts}).encode()
+        problem = ""
+        for wait in (*RETRIES, None):
+            try:
+                status = hook.post(body)
+                if status < 300:
+                    return
+                problem = f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as e:  # refused, reset, timed out, TLS
+                problem = type(e).__name__
+            if wait is None:
+                break
+            time.sleep(wait)
+        self.failed += len(alerts)
+        hook.down_until = time.monotonic() + DOWN_SECONDS
+        log(
+            f"alert webhook {_safe(url)}: {problem}; {len(alerts)} alerts not delivered there, "
+            f"and none for the next {DOWN_SECONDS:g} s ({self.failed} in all)"
+        )
+
+    def _hook(self, url: str) -> Hook:
+        if url not in self.hooks:
+            self.hooks[url] = Hook(url)
+        return self.hooks[url]
+
+
+class Hook:
+    """One webhook's kept-alive connection (http.client: one request at a time, in order)."""
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)
+        self.https, self.host, self.port = u.scheme == "https", u.hostname or "", u.port
+        self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        self.conn: Any = None
+        self.down_until = 0.0  # after a batch it could not take, it is left alone until then
+
+    def post(self, body: bytes) -> int:
+        import http.client
+
+        if self.conn is None:
+            kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            self.conn = kind(self.host, self.port, timeout=WEBHOOK_TIMEOUT)
+        try:
+            self.conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
+            got = self.conn.getresponse()
+            got.read()
+            return int(got.status)
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = None  # the next try opens a new connection
+            raise
+
+
+def redis_out(r: Any, stream: str) -> Callable[[list[dict[str, Any]]], None]:
+    def send(alerts: list[dict[str, Any]]) -> None:
+        pipe = r.pipeline(transaction=False)
+        for a in alerts:
+            pipe.xadd(stream, {"alert": json.dumps(a)})
+        pipe.execute()
+
+    return send
+
+
+def kafka_out(bootstrap: str, topic: str) -> Callable[[list[dict[str, Any]]], None]:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 0,
+            "log_level": 2,
+        }
+    )
+
+    def send(alerts: list[dict[str, Any]]) -> None:
+        errors: list[Any] = []
+        for a in alerts:
+            producer.produce(
+                topic,
+                key=str(a.get("symbol", "")).encode(),
+                value=json.dumps(a).encode(),
+                on_delivery=lambda err, _m: errors.append(err) if err is not None else None,
+            )
+        if producer.flush(30) or errors:
+            raise RuntimeError(f"alerts did not reach topic {topic}: {errors or 'flush timed out'}")
+
+    return send
+
+
+def _safe(url: str) -> str:
+    """The URL without its path and query, which may hold a token."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc}/..."
