@@ -14,6 +14,7 @@ from lightkube.resources.apps_v1 import Deployment
 
 from tests.cluster.streams import reasons, until
 
+RULE = {"name": "r", "when": "true"}
 KAFKA = {"bootstrapServers": "k-0:9092", "topic": "t", "group": "g"}
 
 
@@ -73,6 +74,24 @@ def _source(**over: Any) -> dict[str, Any]:
             "spec.processing.sink.url",
             id="sink-not-a-store",
         ),
+        pytest.param(
+            {"processing": {"type": "alert"}}, "type alert needs alert.rules", id="alert-without-rules"
+        ),
+        pytest.param(
+            {"processing": {"type": "alert", "alert": {"rules": [{"name": "r"}]}}},
+            "exactly one of when (a CEL condition) or priceMove",
+            id="alert-rule-without-a-test",
+        ),
+        pytest.param(
+            {
+                "processing": {
+                    "type": "alert",
+                    "alert": {"rules": [{"name": "r", "when": "true"}], "webhooks": [{"url": "slack"}]},
+                }
+            },
+            "spec.processing.alert.webhooks[0].url",
+            id="webhook-not-a-url",
+        ),
         pytest.param({"batchSize": 0}, "spec.batchSize", id="batch-zero"),
         pytest.param({"replica": 3}, "replica", id="misspelt-field"),
     ],
@@ -111,6 +130,11 @@ MARS = {"strategy": "cost", "start": "22:00", "end": "06:00", "timezone": "Mars/
             {"processing": {"type": "sql", "query": "DELETE FROM batch"}},
             "spec.processing: Value error, query must be exactly one SELECT statement",
             id="not-a-select",
+        ),
+        pytest.param(
+            {"processing": {"type": "alert", "alert": {"rules": [{"name": "jump", "when": "m.price >"}]}}},
+            "spec.processing.alert.rules[0].when (jump): ",
+            id="alert-cel",
         ),
     ],
 )
