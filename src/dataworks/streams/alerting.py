@@ -6,10 +6,14 @@ in the order read). The rules (core/streams/alerts.py) raise alerts, in that ord
   stream entry with one field, `alert` (JSON), or a Kafka record keyed by symbol, so each
   symbol's alerts stay in order in one partition. An alert sent and then not acknowledged (a
   crash between the two) is sent again with the batch: at least once, like the messages;
-- to each webhook, as one POST per batch, `{"alerts": [...]}`, in order, on a kept-alive
-  connection. A webhook that fails is retried (0.1 s, then 0.5 s), then given up for that batch
-  and left alone for DOWN_SECONDS, its alerts counted and logged: a notification endpoint that
-  is down does not slow the stream, whose output stream keeps every alert;
+- to each webhook, POSTed as `{"alerts": [...]}` by a thread of its own, in order, on a
+  kept-alive connection: the consumer does not wait for it (a synchronous POST per batch held
+  a 20K messages/s consumer back by a round trip a batch, and the latency's p99 went from 30 ms
+  to 200 ms). What queued during a POST goes in the next one. A webhook that fails is retried
+  (0.1 s, then 0.5 s), then given up for those alerts and left alone for DOWN_SECONDS, its
+  alerts counted and logged: an endpoint that is down does not slow the stream, whose output
+  stream keeps every alert. A consumer that stops delivers what is queued first (10 s at most);
+  one that is killed loses what was queued for the webhooks, never for the output stream;
 - to the log, as JSON lines, when there is neither.
 
 Webhook URLs given by a Secret arrive in the environment, DATAWORKS_WEBHOOK_<i> for the i-th
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +37,8 @@ from dataworks.streams.processing import log
 RETRIES = (0.1, 0.5)  # seconds before each retry of a webhook
 WEBHOOK_TIMEOUT = 2.0
 DOWN_SECONDS = 5.0  # a webhook that failed a batch (retries included) is skipped this long
+MAX_BATCH = 1000  # alerts in one POST at most
+CLOSE_SECONDS = 10.0  # how long a stopping consumer waits for its webhooks' queues
 
 
 def webhook_urls(spec: dict[str, Any]) -> list[str]:
@@ -57,9 +65,8 @@ class AlertWriter:
     def __init__(self, spec: dict[str, Any], *, out: Callable[[list[dict[str, Any]]], None] | None) -> None:
         self.alerts = Alerts([Rule.of(r) for r in spec["rules"]])
         self.out = out  # the output stream's writer (consume.py builds it for the broker)
-        self.urls = webhook_urls(spec)
-        self.hooks: dict[str, Hook] = {}
-        self.raised = self.failed = 0
+        self.senders = [Sender(url) for url in webhook_urls(spec)]
+        self.raised = 0
 
     def write(self, messages: list[dict[str, Any]]) -> None:
         """Raise the batch's alerts and send them; raises if the output stream cannot take them
@@ -73,16 +80,62 @@ class AlertWriter:
         self.raised += len(raised)
         if self.out is not None:
             self.out(raised)
-        for url in self.urls:
-            self._post(url, raised)
-        if self.out is None and not self.urls:
+        for sender in self.senders:
+            sender.send(raised)
+        if self.out is None and not self.senders:
             for a in raised:
                 log(json.dumps(a))
 
-    def _post(self, url: str, alerts: list[dict[str, Any]]) -> None:
+    def close(self) -> None:
+        """Deliver what the webhooks still have queued (at most CLOSE_SECONDS)."""
+        deadline = time.monotonic() + CLOSE_SECONDS
+        for sender in self.senders:
+            sender.close(deadline)
+
+    @property
+    def failed(self) -> int:
+        return sum(s.failed for s in self.senders)
+
+
+class Sender:
+    """One webhook's queue and the thread that POSTs it: the consumer never waits for a
+    webhook. Whatever is queued when a POST ends goes in the next one (up to MAX_BATCH), so
+    a slow endpoint gets fewer, larger requests instead of holding the stream back."""
+
+    def __init__(self, url: str) -> None:
+        self.hook = Hook(url)
+        self.queue: deque[dict[str, Any]] = deque()
+        self.ready = threading.Condition()
+        self.closing = False
+        self.failed = 0
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"webhook {_safe(url)}")
+        self.thread.start()
+
+    def send(self, alerts: list[dict[str, Any]]) -> None:
+        with self.ready:
+            self.queue.extend(alerts)
+            self.ready.notify()
+
+    def close(self, deadline: float) -> None:
+        with self.ready:
+            self.closing = True
+            self.ready.notify()
+        self.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        while True:
+            with self.ready:
+                while not self.queue and not self.closing:
+                    self.ready.wait()
+                if not self.queue:
+                    return
+                batch = [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
+            self._post(batch)
+
+    def _post(self, alerts: list[dict[str, Any]]) -> None:
         import http.client
 
-        hook = self._hook(url)
+        hook = self.hook
         if time.monotonic() < hook.down_until:  # given up a moment ago: not tried again yet
             self.failed += len(alerts)
             return
@@ -102,14 +155,9 @@ class AlertWriter:
         self.failed += len(alerts)
         hook.down_until = time.monotonic() + DOWN_SECONDS
         log(
-            f"alert webhook {_safe(url)}: {problem}; {len(alerts)} alerts not delivered there, "
+            f"alert webhook {_safe(hook.url)}: {problem}; {len(alerts)} alerts not delivered there, "
             f"and none for the next {DOWN_SECONDS:g} s ({self.failed} in all)"
         )
-
-    def _hook(self, url: str) -> Hook:
-        if url not in self.hooks:
-            self.hooks[url] = Hook(url)
-        return self.hooks[url]
 
 
 class Hook:
@@ -119,6 +167,7 @@ class Hook:
         from urllib.parse import urlsplit
 
         u = urlsplit(url)
+        self.url = url
         self.https, self.host, self.port = u.scheme == "https", u.hostname or "", u.port
         self.path = (u.path or "/") + (f"?{u.query}" if u.query else "")
         self.conn: Any = None

@@ -72,6 +72,9 @@ class BatchWriter:
             with self.fs.open(path, "wb") as f:
                 pq.write_table(table, f)
 
+    def close(self) -> None:
+        self.con.close()
+
 
 def _table(messages: list[dict[str, Any]]) -> pa.Table:
     fields = dict.fromkeys(k for m in messages for k in m)

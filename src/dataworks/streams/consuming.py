@@ -126,6 +126,8 @@ class Consumer:
                 log(f"consumer {self.name}: {e}; retrying")
                 time.sleep(0.2)
         self.stats.flush(force=True)
+        if self.batches is not None:
+            self.batches.close()
         finish(self.report, self.stats, started)
         return self.report
 

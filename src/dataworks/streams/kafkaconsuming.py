@@ -114,6 +114,8 @@ class KafkaConsumer:
             self._commit(force=True)
         finally:
             self.consumer.close()  # leaves the group: its partitions move at once
+        if self.batches is not None:
+            self.batches.close()
         finish(self.report, self.stats, started)
         return self.report
 

@@ -123,6 +123,7 @@ class BatchProcessor(Protocol):
     """What acts on each batch before it is acknowledged: batches.py (sql, sink), alerting.py."""
 
     def write(self, messages: list[dict[str, Any]]) -> None: ...
+    def close(self) -> None: ...  # when the consumer stops: what is still in flight, delivered
 
 
 class Dedupe:
