@@ -135,15 +135,17 @@ class SinkSpec(Model):
     """Where micro-batches are written, as Parquet files."""
 
     url: str = Field(
-        pattern=r"^(s3|gs|gcs|az|abfs|file)://\S+$",
+        pattern=r"^((s3|gs|gcs|az|abfs|file)://\S+|postgres(ql)?://[^@/\s]+/[A-Za-z0-9_]+\?table=[A-Za-z_][A-Za-z0-9_.]*)$",
         description="A folder URL (s3://bucket/prefix, file:///path, ...): each consumer writes one "
-        "Parquet file per micro-batch there, <consumer>-<n>.parquet, whole or not at all.",
+        "Parquet file per micro-batch there, <consumer>-<n>.parquet, whole or not at all. Or a "
+        "PostgreSQL table, postgresql://HOST[:PORT]/DB?table=NAME (no credential in the URL: "
+        "PGUSER and PGPASSWORD from secretName): each micro-batch is COPYed in and committed.",
     )
     secret_name: str | None = Field(
         None,
         pattern=DNS1123_LABEL,
         description="A Secret whose keys become the consumers' environment, for the store's "
-        "credentials (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL).",
+        "credentials (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL; PGUSER, PGPASSWORD).",
     )
 
 

@@ -158,7 +158,11 @@ def _batches(args: argparse.Namespace) -> Any:
         return None
     from dataworks.streams.batches import BatchWriter
 
-    return BatchWriter(args.consumer, query=args.query, sink_url=args.sink_url)
+    try:
+        return BatchWriter(args.consumer, query=args.query, sink_url=args.sink_url)
+    except Exception as e:  # the store refused or is unreachable: said before anything is read
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        fail(f"cannot write to the sink {args.sink_url}: {first}", EXIT_CLUSTER)
 
 
 def _problem(err: Any) -> str:

@@ -4,6 +4,8 @@ A consumer hands over the messages of each batch it processed (decoded, duplicat
 They become one Arrow table, `batch`, with a column per field seen in the batch (a field a
 message lacks is null; a column whose values do not share a type is kept as JSON text). With a
 query, DuckDB runs it over `batch`; its rows, or the batch itself, are then written:
+- to a PostgreSQL table (`postgresql://HOST/DB?table=NAME`, pgsink.py), by COPY, committed
+  before the batch is acknowledged;
 - to the sink, one Parquet file per batch, `<consumer>-<start>-<n>.parquet` under the folder
   URL (fsspec: s3://, file://, ...): written whole or not at all (a local file is renamed into
   place; an object store's PUT is atomic), before the consumer acknowledges the batch, so an
@@ -36,7 +38,12 @@ class BatchWriter:
         self.batches = self.rows = 0
         self.fs: Any = None
         self.root = ""
-        if sink_url:
+        self.pg: Any = None
+        if sink_url and sink_url.startswith(("postgresql://", "postgres://")):
+            from dataworks.streams.pgsink import PostgresSink
+
+            self.pg = PostgresSink(sink_url)
+        elif sink_url:
             import fsspec
 
             self.fs, self.root = fsspec.core.url_to_fs(sink_url)
@@ -58,6 +65,9 @@ class BatchWriter:
                 self.con.unregister("batch")
         self.batches += 1
         self.rows += table.num_rows
+        if self.pg is not None:
+            self.pg.write(table)  # committed: only then is the batch acknowledged
+            return
         if self.fs is None:
             for row in table.to_pylist():
                 log(json.dumps(row, default=str))
@@ -74,6 +84,8 @@ class BatchWriter:
 
     def close(self) -> None:
         self.con.close()
+        if self.pg is not None:
+            self.pg.close()
 
 
 def _table(messages: list[dict[str, Any]]) -> pa.Table:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redis
 
@@ -26,6 +28,8 @@ from dataworks.streams.brokering import stats_key
 from dataworks.streams.reportstore import read_kafka, read_redis, reports_key, reports_topic
 
 GROUP = "bench"  # the consumer group of every benchmark
+CEILING_COUNT = 200_000  # XADDs of the ceiling's measure
+CEILING_BYTES = 230  # about a generated price update's size
 
 
 class Broker(Protocol):
@@ -37,6 +41,7 @@ class Broker(Protocol):
     def source(self, group: str) -> dict[str, Any]: ...
     def reading(self, group: str) -> dict[str, Any]: ...
     def processes(self) -> list[subprocess.Popen[bytes] | None]: ...
+    def ceiling(self) -> float | None: ...  # what the broker takes from a C client, messages/s
     # What consumers on a cluster leave in the broker (cli/benchcluster.py):
     def published(self, group: str) -> dict[str, dict[str, Any]]: ...  # each one's latest second
     def reports(self, group: str) -> list[dict[str, Any]]: ...  # each process's last report
@@ -130,6 +135,27 @@ class RedisBroker:
     def processes(self) -> list[subprocess.Popen[bytes] | None]:
         return [self.server.proc] if self.server is not None else []
 
+    def ceiling(self) -> float | None:
+        """redis-benchmark's XADD of a message-sized entry, pipelined 64 deep from one client,
+        into a scratch key (deleted after): the rate this Redis takes on this machine now,
+        which the producer's and the consumers' rates in the same run are set against."""
+        u = urlsplit(self.url)
+        cmd = ["redis-benchmark", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379)]
+        if u.password:
+            cmd += ["-a", u.password]
+        key = f"dataworks:ceiling:{self.setup.stream}"
+        cmd += ["-q", "-n", str(CEILING_COUNT), "-P", "64", "XADD", key, "*", "data", "x" * CEILING_BYTES]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None  # no redis-benchmark here: the figures stand alone
+        finally:
+            client = redis.Redis.from_url(self.url)
+            client.delete(key)
+            client.close()
+        rates = re.findall(r"([\d.]+) requests per second", out)
+        return float(rates[-1]) if rates else None
+
     def published(self, group: str) -> dict[str, dict[str, Any]]:
         r: Any = redis.Redis.from_url(self.url)
         try:
@@ -203,6 +229,9 @@ class KafkaBroker:
 
     def processes(self) -> list[subprocess.Popen[bytes] | None]:
         return []
+
+    def ceiling(self) -> float | None:
+        return None  # benchmarks/bench_consumer_kafka.py measures the client's own ceiling
 
     def reading(self, group: str) -> dict[str, Any]:
         try:

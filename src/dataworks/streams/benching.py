@@ -15,6 +15,7 @@ reports: lost (must be 0), duplicated and out of order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -75,6 +76,7 @@ class Run:
     later: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (due, action)
     job: ConsumerJob | None = None  # a StreamingJob's consumers instead of a fixed group
     job_factory: JobFactory | None = None
+    ceiling: float | None = None  # the broker's XADD rate from a C client, measured at the start
 
     def start_consumer(self) -> None:
         name = f"c{len(self.consumers) + 1}"
@@ -244,6 +246,7 @@ def _start(r: Run) -> Any:
     """The broker, the consumers, then the producer."""
     scenario = r.scenario
     r.broker.start()
+    r.ceiling = r.broker.ceiling()  # before anything else runs, on the same machine and broker
     if scenario.streaming_job is not None and r.job_factory is not None:
         commit_every = scenario.consumers.commit_every
         r.job = r.job_factory(scenario.streaming_job, r.broker.source(GROUP), r.workdir, commit_every)
@@ -314,6 +317,8 @@ def _result(r: Run, config: Any, *, producer_code: int | None) -> dict[str, Any]
         "throughput": round(check["distinct"] / wall) if wall else 0,
         "latencyMs": latency,
         "producerExit": producer_code,
+        **_peaks(r.samples),
+        "ceiling": round(r.ceiling) if r.ceiling else None,
     }
     return {
         "scenario": r.scenario.model_dump(mode="json", by_alias=True),
@@ -322,6 +327,17 @@ def _result(r: Run, config: Any, *, producer_code: int | None) -> dict[str, Any]
         "faults": r.faults_done,
         "consumers": [{k: v for k, v in rep.items() if k != "sequences"} for rep in reports],
     }
+
+
+def _peaks(samples: list[dict[str, Any]]) -> dict[str, int]:
+    """The most produced and acknowledged in one second, from the broker's counters."""
+    out = {"peakProduced": 0, "peakAcknowledged": 0}
+    for a, b in itertools.pairwise(samples):
+        dt = b["t"] - a["t"]
+        for key, name in (("produced", "peakProduced"), ("acked", "peakAcknowledged")):
+            if dt > 0 and key in a and key in b:
+                out[name] = max(out[name], round((b[key] - a[key]) / dt))
+    return out
 
 
 def _merge_latency(reports: list[dict[str, Any]]) -> dict[str, float]:

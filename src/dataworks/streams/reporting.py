@@ -27,6 +27,9 @@ SUMMARY_ROWS = (
     ("claimed", "claimed from dead consumers", "{:,}"),
     ("reconnects", "consumer reconnects", "{:,}"),
     ("throughput", "throughput, messages/s", "{:,}"),
+    ("peakProduced", "peak produced, messages/s", "{:,}"),
+    ("peakAcknowledged", "peak acknowledged, messages/s", "{:,}"),
+    ("ceiling", "ceiling: redis-benchmark XADD/s, same run", "{:,}"),
     ("wallSeconds", "wall seconds", "{:.1f}"),
 )
 
@@ -34,7 +37,7 @@ SUMMARY_ROWS = (
 def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     """The summary as (label, value) rows, the same on the terminal and in the page."""
     s = result["summary"]
-    out = [(label, fmt.format(s[key])) for key, label, fmt in SUMMARY_ROWS]
+    out = [(label, fmt.format(s[key])) for key, label, fmt in SUMMARY_ROWS if s.get(key) is not None]
     for name, value in (s.get("latencyMs") or {}).items():
         out.append((f"end-to-end latency {name.replace('p999', 'p99.9')}", f"{value:,.2f} ms"))
     return out
