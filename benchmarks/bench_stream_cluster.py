@@ -19,6 +19,8 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -38,7 +40,8 @@ CLI = [sys.executable, "-m", "dataworks.cli.main"]
 def run(where: str, i: int, url: str, env: dict[str, str], ns: str | None) -> dict[str, Any]:
     dest = OUT / "stream-cluster" / f"{where}-{i}.json"
     dest.parent.mkdir(exist_ok=True)
-    cmd = [*CLI, "bench", "stream", str(SCENARIO), "--redis", url, "--json", str(dest)]
+    page = Path(tempfile.gettempdir()) / f"stream-cluster-{where}-{i}.html"  # kept out of the repository
+    cmd = [*CLI, "bench", "stream", str(SCENARIO), "--redis", url, "--json", str(dest), "--html", str(page)]
     if ns is not None:
         cmd += ["--cluster", "-n", ns]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)

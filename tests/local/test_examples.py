@@ -144,6 +144,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "streams/streamingjob.yaml",  # tests/cluster/test_streamingjobs.py
         "streams/kafka-streamingjob.yaml",  # tests/local/test_streamingjob_kafka_local.py, and on a cluster
         "streams/alert-streamingjob.yaml",  # tests/cluster/test_streamingjobs_alerts.py
+        "streams/container-streamingjob.yaml",  # tests/cluster/test_streamingjobs_container.py
     }
     found = {str(p.relative_to(ROOT / "examples")) for p in (ROOT / "examples").rglob("*.yaml")}
     assert found == ran

@@ -149,19 +149,40 @@ class SinkSpec(Model):
     )
 
 
+CONSUMER_ENV = "DATAWORKS_CONSUMER"  # the container processing's consumer arguments, as JSON
+
+
+class ContainerSpec(Model):
+    """The user's own consumer image, built on the consumer library (`dataworks.consumer`)."""
+
+    image: str = Field(min_length=1, description="The image; it has Python and dataworks[streams].")
+    command: list[str] = Field(
+        min_length=1,
+        description='What runs, e.g. ["python", "-m", "enricher"]: a program that calls '
+        "dataworks.consumer.run(handle), which reads its source and group from DATAWORKS_CONSUMER.",
+    )
+    args: list[str] | None = Field(None, description="Arguments after the command.")
+    secret_name: str | None = Field(
+        None,
+        pattern=DNS1123_LABEL,
+        description="A Secret whose keys become the program's environment (its own credentials).",
+    )
+
+
 class Processing(Model):
     """What is done with each message. Every type counts and checks the messages as `count`
     does (duplicates dropped by message_id); `sql` and `sink` also act on each micro-batch
     before it is acknowledged."""
 
-    type: Literal["count", "sql", "sink", "alert"] = Field(
+    type: Literal["count", "sql", "sink", "alert", "container"] = Field(
         "count",
         description="count: decode each JSON message and count it per symbol (the seed's baseline "
         "consumer), dropping duplicates by message_id. sql: also run `query` (DuckDB) over each "
         "micro-batch, a table named batch, and write its rows to `sink` (or to the log without one). "
         "sink: also write each micro-batch (through `query` when given) to `sink` as Parquet. "
         "alert: also evaluate `alert.rules` on each message, and send what they raise to "
-        "`alert.stream` and `alert.webhooks`.",
+        "`alert.stream` and `alert.webhooks`. container: run `container.image`, the user's program "
+        "on the consumer library, which hands it each micro-batch before acknowledging it.",
     )
     dedupe_window: int = Field(
         100_000, ge=0, le=10_000_000, description="How many recent message_ids a consumer remembers."
@@ -175,6 +196,7 @@ class Processing(Model):
     )
     sink: SinkSpec | None = Field(None, description="Where sql and sink write (Parquet files).")
     alert: AlertSpec | None = Field(None, description="The alert processing's rules and destinations.")
+    container: ContainerSpec | None = Field(None, description="The container processing's image and program.")
 
     crd_rules: ClassVar[list[dict[str, str]]] = [
         {
@@ -197,6 +219,11 @@ class Processing(Model):
             "rule": "!has(self.type) || self.type != 'alert' || (!has(self.query) && !has(self.sink))",
             "message": "spec.processing: query and sink are for type sql or sink, not alert",
         },
+        {
+            "rule": "(has(self.type) && self.type == 'container') == has(self.container)",
+            "message": "spec.processing: type container needs container.image and container.command, "
+            "and container is for type container only",
+        },
     ]
 
     @model_validator(mode="after")
@@ -209,6 +236,13 @@ class Processing(Model):
             raise ValueError(f"query and sink are for type sql or sink; type {self.type} {_USES[self.type]}")
         if (self.type == "alert") != (self.alert is not None):
             raise ValueError("type alert needs alert.rules, and alert is for type alert only")
+        if (self.type == "container") != (self.container is not None):
+            raise ValueError(
+                "type container needs container.image and container.command, and container is for "
+                "type container only"
+            )
+        if self.type == "container" and (self.query is not None or self.sink is not None):
+            raise ValueError("query and sink are for type sql or sink; type container runs its own program")
         if self.query is not None:
             _one_select(self.query)
         return self

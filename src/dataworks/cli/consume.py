@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 from typing import Any
 
 from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail, need_streams
@@ -120,7 +121,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         fail("--batch must be at least 1 and --block-ms at least 0")
     if args.dedupe < 0:
         fail("--dedupe must be at least 0")
-    args.batches = _batches(args)
+    args.batches = getattr(args, "handler", None) or _batches(args)
     if args.kafka:
         return _consume_kafka(args)
     if not args.stream or args.topic:
@@ -272,3 +273,19 @@ def _consume_redis(args: argparse.Namespace) -> int:
         fail(f"cannot reach Redis at {args.redis}: {e}", EXIT_CLUSTER)
     print(json.dumps(report))
     return EXIT_OK
+
+
+def run_with(argv: list[str], handler: Any) -> int:
+    """`dataworks consume ARGV`, each micro-batch handed to `handler` (a BatchProcessor) before
+    it is acknowledged: the container processing's library (dataworks/consumer.py)."""
+    from dataworks.cli.context import CliError
+
+    parser = argparse.ArgumentParser(prog="dataworks")
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["consume", *argv])
+    args.handler = handler
+    try:
+        return cmd_consume(args)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code

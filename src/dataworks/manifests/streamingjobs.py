@@ -89,7 +89,7 @@ def command(spec: api.StreamingJobSpec, strategy: Strategy, *, reports: bool = F
         "--group", src.group,
         "--consumer", "$(POD_NAME)",
         "--start-from", src.start_from,
-        "--processing", proc.type,
+        "--processing", "count" if proc.type == "container" else proc.type,
         "--dedupe", str(proc.dedupe_window),
         "--batch", str(batch), "--block-ms", str(block),
         "--publish-stats",
@@ -118,10 +118,15 @@ def template(
         if hook.secret is not None:  # a URL with a token: from its Secret, never in the command
             ref = {"name": hook.secret.name, "key": hook.secret.key}
             env.append({"name": webhook_env(i), "valueFrom": {"secretKeyRef": ref}})
+    consume = command(spec, strategy, reports=reports)
+    own = spec.processing.container
+    if own is not None:  # the user's program, on the consumer library: its arguments as JSON
+        env.append({"name": api.CONSUMER_ENV, "value": json.dumps(consume[2:])})
+        image, consume = own.image, [*own.command, *(own.args or [])]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,
-        "command": command(spec, strategy, reports=reports),
+        "command": consume,
         "env": env,
         **_store_credentials(spec),
         "securityContext": pods.restricted_container(),
@@ -161,11 +166,14 @@ def template(
 
 
 def _store_credentials(spec: api.StreamingJobSpec) -> dict[str, Any]:
-    """The sink's Secret, every key an environment variable (the store's credentials)."""
-    sink = spec.processing.sink
-    if sink is None or sink.secret_name is None:
+    """The sink's (or the container program's) Secret, every key an environment variable."""
+    proc = spec.processing
+    name = (proc.sink.secret_name if proc.sink else None) or (
+        proc.container.secret_name if proc.container else None
+    )
+    if name is None:
         return {}
-    return {"envFrom": [{"secretRef": {"name": sink.secret_name}}]}
+    return {"envFrom": [{"secretRef": {"name": name}}]}
 
 
 def template_hash(deployment: dict[str, Any]) -> str | None:

@@ -169,6 +169,11 @@ def test_processing_needs_what_its_type_uses_and_one_select() -> None:
             "type": "alert",
             "alert": {"rules": [{"name": "a", "when": "true"}, {"name": "a", "when": "false"}]},
         },
+        "type container needs container.image": {"type": "container"},
+        "container is for type container only": {
+            "type": "count",
+            "container": {"image": "i", "command": ["x"]},
+        },
         "a webhook has exactly one of url or secret": {
             "type": "alert",
             "alert": {"rules": [{"name": "a", "when": "true"}], "webhooks": [{}]},
@@ -209,3 +214,24 @@ def test_alert_rules_go_to_the_consumers_as_json_and_a_webhook_secret_as_env() -
         "name": "DATAWORKS_WEBHOOK_1",
         "valueFrom": {"secretKeyRef": {"name": "slack", "key": "url"}},
     }
+
+
+def test_the_container_processing_runs_the_users_image_with_the_consumer_arguments_as_json() -> None:
+    import json
+
+    own = {"image": "example.com/enricher:1", "command": ["python", "-m", "enricher"], "args": ["-v"],
+           "secretName": "enricher"}  # fmt: skip
+    s = spec(processing={"type": "container", "container": own})
+    [c] = manifests.deployment(OWNER, s, PRESETS["latency"], "img:1", 1)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert c["image"] == "example.com/enricher:1"
+    assert c["command"] == ["python", "-m", "enricher", "-v"]
+    [raw] = [e["value"] for e in c["env"] if e["name"] == "DATAWORKS_CONSUMER"]
+    consume = json.loads(raw)  # `dataworks consume`'s arguments, which the library parses
+    assert consume[consume.index("--consumer") + 1] == "$(POD_NAME)"  # the kubelet expands it in env too
+    assert consume[consume.index("--processing") + 1] == "count"  # the program is the processing
+    assert consume[consume.index("--batch") + 1] == str(PRESETS["latency"].batch_size)
+    assert c["envFrom"] == [{"secretRef": {"name": "enricher"}}]
+    assert any(e["name"] == "REDIS_PASSWORD" for e in c["env"])  # the source's, as for any consumer
+    assert "livenessProbe" in c  # the library touches the alive file as `dataworks consume` does
