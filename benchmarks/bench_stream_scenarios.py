@@ -37,6 +37,7 @@ def main() -> None:
             extra: list[str] = []
             if "kafka:" in path.read_text():
                 if kafka is None:
+                    (Path(d) / "kafka").mkdir()
                     kafka = services.kafka(Path(d) / "kafka")
                     server = kafka.__enter__()
                 extra = ["--kafka", server.bootstrap]
