@@ -14,7 +14,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.local import services
+from tests.local import processes, services
+
+
+@pytest.fixture(autouse=True)
+def _no_consumer_outlives_its_test() -> Iterator[None]:
+    yield
+    processes.reap()
 
 
 @pytest.fixture(scope="session")

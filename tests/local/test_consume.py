@@ -16,9 +16,9 @@ import redis
 
 from dataworks.core.streams.sequences import check
 from tests.local import services
+from tests.local.processes import STARTED
 
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
-STARTED: list[subprocess.Popen[str]] = []
 
 
 @pytest.fixture
@@ -27,16 +27,6 @@ def r(redis_server: services.Redis) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
-
-
-@pytest.fixture(autouse=True)
-def _no_consumer_outlives_its_test() -> Iterator[None]:
-    yield
-    while STARTED:
-        p = STARTED.pop()
-        if p.poll() is None:
-            p.kill()
-        p.communicate()
 
 
 def generate(target: str, *args: str) -> None:

@@ -14,29 +14,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from dataworks.core.streams.sequences import check
 from dataworks.streams import sinks
 from dataworks.streams.reportstore import read_kafka, read_redis, reports_key, reports_topic
 from tests.local import services
+from tests.local.processes import STARTED
 
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
-STARTED: list[subprocess.Popen[str]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_consumer_outlives_its_test() -> Iterator[None]:
-    yield
-    while STARTED:
-        p = STARTED.pop()
-        if p.poll() is None:
-            p.kill()
-        p.communicate()
 
 
 def start(*args: str) -> subprocess.Popen[str]:

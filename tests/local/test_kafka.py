@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,9 @@ from dataworks.streams import sinks
 from dataworks.streams.brokering import Reading
 from dataworks.streams.kafkabrokering import KafkaBroker
 from tests.local import services
+from tests.local.processes import STARTED
 
 CLI = [sys.executable, "-m", "dataworks.cli.main"]
-STARTED: list[subprocess.Popen[str]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_consumer_outlives_its_test() -> Iterator[None]:
-    yield
-    while STARTED:
-        p = STARTED.pop()
-        if p.poll() is None:
-            p.kill()
-        p.communicate()
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ class ClusterStreamingJob:
         self.labels = {BENCH_LABEL: self.name}
         self.spec, self.source = spec, source
         self._desired: int | None = None
-        self.secret: str | None = None
+        self.secret = f"{self.name}-redis"  # created only when the Redis URL holds a password
 
     # ConsumerJob
 
@@ -151,7 +151,6 @@ class ClusterStreamingJob:
         from lightkube.models.meta_v1 import ObjectMeta
         from lightkube.resources.core_v1 import Secret
 
-        self.secret = f"{self.name}-redis"
         data = {"password": base64.b64encode(url.password.encode()).decode()}
         meta = ObjectMeta(name=self.secret, labels=self.labels)
         self.cluster.call(
@@ -190,7 +189,7 @@ class ClusterStreamingJob:
 
         from dataworks.kube import errors
 
-        for kind, name in ((resources.of(api.INFO), self.name), (Secret, f"{self.name}-redis")):
+        for kind, name in ((resources.of(api.INFO), self.name), (Secret, self.secret)):
             try:
                 with errors.typed():
                     self.client.delete(kind, name, namespace=self.ns)
