@@ -70,22 +70,28 @@ def test_the_container_example_runs_the_users_program_on_every_message(
         client, name, namespace, lambda s: (s.get("readyReplicas") or 0) >= 1, "a consumer ready", timeout=90
     )
     sent = tmp_path / "sent.jsonl"
-    for target in (f"redis://:{PASSWORD}@127.0.0.1:{stream_broker.port}/0?stream={namespace}", str(sent)):
-        done = subprocess.run([*CLI, "generate", "-q", "--seed", "3", "--count", str(COUNT), "-o", target],
-                              capture_output=True, check=False)  # fmt: skip
-        assert done.returncode == 0, done.stderr
+    write = [*CLI, "generate", "-q", "--seed", "3", "--count", str(COUNT), "--rate", "3000"]
+    done = subprocess.run([*write, "-o", str(sent)], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
     messages = [json.loads(line) for line in sent.read_text().splitlines()]
     big = {m["message_id"] for m in messages if m["type"] == "trade" and m["price"] * m["volume"] >= 500_000}
     assert big
+    # The same messages into the stream, over ~10 s, so the operator's readings see them flow.
+    target = f"redis://:{PASSWORD}@127.0.0.1:{stream_broker.port}/0?stream={namespace}"
+    producer = subprocess.Popen([*write, "--realtime", "-o", target], stderr=subprocess.PIPE)
     r = redis.Redis(port=stream_broker.port, password=PASSWORD)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     rates = []  # the operator's measure of the group, from the figures the library publishes
-    while time.monotonic() < deadline:
-        rates.append(float(status(client, name, namespace).get("processingRate") or 0))
-        g = next((x for x in r.xinfo_groups(namespace) if x["name"] == b"enrichers"), None)
-        if g is not None and g["entries-read"] == COUNT and g["pending"] == 0:
-            break
-        time.sleep(0.3)
+    try:
+        while time.monotonic() < deadline:
+            rates.append(float(status(client, name, namespace).get("processingRate") or 0))
+            g = next((x for x in r.xinfo_groups(namespace) if x["name"] == b"enrichers"), None)
+            if g is not None and g["entries-read"] == COUNT and g["pending"] == 0:
+                break
+            time.sleep(0.3)
+    finally:
+        _, err = producer.communicate(timeout=60)
+    assert producer.returncode == 0, err
     assert g is not None
     assert (g["entries-read"], g["pending"]) == (COUNT, 0), g
     published = [json.loads(f[b"data"]) for _, f in r.xrange(out_stream)]

@@ -291,6 +291,21 @@ class Kafka:
             [NewTopic(name, num_partitions=partitions, replication_factor=1)]
         ).values():
             future.result(timeout=30)
+        # Created is not yet served: wait until every partition has a leader that answers.
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # not in __all__
+
+        deadline = time.monotonic() + 30
+        tps = {TopicPartition(name, p): OffsetSpec.latest() for p in range(partitions)}
+        while True:
+            try:
+                for f in admin.list_offsets(tps, request_timeout=5).values():
+                    f.result(timeout=10)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import faulthandler
 import importlib
 import json
 import secrets
@@ -524,6 +525,7 @@ def parser(prog: str = "pipeline-ctl") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`dataworks` and its alias `pipeline-ctl` (the name it was called by is the name it shows)."""
+    faulthandler.enable()  # a crash in a C library (librdkafka, DuckDB) prints each thread's stack
     called = Path(sys.argv[0]).name
     args = parser(called if called in {"dataworks", "pipeline-ctl"} else "dataworks").parse_args(argv)
     try:

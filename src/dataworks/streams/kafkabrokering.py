@@ -1,10 +1,15 @@
 """What the operator reads from a StreamingJob's Kafka topic (edge layer).
 
-One reading, at most once per second per StreamingJob, is four admin requests sent together
-through confluent-kafka's AdminClient (no consumer joins the group, so reading never moves a
-partition): the topic's partitions, their earliest and latest offsets, the group's committed
-offsets, and the group's members. core/streamingjobs/kafkalag.py turns the offsets into the
-exact lag, and their sum of high watermarks into the arrival counter.
+One reading, at most once per second per StreamingJob, is four requests sent together: the
+topic's partitions, their earliest and latest offsets and the group's members through
+confluent-kafka's AdminClient, and the group's committed offsets through a consumer bound to
+the group that never subscribes (so it never joins the group, and reading never moves a
+partition). Not the AdminClient's ListConsumerGroupOffsets: librdkafka dereferences a null
+group handle when that request meets NOT_COORDINATOR, as it does while a coordinator loads or
+moves, and the whole process dies of SIGSEGV (confluentinc/librdkafka#5040, open).
+
+core/streamingjobs/kafkalag.py turns the offsets into the exact lag, and their sum of high
+watermarks into the arrival counter.
 
 The consumers' per-second figures (rate, busy time, latency) travel in the metadata string of
 their offset commits (`dataworks consume --kafka`, once a second), so the operator reads them
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from dataworks.core.streamingjobs import kafkalag, measuring
@@ -28,6 +33,8 @@ from dataworks.streams.brokering import Reading, report_of
 
 TIMEOUT = 5.0  # seconds for one reading's requests
 NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: the group has committed nothing there
+ATTEMPTS = 3  # a reading with a retriable error is tried again, this many times in all
+RETRY_SECONDS = 0.5  # before the second attempt; twice that before the third
 
 
 class KafkaBroker:
@@ -36,20 +43,38 @@ class KafkaBroker:
     def __init__(self, bootstrap: str) -> None:
         from confluent_kafka.admin import AdminClient
 
-        self.admin: Any = AdminClient(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": "dataworks-operator",
-                "socket.timeout.ms": 5000,
-                "log_level": 2,  # an unreachable broker is the StreamingJob's BrokerUnreachable condition
-            }
-        )
+        self.settings: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": "dataworks-operator",
+            "socket.timeout.ms": 5000,
+            "log_level": 2,  # an unreachable broker is the StreamingJob's BrokerUnreachable condition
+        }
+        self.admin: Any = AdminClient(self.settings)
+        self.groups: dict[str, Any] = {}  # group -> the consumer that reads its commits
+
+    def _group(self, group: str) -> Any:
+        from confluent_kafka import Consumer
+
+        if group not in self.groups:
+            self.groups[group] = Consumer(self.settings | {"group.id": group, "enable.auto.commit": False})
+        return self.groups[group]
 
     async def read(self, stream: str, group: str, *, start_from: str) -> Reading:
-        return await asyncio.wait_for(self._read(stream, group, start_from), TIMEOUT * 2)
+        from confluent_kafka import KafkaException
+
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await asyncio.wait_for(self._read(stream, group, start_from), TIMEOUT * 2)
+            except KafkaException as e:
+                # A retriable error passes: a new topic's partitions have no leader for a moment
+                # (NOT_LEADER_FOR_PARTITION), and a broker restarting moves leaders.
+                if attempt == ATTEMPTS or not e.args[0].retriable():
+                    raise
+                await asyncio.sleep(RETRY_SECONDS * attempt)
+        raise AssertionError("unreachable")
 
     async def _read(self, topic: str, group: str, start_from: str) -> Reading:
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka import TopicPartition
         from confluent_kafka.admin import OffsetSpec as Spec  # type: ignore[attr-defined]  # not in __all__
 
         spec: Any = Spec  # its methods are unannotated
@@ -63,14 +88,19 @@ class KafkaBroker:
         wait = TIMEOUT
         latest = self.admin.list_offsets({tp: spec.latest() for tp in tps}, request_timeout=wait)
         earliest = self.admin.list_offsets({tp: spec.earliest() for tp in tps}, request_timeout=wait)
-        committed = self.admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, tps)], request_timeout=wait
-        )[group]
+        committed = asyncio.to_thread(self._group(group).committed, tps, timeout=wait)
         described = self.admin.describe_consumer_groups([group], request_timeout=wait)[group]
-        highs = await _results(latest)
-        lows = await _results(earliest)
-        offsets = (await asyncio.wrap_future(committed)).topic_partitions
-        members = await asyncio.wrap_future(described)
+        # Every request is awaited, failed or not, before this returns or raises: none is left
+        # to complete on librdkafka's thread after this reading's event loop has closed.
+        highs, lows, offsets, members = _settled(
+            await asyncio.gather(
+                _results(latest),
+                _results(earliest),
+                committed,
+                asyncio.wrap_future(described),
+                return_exceptions=True,
+            )
+        )
         at = {tp.partition: tp for tp in offsets}
         partitions = {
             tp.partition: kafkalag.Partition(
@@ -98,12 +128,24 @@ class KafkaBroker:
         return None  # a gone member leaves the group by itself (at the session timeout)
 
     async def close(self) -> None:
-        return None
+        for consumer in self.groups.values():
+            await asyncio.to_thread(consumer.close)
+        self.groups.clear()
 
 
 async def _results(futures: dict[Any, Any]) -> dict[int, int]:
-    values = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.values()))
+    values = _settled(
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures.values()), return_exceptions=True)
+    )
     return {tp.partition: v.offset for tp, v in zip(futures, values, strict=True)}
+
+
+def _settled(values: Sequence[Any]) -> Sequence[Any]:
+    """The values of requests that all finished; the first failure raised."""
+    for v in values:
+        if isinstance(v, BaseException):
+            raise v
+    return values
 
 
 def _committed(tp: Any) -> int | None:
