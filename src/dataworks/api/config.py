@@ -70,7 +70,8 @@ class SecretKeyRef(ConfigModel):
 
 
 class Receiver(ConfigModel):
-    """A webhook told when a pipeline fails or a step exhausts its retries."""
+    """A webhook told when a pipeline fails or a step exhausts its retries, and (warnings) of
+    each anomaly of a StreamingJob that begins."""
 
     name: str
     format: Literal["json", "slack"] = Field("json", description="json: our payload; slack: {text: ...}")

@@ -383,6 +383,15 @@ class Decision(StatusModel):
     time: str | None = None
 
 
+class AnomalyStatus(StatusModel):
+    """An anomaly that is active now (core/streamingjobs/anomalies.py), and what is done about it."""
+
+    type: str = Field(description="LatencySpike, ThroughputDrop, ErrorRate, CPUThrottled or OOMKilled.")
+    since: str = Field(description="When it began.")
+    action: str = Field(description="AddConsumer (one consumer more, within maxReplicas) or None.")
+    message: str = ""
+
+
 class StreamingJobStatus(StatusModel):
     """Observed state of the consumers and their stream."""
 
@@ -407,6 +416,7 @@ class StreamingJobStatus(StatusModel):
     latency_p99_ms: float | None = None
     reclaimed: int = Field(0, description="Entries of gone consumers handed to live ones.")
     last_decision: Decision | None = None
+    anomalies: list[AnomalyStatus] = Field(default_factory=list, description="The anomalies active now.")
     last_reconcile_time: str | None = Field(None, description="When this status was last written.")
     message: str | None = None
     conditions: list[Condition] = Field(default_factory=list)

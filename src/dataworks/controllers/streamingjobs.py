@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ from dataworks.controllers.base import Children, Controller, Reader, meta_of, re
 from dataworks.core.kit import conditions
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.plan import Actions, Event, Meta
-from dataworks.core.streamingjobs import measuring, planning, scaling
+from dataworks.core.streamingjobs import anomalies, measuring, planning, scaling
 from dataworks.core.streams import alerts
 from dataworks.kube import errors
 from dataworks.manifests import streamingjobs as manifests
@@ -64,9 +64,24 @@ class Observer(Protocol):
     """The StreamingJob metrics (observability/streaming.py)."""
 
     def observe(
-        self, key: tuple[str, str], spec: Any, st: Any, *, decided: str | None, reclaimed: int
+        self,
+        key: tuple[str, str],
+        spec: Any,
+        st: Any,
+        *,
+        decided: str | None,
+        reclaimed: int,
+        began: Sequence[tuple[str, str]] = (),
     ) -> None: ...
     def forget(self, key: tuple[str, str]) -> None: ...
+
+
+class Notifier(Protocol):
+    """The operator's webhooks (operator/notifying.py): told of each anomaly that begins."""
+
+    def anomaly(
+        self, where: tuple[str, str], kind: str, message: str, action: str, now: datetime
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -90,8 +105,11 @@ class StreamingJobController(Controller):
         brokers: Callable[[str, str, str | None], Broker] = open_broker,
         clock: Callable[[], float] = time.time,
         metrics: Observer | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.image, self.brokers, self.clock, self.metrics = image, brokers, clock, metrics
+        self.notifier = notifier
+        self._watch: dict[tuple[str, str], anomalies.Memory] = {}
         self._brokers: dict[tuple[str, str, str | None], Broker] = {}
         self._samples: dict[tuple[str, str], tuple[measuring.Sample, ...]] = {}
         self._memory: dict[tuple[str, str], scaling.Memory] = {}
@@ -109,6 +127,7 @@ class StreamingJobController(Controller):
     def forget(self, key: tuple[str, str]) -> None:
         self._samples.pop(key, None)
         self._memory.pop(key, None)
+        self._watch.pop(key, None)
         if self.metrics is not None:
             self.metrics.forget(key)
 
@@ -123,7 +142,7 @@ class StreamingJobController(Controller):
             for p in children.get("Pod", [])
             if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         )
-        seen = planning.Observed(deployment=deployment, pods=pods)
+        seen = planning.Observed(deployment=deployment, pods=pods, oom_killed=_oom_killed(children))
         try:
             spec = api.StreamingJobSpec.model_validate(obj.get("spec") or {})
         except ValidationError:
@@ -188,8 +207,12 @@ class StreamingJobController(Controller):
             else Observed(planning.Observed(_deployment(children), None), {})
         )
         key = (m.namespace, m.name)
-        p = planning.plan(m, spec, old, got.seen, memory=self._memory.get(key, scaling.Memory()), now=now)
-        self._memory[key] = p.memory
+        memory, watch = self._memory.get(key, scaling.Memory()), self._watch.get(key)
+        p = planning.plan(m, spec, old, got.seen, memory=memory, now=now, watch=watch)
+        self._memory[key], self._watch[key] = p.memory, p.watch
+        if self.notifier is not None:
+            for a in p.began:
+                self.notifier.anomaly(key, a.kind, a.message, a.action, now)
         actions = Actions(events=list(p.events), requeue_at=p.requeue_at)
         if got.reclaimed:
             total = sum(got.reclaimed.values())
@@ -222,7 +245,9 @@ class StreamingJobController(Controller):
         if self.metrics is not None:
             before, after = old.last_decision if old else None, p.status.last_decision
             decided = after.reason if after is not None and after != before else None
-            self.metrics.observe(key, spec, p.status, decided=decided, reclaimed=sum(got.reclaimed.values()))
+            began = [(a.kind, a.action) for a in p.began]
+            reclaimed = sum(got.reclaimed.values())
+            self.metrics.observe(key, spec, p.status, decided=decided, reclaimed=reclaimed, began=began)
         return actions
 
 
@@ -241,6 +266,17 @@ def _deployment(children: Children) -> planning.Deployment | None:
         current=int(status.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
     )
+
+
+def _oom_killed(children: Children) -> frozenset[str]:
+    """ "<pod>#<restart count>" of each consumer container whose last end was an OOM kill."""
+    out = set()
+    for p in children.get("Pod", []):
+        for c in (p.get("status") or {}).get("containerStatuses") or []:
+            ended = ((c.get("lastState") or {}).get("terminated")) or {}
+            if ended.get("reason") == "OOMKilled":
+                out.add(f"{p['metadata']['name']}#{c.get('restartCount', 0)}")
+    return frozenset(out)
 
 
 def _ready(pod: dict[str, Any]) -> bool:

@@ -3,21 +3,25 @@
 Per StreamingJob (labels namespace and streamingjob; removed when it is deleted, so bounded by
 the StreamingJobs that exist), set on every reconcile, about once a second: the lag, the
 entries pending, the arrival and processing rates, the consumers' p99 latency, the replicas it
-has and wants, whether the broker could be read, whether it is stalled, and the active strategy.
-Counters: scale decisions by reason (one per decision that changed the count or its reason) and
-entries reclaimed from gone consumers.
+has and wants, whether the broker could be read, whether it is stalled, the active strategy,
+and each anomaly type (1 while active). Counters: scale decisions by reason (one per decision
+that changed the count or its reason), entries reclaimed from gone consumers, and anomalies
+that began, by type and action.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dataworks.api import streamingjob as api
 from dataworks.core.kit import conditions
+from dataworks.core.streamingjobs import anomalies
 
 STRATEGIES = ("throughput", "latency", "cost")
+ANOMALIES = tuple(anomalies.FOR)
 
 
 class StreamingMetrics:
@@ -47,6 +51,17 @@ class StreamingMetrics:
             ["reason"],
             registry=r,
         )
+        self.anomaly = gauge(
+            "streamingjob_anomaly",
+            "1 while the anomaly is active (core/streamingjobs/anomalies.py)",
+            ("type",),
+        )
+        self.anomalies = Counter(
+            "streamingjob_anomalies",
+            "Anomalies that began, by type and the action taken",
+            ["type", "action"],
+            registry=r,
+        )
         self.reclaimed = Counter(
             "streamingjob_reclaimed_messages",
             "Pending entries of gone consumers handed to live ones",
@@ -70,6 +85,7 @@ class StreamingMetrics:
         *,
         decided: str | None,
         reclaimed: int,
+        began: Sequence[tuple[str, str]] = (),
     ) -> None:
         """One reconcile's figures; `decided` is the reason of a new decision, if one was made."""
         values = {
@@ -82,7 +98,7 @@ class StreamingMetrics:
             self.desired: st.desired_replicas,
             self.max_replicas: spec.scaling.max_replicas,
             self.queue_delay_slo: spec.scaling.queue_delay_seconds,
-            self.broker_up: 0 if conditions.is_true(st.conditions, "Degraded") else 1,
+            self.broker_up: 0 if _unreachable(st) else 1,
             self.stalled: 1 if conditions.is_true(st.conditions, "Stalled") else 0,
         }
         for g, v in values.items():
@@ -90,6 +106,11 @@ class StreamingMetrics:
                 g.labels(*key).set(v)
         for name in STRATEGIES:
             self.strategy.labels(*key, name).set(1 if st.strategy == name else 0)
+        active = {a.type for a in st.anomalies}
+        for kind in ANOMALIES:
+            self.anomaly.labels(*key, kind).set(1 if kind in active else 0)
+        for kind, action in began:
+            self.anomalies.labels(type=kind, action=action).inc()
         if decided:
             self.decisions.labels(reason=decided).inc()
         if reclaimed:
@@ -102,3 +123,12 @@ class StreamingMetrics:
         for name in STRATEGIES:
             with contextlib.suppress(KeyError):
                 self.strategy.remove(*key, name)
+        for kind in ANOMALIES:
+            with contextlib.suppress(KeyError):
+                self.anomaly.remove(*key, kind)
+
+
+def _unreachable(st: api.StreamingJobStatus) -> bool:
+    return any(
+        c.type == "Degraded" and c.status == "True" and c.reason == "BrokerUnreachable" for c in st.conditions
+    )

@@ -147,7 +147,7 @@ def _trainingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier |
 
 
 def _streamingjobs(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:
-    return StreamingJobController(config.streaming_jobs.image, metrics=metrics.streaming)
+    return StreamingJobController(config.streaming_jobs.image, metrics=metrics.streaming, notifier=notifier)
 
 
 def _jobhandler(config: OperatorConfig, metrics: Metrics, notifier: Notifier | None) -> Controller:

@@ -67,6 +67,41 @@ class Notifier:
             except asyncio.QueueFull:
                 log.warning("notification queue of %s full: dropping a notice", notice.receiver.name)
 
+    def anomaly(self, where: tuple[str, str], kind: str, message: str, action: str, now: datetime) -> None:
+        """Enqueue a StreamingJob's anomaly (a warning) for each receiver that takes warnings,
+        within its cooldown per StreamingJob; returns at once."""
+        namespace, name = where
+        hint = f"dataworks describe stj/{name} -n {namespace}"
+        for r in self.config.notifications:
+            if r.min_severity != "warning":
+                continue
+            key = (r.name, namespace, f"StreamingJob/{name}")
+            sent = self.last_sent.get(key)
+            if sent is not None and (now - sent).total_seconds() < r.cooldown_seconds:
+                continue
+            self.last_sent[key] = now
+            if r.format == "slack":
+                body: dict[str, Any] = {
+                    "text": f":warning: *{namespace}/{name}*: {kind}\n> {message}\n`{hint}`"
+                }
+            else:
+                body = {
+                    "severity": "warning",
+                    "kind": "StreamingJob",
+                    "namespace": namespace,
+                    "name": name,
+                    "reason": kind,
+                    "summary": f"anomaly: {kind}",
+                    "message": message,
+                    "action": action,
+                    "hint": hint,
+                }
+            notice = notifying.Notice(r, "warning", namespace, name, None, kind, message, body=body)
+            try:
+                self.queues[r.name].put_nowait(notice)
+            except asyncio.QueueFull:
+                log.warning("notification queue of %s full: dropping a notice", r.name)
+
     async def _url(self, ref: Any) -> str:
         key = (ref.name, ref.key)
         cached = self._urls.get(key)

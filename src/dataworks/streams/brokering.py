@@ -145,6 +145,8 @@ def report_of(consumer: str, row: Any) -> measuring.Report | None:
             seconds=float(row.get("seconds", 1.0)),
             p50_ms=row.get("p50"),
             p99_ms=row.get("p99"),
+            errors=int(row.get("errors") or 0),
+            throttled=row.get("throttled"),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

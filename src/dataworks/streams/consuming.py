@@ -251,13 +251,14 @@ class Consumer:
         what it really achieves, Redis round trips and a shared CPU included."""
         t = time.perf_counter()
         kept: list[dict[str, Any]] | None = [] if self.batches is not None else None
+        errors = self.report.errors
         stamps = self.counting.count([_data(fields) for _, fields in entries], kept)
         if self.batches is not None and kept:
             self.batches.write(kept)  # before the batch's XACK
         self.unacked += [e[0] for e in entries]  # acknowledged with the next read, or on stop
         busy = time.perf_counter() - t
         self.report.busy_seconds += busy
-        self.stats.add(stamps, busy + read_seconds, time.time())
+        self.stats.add(stamps, busy + read_seconds, time.time(), errors=self.report.errors - errors)
 
 
 def _data(fields: list[bytes]) -> bytes | None:

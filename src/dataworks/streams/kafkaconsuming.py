@@ -132,12 +132,13 @@ class KafkaConsumer:
             payloads.append(m.value())
             self.offsets[m.partition()] = m.offset() + 1
         kept: list[dict[str, Any]] | None = [] if self.batches is not None else None
+        errors = self.report.errors
         stamps = self.counting.count(payloads, kept)
         if self.batches is not None and kept:
             self.batches.write(kept)  # before the offsets are committed
         busy = time.perf_counter() - t
         self.report.busy_seconds += busy
-        self.stats.add(stamps, busy + read_seconds, time.time())
+        self.stats.add(stamps, busy + read_seconds, time.time(), errors=self.report.errors - errors)
 
     def _commit(self, *, force: bool = False, partitions: list[int] | None = None) -> None:
         """Commit what was processed (and, with a report store, commit the report first)."""

@@ -71,22 +71,34 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+CPU_STAT = "/sys/fs/cgroup/cpu.stat"  # cgroup v2, as a container sees its own
+
+
 class Stats:
     """Per-second figures, appended as JSON lines to a file when one is given: messages and
     busy time in the second, and end-to-end latency (wall clock at processing minus the
     message's `timestamp`) as p50, p99 and p99.9 in ms; over the run, a mergeable histogram
-    (core/streams/latency.py)."""
+    (core/streams/latency.py). Also the messages that were errors, and, under a CPU limit, the
+    share of the second's CPU periods the kernel throttled (the operator's anomaly tests)."""
 
-    def __init__(self, path: str | None, publish: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        publish: Callable[[dict[str, Any]], None] | None = None,
+        cpu_stat: str = CPU_STAT,
+    ) -> None:
         self.out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (kept for the run)
         self.publish = publish  # also given each second's row (a StreamingJob's consumers report it)
         self.second: list[np.ndarray] = []
         self.busy = 0.0
         self.count = 0
+        self.errors = 0
+        self.throttling = Throttling(cpu_stat)
         self.started = time.monotonic()
         self.histogram = np.zeros(latency.EDGES.size + 1, dtype=np.int64)
 
-    def add(self, stamps_us: list[int], busy: float, now: float) -> None:
+    def add(self, stamps_us: list[int], busy: float, now: float, *, errors: int = 0) -> None:
+        self.errors += errors
         if stamps_us:
             seconds = now - np.asarray(stamps_us, dtype=np.float64) / 1e6
             self.second.append(seconds)
@@ -104,7 +116,11 @@ class Stats:
                 "processed": self.count,
                 "busy": round(self.busy, 4),
                 "seconds": round(now - self.started, 3),
+                "errors": self.errors,
             }
+            throttled = self.throttling.share()
+            if throttled is not None:
+                row["throttled"] = round(throttled, 3)
             if self.second:
                 p = np.percentile(np.concatenate(self.second) * 1000, [50, 99, 99.9])
                 row |= {
@@ -116,7 +132,31 @@ class Stats:
                 self.out.write(json.dumps(row) + "\n")
             if self.publish is not None:
                 self.publish(row)
-        self.second, self.busy, self.count, self.started = [], 0.0, 0, now
+        self.second, self.busy, self.count, self.errors, self.started = [], 0.0, 0, 0, now
+
+
+class Throttling:
+    """The share of CPU periods throttled since the last call, from the cgroup v2 `cpu.stat`
+    of this process's container; None without a CPU limit (no periods) or without the file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.last = self._read()
+
+    def _read(self) -> tuple[int, int] | None:
+        try:
+            with open(self.path) as f:
+                fields = dict(line.split() for line in f if line.strip())
+            return int(fields["nr_periods"]), int(fields["nr_throttled"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def share(self) -> float | None:
+        now, last = self._read(), self.last
+        self.last = now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        return (now[1] - last[1]) / (now[0] - last[0])
 
 
 class BatchProcessor(Protocol):

@@ -27,6 +27,7 @@ class Notice:
     step: str | None
     reason: str | None
     message: str | None
+    body: dict[str, Any] | None = None  # another kind's payload, already made (a StreamingJob's anomaly)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -90,6 +91,8 @@ def notices(
 
 def payload(n: Notice) -> dict[str, Any]:
     """The body one receiver gets: our JSON, or a Slack-compatible message."""
+    if n.body is not None:
+        return n.body
     hint = f"dataworks describe {n.pipeline} -n {n.namespace}"
     if n.step:
         hint += f"; dataworks logs {n.pipeline} -n {n.namespace} --step {n.step}"

@@ -55,6 +55,8 @@ class Report:
     seconds: float = 1.0  # how long "that second" lasted (a blocking read may stretch it)
     p50_ms: float | None = None
     p99_ms: float | None = None
+    errors: int = 0  # messages in that second that were errors (not JSON, no id)
+    throttled: float | None = None  # share of its CPU periods throttled (None: no CPU limit)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class Group:
     p50_ms: float | None
     p99_ms: float | None
     reporting: int  # consumers with a fresh report
+    messages: int = 0  # messages the fresh reports read: processed and errors
+    error_share: float | None = None  # errors / messages
+    throttled_share: float | None = None  # the most throttled consumer's share
 
 
 MIN_BUSY = 0.01  # seconds: a second busier than this measures a consumer's rate
@@ -76,10 +81,15 @@ def group(reports: list[Report], now: float) -> Group:
     rates = [r.processed / r.busy for r in fresh if r.busy >= MIN_BUSY]
     p50s = [r.p50_ms for r in fresh if r.p50_ms is not None]
     p99s = [r.p99_ms for r in fresh if r.p99_ms is not None]
+    messages = sum(r.processed + r.errors for r in fresh)
+    throttled = [r.throttled for r in fresh if r.throttled is not None]
     return Group(
         processing_rate=sum(r.processed / max(r.seconds, 0.001) for r in fresh),
         consumer_rate=statistics.median(rates) if rates else None,
         p50_ms=statistics.median(p50s) if p50s else None,
         p99_ms=max(p99s) if p99s else None,
         reporting=len(fresh),
+        messages=messages,
+        error_share=sum(r.errors for r in fresh) / messages if messages else None,
+        throttled_share=max(throttled) if throttled else None,
     )

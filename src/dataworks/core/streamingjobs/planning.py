@@ -13,7 +13,10 @@ read from the broker, `plan` decides:
 - the status, and whether it is due: at most one write per `WRITE_EVERY` seconds, unless the
   state, a condition, the replica counts or the strategy changed;
 - the Events: a scale decision that changes the count, a strategy switch, a broker that
-  cannot be read (once per change of its message).
+  cannot be read (once per change of its message);
+- the anomalies (anomalies.py): each that begins is an Event, the Degraded condition and an
+  entry of `status.anomalies`; one whose action is AddConsumer asks for one consumer more
+  than the autoscaler, within maxReplicas (and the partitions), while it lasts.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from dataworks.api import streamingjob as api
 from dataworks.core.kit import conditions
 from dataworks.core.kit.clock import parse_ts, ts
 from dataworks.core.kit.plan import Event, Meta
+from dataworks.core.streamingjobs import anomalies, measuring, scaling, strategies
 from dataworks.core.streamingjobs import lag as lags
-from dataworks.core.streamingjobs import measuring, scaling, strategies
 
 WRITE_EVERY = 5.0  # seconds between status writes that change figures only
 READ_EVERY = 1.0  # seconds between readings of the broker
@@ -60,6 +63,7 @@ class Observed:
     broker: Broker | None = None
     broker_error: str | None = None
     arrival_rate: float | None = None
+    oom_killed: frozenset[str] = frozenset()  # "<pod>#<restart>" of consumer containers OOMKilled
 
 
 @dataclass
@@ -73,6 +77,8 @@ class Plan:
     forget: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     requeue_at: datetime | None = None
+    watch: anomalies.Memory = field(default_factory=anomalies.Memory)
+    began: list[anomalies.Anomaly] = field(default_factory=list)
 
 
 def plan(
@@ -83,6 +89,7 @@ def plan(
     *,
     memory: scaling.Memory,
     now: datetime,
+    watch: anomalies.Memory | None = None,
 ) -> Plan:
     st = old.model_copy(deep=True) if old is not None else api.StreamingJobStatus()
     st.observed_generation = meta.generation
@@ -107,7 +114,9 @@ def plan(
         st.latency_p50_ms, st.latency_p99_ms = b.group.p50_ms, b.group.p99_ms
     st.arrival_rate = _round(seen.arrival_rate)
 
+    watch, began = _anomalies(watch or anomalies.Memory(), spec, seen, now, events)
     replicas, decision, memory = _decide(spec, active.strategy, seen, current, memory=memory, now=now)
+    replicas, decision = _relief(spec, seen, watch, replicas, decision)
     last = st.last_decision
     if decision is not None and (
         last is None or (decision.replicas, decision.reason) != (last.replicas, last.reason)
@@ -121,6 +130,10 @@ def plan(
     st.replicas = dep.current if dep is not None else 0
     st.ready_replicas = dep.ready if dep is not None else 0
 
+    st.anomalies = [
+        api.AnomalyStatus(type=a.kind, since=ts(a.since), action=a.action, message=a.message)
+        for a in sorted(watch.active.values(), key=lambda a: (a.since, a.kind))
+    ]
     reclaim, forget = gone(seen)
     _state_and_conditions(st, spec, seen, replicas, generation=meta.generation, now=now, events=events)
     write = _due(old, st, now)
@@ -138,6 +151,60 @@ def plan(
         forget=forget,
         events=events,
         requeue_at=now + timedelta(seconds=READ_EVERY),
+        watch=watch,
+        began=began,
+    )
+
+
+def _anomalies(
+    m: anomalies.Memory, spec: api.StreamingJobSpec, seen: Observed, now: datetime, events: list[Event]
+) -> tuple[anomalies.Memory, list[anomalies.Anomaly]]:
+    """This reading judged (not while suspended, nor without a reading: no figure, no anomaly)."""
+    b = seen.broker
+    if spec.suspend or b is None:
+        return m, []
+    g = b.group
+    sample = anomalies.Sample(
+        p99_ms=g.p99_ms,
+        processing_rate=g.processing_rate,
+        arrival_rate=seen.arrival_rate,
+        lag=b.lag.entries,
+        error_share=g.error_share,
+        messages=g.messages,
+        throttled_share=g.throttled_share,
+        oom_killed=seen.oom_killed,
+    )
+    m, began, cleared = anomalies.detect(m, sample, now)
+    events += [Event("Warning", a.kind, a.message) for a in began]
+    for a in cleared:
+        lasted = (now - a.since).total_seconds()
+        events.append(Event("Normal", "AnomalyCleared", f"{a.kind} cleared after {lasted:.0f} s"))
+    return m, began
+
+
+def _relief(
+    spec: api.StreamingJobSpec,
+    seen: Observed,
+    m: anomalies.Memory,
+    replicas: int,
+    decision: api.Decision | None,
+) -> tuple[int, api.Decision | None]:
+    """One consumer more than the autoscaler decided while an anomaly asks for it (never over
+    a manual count, while suspended, or beyond maxReplicas and the partitions)."""
+    if not anomalies.extra_consumers(m) or decision is None or spec.replicas is not None or spec.suspend:
+        return replicas, decision
+    b = seen.broker
+    most = (
+        min(spec.scaling.max_replicas, b.partitions)
+        if b is not None and b.partitions
+        else spec.scaling.max_replicas
+    )
+    if replicas >= most or replicas == 0:
+        return replicas, decision
+    kinds = ", ".join(sorted(k for k, a in m.active.items() if a.action == "AddConsumer"))
+    message = f"{decision.message}; one consumer more for {kinds}"
+    return replicas + 1, decision.model_copy(
+        update={"replicas": replicas + 1, "reason": "Anomaly", "message": message}
     )
 
 
@@ -244,6 +311,10 @@ def _state_and_conditions(
             events.append(Event("Warning", "BrokerUnreachable", seen.broker_error))
         st.state, st.message = "Degraded", seen.broker_error
         cond("Degraded", True, "BrokerUnreachable", seen.broker_error)
+    elif st.anomalies:
+        st.message = None
+        first = st.anomalies[0]
+        cond("Degraded", True, first.type, first.message)
     else:
         st.message = None
         cond("Degraded", False, "BrokerReadable", "the stream and its group were read")
@@ -290,7 +361,8 @@ def _shape(s: api.StreamingJobStatus) -> tuple[object, ...]:
     decided = (s.last_decision.replicas, s.last_decision.reason) if s.last_decision else None
     counts = (s.replicas, s.ready_replicas, s.desired_replicas, s.partitions)
     conds = tuple((c.type, c.status, c.reason) for c in s.conditions)
-    return (s.state, counts, s.strategy, s.message, s.observed_generation, s.selector, conds, decided)
+    kinds = tuple(a.type for a in s.anomalies)
+    return (s.state, counts, s.strategy, s.message, s.observed_generation, s.selector, conds, decided, kinds)
 
 
 def _windows(spec: api.StreamingJobSpec) -> list[strategies.Window]:
