@@ -53,6 +53,8 @@ def exported() -> set[str]:
     sj.strategy.labels("ns", "stj", "cost").set(1)
     sj.decisions.labels(reason="ScaleUp").inc()
     sj.reclaimed.inc()
+    sj.anomaly.labels("ns", "stj", "LatencySpike").set(1)
+    sj.anomalies.labels(type="LatencySpike", action="AddConsumer").inc()
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 
@@ -65,7 +67,7 @@ def referenced(expr: str) -> set[str]:
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     check = promtool("check", "rules", "rules.yaml")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "13 rules found" in check.stdout
+    assert "14 rules found" in check.stdout
     tested = promtool("test", "rules", "rules_test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
@@ -90,6 +92,7 @@ def test_prometheus_rule_carries_exactly_the_tested_rules() -> None:
         "StreamingJobAtMaxReplicas",
         "StreamingJobBrokerUnreachable",
         "StreamingJobStalled",
+        "StreamingJobAnomaly",
     }
     runbook = (ROOT / "docs" / "runbook.md").read_text()
     for name, rule in alerts.items():
@@ -128,6 +131,8 @@ def test_every_rule_and_dashboard_query_uses_exported_metrics() -> None:
         "streamingjob_latency_p99_seconds",
         "streamingjob_scale_decisions_total",
         "streamingjob_reclaimed_messages_total",
+        "streamingjob_anomaly",
+        "streamingjob_anomalies_total",
     ):
         assert wanted in used
 

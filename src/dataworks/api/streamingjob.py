@@ -378,7 +378,9 @@ class Decision(StatusModel):
     """The autoscaler's last decision."""
 
     replicas: int
-    reason: str = Field(description="ScaleUp, ScaleDown, ScaleToZero, WakeUp, Steady, Stabilizing, Manual.")
+    reason: str = Field(
+        description="ScaleUp, ScaleDown, ScaleToZero, WakeUp, Steady, Stabilizing, Manual, Anomaly."
+    )
     message: str = ""
     time: str | None = None
 

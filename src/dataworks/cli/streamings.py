@@ -66,6 +66,8 @@ def lines(obj: dict[str, Any]) -> list[str]:
         )
     if st.get("reclaimed"):
         out.append(f"Reclaimed:   {st['reclaimed']:,} entries of gone consumers")
+    for a in st.get("anomalies") or []:
+        out.append(f"Anomaly:     {a.get('type')} since {a.get('since')}: {a.get('message') or ''}".rstrip())
     out.append(f"Updated:     {st.get('lastReconcileTime') or '-'}")
     for c in st.get("conditions") or []:
         out.append(f"Condition:   {c.get('type')}={c.get('status')}  {c.get('reason') or ''}".rstrip())
