@@ -274,14 +274,27 @@ KAFKA_LIB = Path(__file__).resolve().parents[2] / "test" / "kafka" / "lib"
 KAFKA_CLUSTER_ID = "ZGF0YXdvcmtzLXRlc3RzAA"  # any 22-character base64url id; one per data dir
 
 
+KAFKA_USER, KAFKA_USER_PASSWORD = "alice", "alice-s3cret"  # the SASL user (PLAIN and SCRAM-SHA-256)
+
+
 @dataclass(frozen=True)
 class Kafka:
     port: int
     dir: Path
+    secure_port: int = 0  # SASL_SSL (PLAIN, SCRAM-SHA-256), the certificate signed by `ca`
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.secure_port}"
+
+    @property
+    def ca(self) -> str:
+        """The PEM of the CA that signed the broker's certificate."""
+        return (self.dir / "tls" / "ca.crt").read_text()
 
     def create_topic(self, name: str, partitions: int) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
@@ -316,19 +329,30 @@ def kafka(base: Path, *, session_timeout_ms: int = 6000) -> Iterator[Kafka]:
     move within a test's patience; everything else is the broker's default."""
     if not any(KAFKA_LIB.glob("kafka_2.13-*.jar")):
         raise RuntimeError(f"no Kafka jars in {KAFKA_LIB}: run `make kafka` (Maven and a JDK 17+)")
-    port, controller = free_port(), free_port()
+    port, secure, controller = free_port(), free_port(), free_port()
     data = base / "data"
     props = base / "server.properties"
+    keystore = _certificates(base / "tls")
+    jaas = f'user_{KAFKA_USER}="{KAFKA_USER_PASSWORD}";'
     props.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{secure},"
+                f"CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{secure}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+                "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256",
+                "listener.name.sasl_ssl.plain.sasl.jaas.config="
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {jaas}",
+                "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+                f"listener.name.sasl_ssl.ssl.keystore.location={keystore}",
                 f"log.dirs={data}",
                 "num.partitions=1",
                 "offsets.topic.replication.factor=1",
@@ -346,7 +370,17 @@ def kafka(base: Path, *, session_timeout_ms: int = 6000) -> Iterator[Kafka]:
     )
     java = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", f"{KAFKA_LIB}/*"]
     subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", KAFKA_CLUSTER_ID, "-c", str(props)],
+        [
+            *java,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            KAFKA_CLUSTER_ID,
+            "-c",
+            str(props),
+            "--add-scram",
+            f"SCRAM-SHA-256=[name={KAFKA_USER},password={KAFKA_USER_PASSWORD}]",
+        ],
         check=True,
         capture_output=True,
     )
@@ -355,7 +389,7 @@ def kafka(base: Path, *, session_timeout_ms: int = 6000) -> Iterator[Kafka]:
     try:
         wait_port(port, timeout=60)
         _wait_kafka_ready(f"127.0.0.1:{port}", proc)
-        yield Kafka(port, base)
+        yield Kafka(port, base, secure)
     finally:
         proc.terminate()
         try:
@@ -364,6 +398,27 @@ def kafka(base: Path, *, session_timeout_ms: int = 6000) -> Iterator[Kafka]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+def _certificates(where: Path) -> Path:
+    """A CA and a broker certificate for 127.0.0.1 signed by it, made with openssl; the PEM
+    keystore Kafka reads (the key, then the certificate)."""
+    where.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=where)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=dataworks tests CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "broker.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    openssl("pkcs8", "-topk8", "-nocrypt", "-in", "broker.key", "-out", "broker.p8")
+    keystore = where / "broker.pem"
+    keystore.write_text((where / "broker.p8").read_text() + (where / "broker.crt").read_text())
+    return keystore
 
 
 def _wait_kafka_ready(bootstrap: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:

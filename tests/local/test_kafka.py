@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -185,3 +186,58 @@ def test_a_killed_consumers_partitions_move_and_nothing_is_lost(
     assert result["lost"] == 0
     assert result["distinct"] == 100000
     assert read(kafka_server, topic).lag.entries == 0
+
+
+def secure(
+    kafka: services.Kafka, mechanism: str, password: str = services.KAFKA_USER_PASSWORD
+) -> dict[str, str]:
+    """The KAFKA_* variables of a SASL_SSL client (streams/kafkaconf.py)."""
+    return {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": mechanism,
+        "KAFKA_SASL_USERNAME": services.KAFKA_USER,
+        "KAFKA_SASL_PASSWORD": password,
+        "KAFKA_SSL_CA_PEM": kafka.ca,
+    }
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+def test_a_consumer_and_the_operators_reading_over_sasl_and_tls(
+    kafka_server: services.Kafka, topic: str, tmp_path: Path, mechanism: str
+) -> None:
+    """The broker's SASL_SSL listener (its certificate signed by the tests' CA): the consumer
+    takes its credentials from the environment only; the operator's reader from its argument."""
+    from dataworks.streams import kafkaconf
+
+    sent = produce(kafka_server, topic, tmp_path, "--seed", "6", "--count", "2000", partitions=2)
+    env = {**os.environ, **secure(kafka_server, mechanism)}
+    cmd = [*CLI, "consume", "--kafka", kafka_server.secure_bootstrap, "--topic", topic, "--group", "g"]
+    done = subprocess.run(
+        [*cmd, "--consumer", "c1", "--limit", "2000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert check([json.loads(done.stdout)], last_sequences(sent))["lost"] == 0
+    security = kafkaconf.from_env(secure(kafka_server, mechanism))
+    reader = KafkaBroker(kafka_server.secure_bootstrap, security)
+    reading = asyncio.run(reader.read(topic, "g", start_from="earliest"))
+    assert (reading.lag.entries, reading.added, reading.partitions) == (0, 2000, 2)
+    # A wrong password: the consumer stops with the broker's reason, and the reading fails.
+    wrong = {**env, "KAFKA_SASL_PASSWORD": "wrong"}
+    refused = subprocess.run(
+        [*cmd, "--consumer", "c2", "--idle-exit", "8"],
+        env=wrong,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "Authentication failed" in refused.stderr, refused.stderr[-2000:]
+    bad = KafkaBroker(kafka_server.secure_bootstrap, security | {"sasl.password": "wrong"})
+    with pytest.raises(Exception, match=r"(?i)authentication"):
+        asyncio.run(bad.read(topic, "g", start_from="earliest"))

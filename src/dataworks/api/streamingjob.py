@@ -69,13 +69,47 @@ class RedisSource(Model):
 KAFKA_SERVERS = r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$"
 
 
+class KafkaTLS(Model):
+    """TLS to the brokers (security.protocol SSL, or SASL_SSL with `sasl`)."""
+
+    ca_secret: SecretKey | None = Field(
+        None,
+        description="The Secret key holding the CA certificate(s) in PEM that signed the brokers' "
+        "certificates; the system's CAs when absent.",
+    )
+
+
+class KafkaSASL(Model):
+    """SASL authentication to the brokers (security.protocol SASL_SSL with `tls`, else
+    SASL_PLAINTEXT, which sends a PLAIN password in the clear: use it with `tls`)."""
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="The SASL mechanism the brokers' listener enables."
+    )
+    secret_name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_LABEL,
+        description="The Secret holding the username and the password (the consumers get them as "
+        "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; the operator reads them, get by name, to "
+        "measure the group's lag).",
+    )
+    username_key: str = Field("username", min_length=1, description="The username's key in the Secret.")
+    password_key: str = Field("password", min_length=1, description="The password's key in the Secret.")
+
+    def protocol(self, tls: KafkaTLS | None) -> str:
+        return "SASL_SSL" if tls is not None else "SASL_PLAINTEXT"
+
+
 class KafkaSource(Model):
     """A Kafka topic read by one consumer group (the KIP-848 `consumer` group protocol)."""
 
     bootstrap_servers: str = Field(
         pattern=KAFKA_SERVERS,
-        description="HOST:PORT[,HOST:PORT...] of the brokers (plaintext), with no credential in it.",
+        description="HOST:PORT[,HOST:PORT...] of the brokers, with no credential in it.",
     )
+    tls: KafkaTLS | None = Field(None, description="Connect with TLS ({} trusts the system's CAs).")
+    sasl: KafkaSASL | None = Field(None, description="Authenticate with SASL, from a Secret.")
     topic: str = Field(
         min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$", description="The topic's name."
     )
@@ -97,6 +131,30 @@ class Target:
     group: str
     start_from: Literal["earliest", "latest"]
     password_secret: SecretKey | None = None
+    kafka: KafkaSource | None = None  # its TLS and SASL settings
+
+    def secret_keys(self) -> list[tuple[str, SecretKey]]:
+        """(environment variable, Secret key) of each credential the consumers get."""
+        if self.kafka is None:
+            return [("REDIS_PASSWORD", self.password_secret)] if self.password_secret else []
+        k, out = self.kafka, []
+        if k.sasl is not None:
+            out += [
+                ("KAFKA_SASL_USERNAME", SecretKey(name=k.sasl.secret_name, key=k.sasl.username_key)),
+                ("KAFKA_SASL_PASSWORD", SecretKey(name=k.sasl.secret_name, key=k.sasl.password_key)),
+            ]
+        if k.tls is not None and k.tls.ca_secret is not None:
+            out.append(("KAFKA_SSL_CA_PEM", k.tls.ca_secret))
+        return out
+
+    def kafka_settings(self) -> dict[str, str]:
+        """The environment variables of the Kafka security settings that are no credential."""
+        k = self.kafka
+        if k is None or (k.tls is None and k.sasl is None):
+            return {}
+        if k.sasl is None:
+            return {"KAFKA_SECURITY_PROTOCOL": "SSL"}
+        return {"KAFKA_SECURITY_PROTOCOL": k.sasl.protocol(k.tls), "KAFKA_SASL_MECHANISM": k.sasl.mechanism}
 
 
 class Source(Model):
@@ -125,7 +183,7 @@ class Source(Model):
     def target(self) -> Target:
         if self.kafka is not None:
             k = self.kafka
-            return Target("kafka", k.bootstrap_servers, k.topic, k.group, k.start_from)
+            return Target("kafka", k.bootstrap_servers, k.topic, k.group, k.start_from, kafka=k)
         assert self.redis is not None  # _one
         r = self.redis
         return Target("redis", r.address, r.stream, r.group, r.start_from, r.password_secret)

@@ -184,7 +184,7 @@ def _alert_writer(args: argparse.Namespace, out: Any) -> Any:
 
 
 def _consume_kafka(args: argparse.Namespace) -> int:
-    from dataworks.streams.kafkaconsuming import KafkaConsumer
+    from dataworks.streams.kafkaconsuming import KafkaConsumer, Refused
     from dataworks.streams.processing import Stats
 
     if not args.topic or args.stream:
@@ -214,7 +214,11 @@ def _consume_kafka(args: argparse.Namespace) -> int:
         publish=args.publish_stats,
         batches=args.batches,
     )
-    print(json.dumps(consumer.run(limit=args.limit, idle_exit=args.idle_exit).to_json()))
+    try:
+        report = consumer.run(limit=args.limit, idle_exit=args.idle_exit)
+    except Refused as e:
+        fail(f"{e} (the KAFKA_* variables set the security protocol, SASL and the CA)", EXIT_CLUSTER)
+    print(json.dumps(report.to_json()))
     return EXIT_OK
 
 

@@ -50,14 +50,31 @@ class Broker(Protocol):
     async def forget(self, stream: str, group: str, consumer: str) -> None: ...
 
 
-def open_broker(kind: str, address: str, password: str | None) -> Broker:
+Credentials = tuple[tuple[str, str], ...]  # (environment variable, value) of each, as the consumers get them
+
+
+def open_broker(kind: str, address: str, credentials: Credentials) -> Broker:
+    given = dict(credentials)
     if kind == "kafka":
+        from dataworks.streams import kafkaconf
         from dataworks.streams.kafkabrokering import KafkaBroker
 
-        return KafkaBroker(address)
+        return KafkaBroker(address, kafkaconf.from_env(given))
     from dataworks.streams.brokering import RedisBroker
 
-    return RedisBroker(address, password)
+    return RedisBroker(address, given.get("REDIS_PASSWORD"))
+
+
+FIELD = {  # the spec field that names each credential's Secret, for the message when it is unreadable
+    "REDIS_PASSWORD": "spec.source.redis.passwordSecret",
+    "KAFKA_SASL_USERNAME": "spec.source.kafka.sasl.secretName",
+    "KAFKA_SASL_PASSWORD": "spec.source.kafka.sasl.secretName",
+    "KAFKA_SSL_CA_PEM": "spec.source.kafka.tls.caSecret",
+}
+
+
+class SecretUnreadable(Exception):
+    """A credential's Secret, or its key, cannot be read: the message names the field."""
 
 
 class Observer(Protocol):
@@ -102,7 +119,7 @@ class StreamingJobController(Controller):
     def __init__(
         self,
         image: str = DEFAULT_IMAGE,
-        brokers: Callable[[str, str, str | None], Broker] = open_broker,
+        brokers: Callable[[str, str, Credentials], Broker] = open_broker,
         clock: Callable[[], float] = time.time,
         metrics: Observer | None = None,
         notifier: Notifier | None = None,
@@ -110,7 +127,7 @@ class StreamingJobController(Controller):
         self.image, self.brokers, self.clock, self.metrics = image, brokers, clock, metrics
         self.notifier = notifier
         self._watch: dict[tuple[str, str], anomalies.Memory] = {}
-        self._brokers: dict[tuple[str, str, str | None], Broker] = {}
+        self._brokers: dict[tuple[str, str, Credentials], Broker] = {}
         self._samples: dict[tuple[str, str], tuple[measuring.Sample, ...]] = {}
         self._memory: dict[tuple[str, str], scaling.Memory] = {}
 
@@ -177,13 +194,19 @@ class StreamingJobController(Controller):
         return Observed(seen, reclaimed)
 
     async def _broker(self, reader: Reader, namespace: str, src: api.Target) -> Broker:
-        password = None
-        if src.password_secret is not None:
+        """The broker's reader, with the same settings and credentials as the consumers get."""
+        credentials = list(src.kafka_settings().items())
+        for env, secret in src.secret_keys():
             secret_value = getattr(reader, "secret_value", None)
             if secret_value is None:
                 raise RuntimeError("this runtime cannot read Secrets")
-            password = await secret_value(namespace, src.password_secret.name, src.password_secret.key)
-        key = (src.broker, src.address, password)
+            try:
+                credentials.append((env, await secret_value(namespace, secret.name, secret.key)))
+            except (errors.KubeError, KeyError) as e:
+                raise SecretUnreadable(
+                    f"{FIELD[env]}: cannot read key {secret.key!r} of Secret {secret.name}: {e}"
+                ) from e
+        key = (src.broker, src.address, tuple(credentials))
         found = self._brokers.get(key)
         if found is None:
             found = self._brokers[key] = self.brokers(*key)
@@ -288,9 +311,8 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 def _why(spec: api.StreamingJobSpec, e: Exception) -> str:
     src = spec.source.target()
-    if isinstance(e, errors.KubeError | KeyError) and src.password_secret is not None:
-        s = src.password_secret
-        return f"spec.source.redis.passwordSecret: cannot read key {s.key!r} of Secret {s.name}: {e}"
+    if isinstance(e, SecretUnreadable):
+        return str(e)
     what = "topic" if src.broker == "kafka" else "stream"
     return f"cannot read {what} {src.stream} (group {src.group}) at {src.address}: {type(e).__name__}: {e}"
 

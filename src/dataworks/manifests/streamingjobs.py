@@ -4,7 +4,9 @@ Each consumer runs `dataworks consume` as one member of the group, named after i
 downward API's `metadata.name`), so a consumer's name is stable for its pod's life and the
 operator can tell which consumers of the group are gone. The Redis password comes from the
 Secret the spec names, as REDIS_PASSWORD, never from the spec. A Kafka source gives the
-consumers the bootstrap servers and the topic instead. A sink's store credentials come from
+consumers the bootstrap servers and the topic instead, and its TLS and SASL settings as the
+KAFKA_* variables of streams/kafkaconf.py: the SASL username and password and the CA from
+their Secrets. A sink's store credentials come from
 the Secret it names, every key an environment variable (envFrom). What the active strategy sets
 (batch size, blocking time, spot tolerations) is in the pod template; a strategy switch
 rolls the consumers, each acknowledging its batch in hand on SIGTERM.
@@ -106,14 +108,10 @@ def template(
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    secret = spec.source.target().password_secret
-    if secret is not None:
-        env.append(
-            {
-                "name": "REDIS_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
-            }
-        )
+    src = spec.source.target()
+    env += [{"name": name, "value": value} for name, value in src.kafka_settings().items()]
+    for name, secret in src.secret_keys():  # credentials: from their Secrets, never in the spec
+        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}})
     for i, hook in enumerate(spec.processing.alert.webhooks if spec.processing.alert else []):
         if hook.secret is not None:  # a URL with a token: from its Secret, never in the command
             ref = {"name": hook.secret.name, "key": hook.secret.key}

@@ -32,6 +32,7 @@ from typing import Any
 
 from dataworks.api.streamalerts import webhook_env
 from dataworks.core.streams.alerts import Alerts, Rule
+from dataworks.streams import kafkaconf
 from dataworks.streams.processing import log
 
 RETRIES = (0.1, 0.5)  # seconds before each retry of a webhook
@@ -204,13 +205,9 @@ def kafka_out(bootstrap: str, topic: str) -> Callable[[list[dict[str, Any]]], No
     from confluent_kafka import Producer
 
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 0,
-            "log_level": 2,
-        }
+        kafkaconf.settings(
+            bootstrap, {"acks": "all", "enable.idempotence": True, "linger.ms": 0, "log_level": 2}
+        )
     )
 
     def send(alerts: list[dict[str, Any]]) -> None:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from dataworks.core.streamingjobs import kafkalag, measuring
+from dataworks.streams import kafkaconf
 from dataworks.streams.brokering import Reading, report_of
 
 TIMEOUT = 5.0  # seconds for one reading's requests
@@ -40,17 +41,28 @@ RETRY_SECONDS = 0.5  # before the second attempt; twice that before the third
 class KafkaBroker:
     """An admin client of one Kafka cluster, used by every StreamingJob that reads it."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: Mapping[str, str] | None = None) -> None:
+        """`security`: the TLS and SASL settings (kafkaconf.py), as the controller read them from
+        the StreamingJob's Secrets ({}: plaintext); None takes them from the environment, as
+        the benchmark does."""
         from confluent_kafka.admin import AdminClient
 
-        self.settings: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": bootstrap,
+        own = {
             "client.id": "dataworks-operator",
             "socket.timeout.ms": 5000,
             "log_level": 2,  # an unreachable broker is the StreamingJob's BrokerUnreachable condition
         }
+        self.refused: str | None = None  # the brokers' last refusal of these credentials
+        own["error_cb"] = self._error
+        self.settings: dict[str, Any] = kafkaconf.settings(bootstrap, own, security=security)
         self.admin: Any = AdminClient(self.settings)
         self.groups: dict[str, Any] = {}  # group -> the consumer that reads its commits
+
+    def _error(self, err: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            self.refused = str(err)
 
     def _group(self, group: str) -> Any:
         from confluent_kafka import Consumer
@@ -64,8 +76,13 @@ class KafkaBroker:
 
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return await asyncio.wait_for(self._read(stream, group, start_from), TIMEOUT * 2)
+                reading = await asyncio.wait_for(self._read(stream, group, start_from), TIMEOUT * 2)
+                self.refused = None
+                return reading
             except KafkaException as e:
+                self.admin.poll(0)  # serves error_cb: a refusal of the credentials, if that was it
+                if self.refused is not None:  # what failed the requests: say it, not "transport"
+                    raise PermissionError(self.refused) from e
                 # A retriable error passes: a new topic's partitions have no leader for a moment
                 # (NOT_LEADER_FOR_PARTITION), and a broker restarting moves leaders.
                 if attempt == ATTEMPTS or not e.args[0].retriable():

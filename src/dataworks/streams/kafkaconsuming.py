@@ -22,6 +22,7 @@ import signal
 import time
 from typing import Any
 
+from dataworks.streams import kafkaconf
 from dataworks.streams.processing import (
     Alive,
     BatchProcessor,
@@ -66,8 +67,9 @@ class KafkaConsumer:
         self.offsets: dict[int, int] = {}  # partition -> the next offset to commit
         self.stopping = False
         self.started = self.committed_at = time.monotonic()
-        self.config = {
-            "bootstrap.servers": bootstrap,
+        self.refused: str | None = None  # why the brokers refused this client, if they did
+        self.config = kafkaconf.settings(bootstrap) | {
+            "error_cb": self._error,
             "group.id": group,
             "group.protocol": "consumer",
             "client.id": name,
@@ -114,10 +116,22 @@ class KafkaConsumer:
             self._commit(force=True)
         finally:
             self.consumer.close()  # leaves the group: its partitions move at once
+        if self.refused is not None:
+            raise Refused(f"Kafka refused consumer {self.name}: {self.refused}")
         if self.batches is not None:
             self.batches.close()
         finish(self.report, self.stats, started)
         return self.report
+
+    def _error(self, err: Any) -> None:
+        """librdkafka's client-wide errors: most pass (a broker restarting); wrong credentials
+        or a certificate that cannot be verified do not, so the consumer stops and says so."""
+        from confluent_kafka import KafkaError
+
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL) or err.fatal():
+            self.refused, self.stopping = str(err), True
+        else:
+            log(f"consumer {self.name}: {err}")
 
     def _process(self, messages: list[Any], *, read_seconds: float = 0.0) -> None:
         t = time.perf_counter()
@@ -187,3 +201,8 @@ class KafkaConsumer:
         next owner reads from the last commit, and what was processed since comes again."""
         for tp in partitions:
             self.offsets.pop(tp.partition, None)
+
+
+class Refused(Exception):
+    """The brokers refused the consumer: wrong SASL credentials, or a TLS certificate that
+    cannot be verified. Retrying cannot help; the message says which."""

@@ -20,6 +20,8 @@ import os
 import uuid
 from typing import Any, Protocol
 
+from dataworks.streams import kafkaconf
+
 KEPT_SECONDS = 86_400  # how long Redis keeps a group's reports after the last commit
 
 
@@ -74,7 +76,7 @@ class KafkaReports:
 
         self.topic, self.key = reports_topic(topic), instance(consumer)
         self.producer = Producer(
-            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "log_level": 2}
+            kafkaconf.settings(bootstrap, {"acks": "all", "enable.idempotence": True, "log_level": 2})
         )
 
     def commit(self, report: dict[str, Any]) -> None:
@@ -102,7 +104,7 @@ def read_kafka(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list[dic
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     name = reports_topic(topic)
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{name}.reader", "enable.auto.commit": False})
+    c = Consumer(kafkaconf.settings(bootstrap, {"group.id": f"{name}.reader", "enable.auto.commit": False}))
     try:
         meta = c.list_topics(name, timeout=10).topics.get(name)
         if meta is None or meta.error is not None:

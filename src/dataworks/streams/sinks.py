@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
+from dataworks.streams import kafkaconf
+
 DEFAULT_STREAM = "market-data"
 
 
@@ -162,8 +164,8 @@ class KafkaSink:
         self.key = symbol_name
         self.failed: str | None = None
         self.producer: Any = Producer(
-            {
-                "bootstrap.servers": bootstrap,
+            kafkaconf.settings(bootstrap)
+            | {
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "batch.num.messages": 10_000,
@@ -214,7 +216,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka import KafkaError
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in __all__
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafkaconf.settings(bootstrap))
     future = admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic]
     try:
         future.result(timeout=30)

@@ -235,3 +235,40 @@ def test_the_container_processing_runs_the_users_image_with_the_consumer_argumen
     assert c["envFrom"] == [{"secretRef": {"name": "enricher"}}]
     assert any(e["name"] == "REDIS_PASSWORD" for e in c["env"])  # the source's, as for any consumer
     assert "livenessProbe" in c  # the library touches the alive file as `dataworks consume` does
+
+
+def kafka(**security: Any) -> api.StreamingJobSpec:
+    source = {"bootstrapServers": "k:9093", "topic": "t", "group": "g"} | security
+    return api.StreamingJobSpec.model_validate({"source": {"kafka": source}})
+
+
+def test_kafka_tls_and_sasl_reach_the_consumers_as_settings_and_secret_references() -> None:
+    sasl = {"mechanism": "SCRAM-SHA-256", "secretName": "kafka-user"}
+    cases = [
+        (kafka(), {}),
+        (kafka(tls={}), {"KAFKA_SECURITY_PROTOCOL": "SSL"}),
+        (
+            kafka(sasl=sasl),
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"},
+        ),
+        (
+            kafka(sasl=sasl, tls={"caSecret": {"name": "kafka-ca", "key": "ca.crt"}}),
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"},
+        ),
+    ]
+    for s, settings in cases:
+        d = manifests.deployment(OWNER, s, PRESETS["throughput"], "img:1", 1)
+        [c] = d["spec"]["template"]["spec"]["containers"]
+        kafka_env = {e["name"]: e for e in c["env"] if e["name"].startswith("KAFKA_")}
+        assert {n: e["value"] for n, e in kafka_env.items() if "value" in e} == settings
+        refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in kafka_env.items() if "valueFrom" in e}
+        expected = {}
+        if s.source.kafka and s.source.kafka.sasl:
+            expected |= {
+                "KAFKA_SASL_USERNAME": {"name": "kafka-user", "key": "username"},
+                "KAFKA_SASL_PASSWORD": {"name": "kafka-user", "key": "password"},
+            }
+        if s.source.kafka and s.source.kafka.tls and s.source.kafka.tls.ca_secret:
+            expected["KAFKA_SSL_CA_PEM"] = {"name": "kafka-ca", "key": "ca.crt"}
+        assert refs == expected
+        assert "KAFKA_SASL_PASSWORD" not in {n for n, e in kafka_env.items() if "value" in e}
