@@ -143,6 +143,7 @@ def test_every_example_is_run_by_a_test() -> None:
         "streams/market-day.yaml",  # tests/local/test_generate.py
         "streams/streamingjob.yaml",  # tests/cluster/test_streamingjobs.py
         "streams/kafka-streamingjob.yaml",  # tests/local/test_streamingjob_kafka_local.py, and on a cluster
+        "streams/kafka-sasl-streamingjob.yaml",  # tests/cluster/test_streamingjobs_kafka.py
         "streams/alert-streamingjob.yaml",  # tests/cluster/test_streamingjobs_alerts.py
         "streams/container-streamingjob.yaml",  # tests/cluster/test_streamingjobs_container.py
     }
