@@ -92,6 +92,26 @@ def _source(**over: Any) -> dict[str, Any]:
             "spec.processing.alert.webhooks[0].url",
             id="webhook-not-a-url",
         ),
+        pytest.param(
+            {"processing": {"type": "container"}},
+            "type container needs container.image and container.command",
+            id="container-without-its-program",
+        ),
+        pytest.param(
+            {"processing": {"type": "container", "container": {"command": ["enrich"]}}},
+            "spec.processing.container.image",
+            id="container-without-an-image",
+        ),
+        pytest.param(
+            {"source": {"kafka": {**KAFKA, "sasl": {"mechanism": "GSSAPI", "secretName": "u"}}}},
+            "spec.source.kafka.sasl.mechanism",
+            id="kafka-sasl-mechanism",
+        ),
+        pytest.param(
+            {"source": {"kafka": {**KAFKA, "sasl": {"mechanism": "PLAIN"}}}},
+            "spec.source.kafka.sasl.secretName",
+            id="kafka-sasl-without-its-secret",
+        ),
         pytest.param({"batchSize": 0}, "spec.batchSize", id="batch-zero"),
         pytest.param({"replica": 3}, "replica", id="misspelt-field"),
     ],
