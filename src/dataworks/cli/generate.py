@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import multiprocessing
+import os
+import queue
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ SLICE_SECONDS = 0.002  # under --realtime, what one write may span
 # Under --realtime, the schedule starts this long after the process is ready (time to make the
 # first second's messages), or after the command starts with --processes (the workers' start).
 FIRST_CHUNK_SECONDS = 0.25
+PIECE = 1000  # lines a chunk crosses from its maker to the pacing process in
+AHEAD = 512  # pieces the maker may be ahead: 512K lines, over 5 s at 100K messages/s
 SPAWN_SECONDS = 2.0
 
 
@@ -158,7 +162,7 @@ def _run(
         realtime = time.time() + FIRST_CHUNK_SECONDS
     gen = Generator(config, only=only, realtime_start=realtime)
     bar = _Progress(config, gen) if progress else None
-    chunks = gen.chunks() if realtime is None else _ahead(gen.chunks())
+    chunks = gen.chunks() if realtime is None else _ahead(gen)
     try:
         for chunk in chunks:
             for lo, hi in _slices(chunk, realtime is not None, config.time_multiplier):
@@ -183,31 +187,51 @@ def _run(
     return EXIT_OK
 
 
-def _ahead(chunks: Iterator[Any]) -> Iterator[Any]:
-    """The chunks, each made on a thread while the one before is paced out. Made in line, at
-    its second's boundary, a chunk (about 60 ms at 20K messages/s) held back every message due
-    in that time: a latency every consumer measured and none caused."""
-    import queue
-    import threading
+def _ahead(gen: Any) -> Iterator[Any]:
+    """The chunks, made by a child process while this one paces the one before out, and handed
+    over in pieces of PIECE lines. Made in this process, even on a thread, a chunk (about 60 ms
+    of CPU at 20K messages/s, much of it holding the GIL) held back the messages due meanwhile:
+    a latency every consumer measured and none caused. The queue holds at most AHEAD pieces,
+    more than a chunk at any rate this machine reaches, so the child stays a second ahead."""
+    ctx = multiprocessing.get_context("fork")  # the generator as it is, no pickling of its state
+    pieces: Any = ctx.Queue(maxsize=AHEAD)
+    child = ctx.Process(target=_make, args=(gen, pieces, os.getpid()), daemon=True)
+    child.start()
+    try:
+        while (item := pieces.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        child.terminate()
+        child.join()
 
-    sys.setswitchinterval(0.001)  # the pacing thread wakes on time while the maker runs
-    made: queue.Queue[Any] = queue.Queue(maxsize=1)
-    end = object()
 
-    def make() -> None:
-        try:
-            for chunk in chunks:
-                made.put(chunk)
-        except BaseException as e:  # raised in the pacing thread, where it is handled
-            made.put(e)
-            return
-        made.put(end)
+def _make(gen: Any, pieces: Any, parent: int) -> None:
+    from dataworks.core.streams.generating import Chunk
 
-    threading.Thread(target=make, daemon=True).start()
-    while (item := made.get()) is not end:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    def put(item: Any) -> None:
+        while True:
+            try:
+                pieces.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if os.getppid() != parent:  # the pacing process is gone (killed): so is this one
+                    os._exit(0)
+
+    try:
+        for chunk in gen.chunks():
+            for k in range(0, len(chunk.data), PIECE):
+                put(
+                    Chunk(
+                        chunk.data[k : k + PIECE], chunk.symbols[k : k + PIECE], chunk.arrivals[k : k + PIECE]
+                    )
+                )
+    except BaseException as e:  # raised in the pacing process, where it is handled
+        put(e)
+    put(None)
+    pieces.close()
+    pieces.join_thread()  # everything reaches the pipe before this process exits
 
 
 def _slices(chunk: Any, realtime: bool, multiplier: float) -> list[tuple[int, int]]:
