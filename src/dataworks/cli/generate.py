@@ -28,7 +28,7 @@ SLICE_SECONDS = 0.002  # under --realtime, what one write may span
 # first second's messages), or after the command starts with --processes (the workers' start).
 FIRST_CHUNK_SECONDS = 0.25
 PIECE = 1000  # lines a chunk crosses from its maker to the pacing process in
-AHEAD = 512  # pieces the maker may be ahead: 512K lines, over 5 s at 100K messages/s
+AHEAD = 128  # pieces the maker may be ahead: 128K lines, over a chunk at any rate one process sends
 SPAWN_SECONDS = 2.0
 
 
