@@ -156,3 +156,44 @@ def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None
         assert done.returncode == 2, (body, done.stderr)
         assert message in done.stderr, (body, done.stderr)
         assert not (tmp_path / "r.json").exists()
+
+
+def test_a_killed_benchmark_leaves_no_consumer_or_producer_running(tmp_path: Path) -> None:
+    """SIGKILL gives the benchmark no chance to clean up: the consumers and the producer it
+    started see their parent gone (DATAWORKS_EXIT_WITH_PARENT) and stop within seconds, and
+    its redis-server gets SIGTERM from the kernel (PR_SET_PDEATHSIG)."""
+    import contextlib
+    import signal
+    import time
+
+    import psutil
+
+    body = yaml.safe_load((ROOT / "benchmarks" / "scenarios" / "baseline.yaml").read_text())
+    body |= {"durationSeconds": 120, "consumers": {"count": 2, "batch": 100}}
+    body["generator"]["patterns"]["steps"] = [{"at": 0, "rate": 2000}]
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(yaml.safe_dump(body))
+    bench_ = subprocess.Popen([*CLI, "bench", "stream", str(scenario)], stdout=subprocess.DEVNULL)
+    started: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # redis-server, two consumers and the producer
+            kids = psutil.Process(bench_.pid).children()
+            started = [
+                p for p in kids if p.name() == "redis-server" or {"consume", "generate"} & set(p.cmdline())
+            ]
+            if len(started) == 4:
+                break
+            time.sleep(0.2)
+        assert len(started) == 4, [p.cmdline() for p in started]
+        bench_.send_signal(signal.SIGKILL)
+        bench_.wait()
+        gone, alive = psutil.wait_procs(started, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+        assert len(gone) == 4
+    finally:
+        bench_.kill()
+        bench_.wait()
+        for p in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()

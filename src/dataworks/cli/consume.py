@@ -14,7 +14,7 @@ import socket
 import sys
 from typing import Any
 
-from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, fail, need_streams
+from dataworks.cli.context import EXIT_CLUSTER, EXIT_OK, exit_with_parent, fail, need_streams
 
 PUBLISHED_TTL = 60  # seconds a group's reports outlive its last consumer
 BROKER = "broker"  # --report broker: commit reports to the broker read (streams/reportstore.py)
@@ -117,6 +117,7 @@ def _file_reports(args: argparse.Namespace) -> Any:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     need_streams("consume")
+    exit_with_parent()
     if args.batch < 1 or args.block_ms < 0:
         fail("--batch must be at least 1 and --block-ms at least 0")
     if args.dedupe < 0:

@@ -35,6 +35,31 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise CliError(message, code)
 
 
+PARENT_ENV = "DATAWORKS_EXIT_WITH_PARENT"
+
+
+def exit_with_parent() -> None:
+    """With DATAWORKS_EXIT_WITH_PARENT=PID in the environment (`bench stream` sets it for the
+    consumers and the producer it starts), this process gets SIGTERM, and stops as SIGTERM
+    stops it, once PID is no longer its parent: a benchmark that is killed leaves nothing
+    running. Checked once a second, on a daemon thread."""
+    import os
+    import signal
+    import threading
+    import time
+
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def need_streams(command: str) -> None:
     """The stream commands need the `streams` extra; without it, say how to install it."""
     import importlib.util

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dataworks.cli.context import EXIT_FAILED, EXIT_OK, fail, need_streams
+from dataworks.cli.context import EXIT_FAILED, EXIT_OK, exit_with_parent, fail, need_streams
 
 BATCH = 1000
 SLICE_SECONDS = 0.002  # under --realtime, what one write may span
@@ -99,6 +99,7 @@ def load_config(args: argparse.Namespace) -> Any:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     need_streams("generate")
+    exit_with_parent()
     config = load_config(args)
     if args.processes < 1:
         fail("--processes must be at least 1")

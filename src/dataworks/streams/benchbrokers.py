@@ -77,7 +77,12 @@ class RedisServer:
             "--dir",
             str(self.dir),
         ]
-        self.proc = subprocess.Popen([*cmd, *aof], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(  # no other thread runs in a Redis benchmark (see _with_parent)
+            [*cmd, *aof],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_with_parent,  # noqa: PLW1509
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -261,3 +266,15 @@ class KafkaBroker:
 
 def open_broker(scenario: Scenario, workdir: Path) -> Broker:
     return KafkaBroker(scenario, workdir) if scenario.kafka is not None else RedisBroker(scenario, workdir)
+
+
+def _with_parent() -> None:
+    """In the forked child, before redis-server runs: SIGTERM when the benchmark's thread that
+    started it ends (Linux's PR_SET_PDEATHSIG), so a killed benchmark leaves no server behind.
+    redis-server cannot watch its parent as our own processes do (DATAWORKS_EXIT_WITH_PARENT).
+    The benchmark starts and restarts it from its main thread, and a Redis benchmark runs no
+    other thread (only a Kafka reading uses asyncio's, and Kafka has no redis-server)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG

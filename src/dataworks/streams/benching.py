@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -92,7 +93,9 @@ class Run:
         ]
         cmd += ["--commit-every", str(c.commit_every), "--report", str(self.workdir / f"{name}.json")]
         cmd += ["--stats", str(self.workdir / f"{name}.stats")]
-        self.consumers[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log(name))
+        self.consumers[name] = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=self._log(name), env=children_env()
+        )
 
     def _log(self, name: str) -> Any:
         return (self.workdir / f"{name}.log").open("wb")
@@ -260,7 +263,9 @@ def _start(r: Run) -> Any:
     target = r.broker.target()
     r.started = time.monotonic()
     cmd = [*CLI, "generate", "-q", "--realtime", "--config", str(gen_file), "-o", target]
-    r.producer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=r._log("producer"))
+    r.producer = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=r._log("producer"), env=children_env()
+    )
     return config
 
 
@@ -343,3 +348,10 @@ def _peaks(samples: list[dict[str, Any]]) -> dict[str, int]:
 def _merge_latency(reports: list[dict[str, Any]]) -> dict[str, float]:
     """The run's percentiles, from the sum of the consumers' histograms."""
     return latency.percentiles_ms(latency.merge(rep.get("latencyHistogram") or {} for rep in reports))
+
+
+def children_env() -> dict[str, str]:
+    """The environment of the processes a run starts: they stop if this process is killed
+    (`DATAWORKS_EXIT_WITH_PARENT`, cli/context.py; the name is repeated, as the streams layer
+    does not import the CLI)."""
+    return {**os.environ, "DATAWORKS_EXIT_WITH_PARENT": str(os.getpid())}
