@@ -19,8 +19,10 @@ spike is judged before MIN_BASELINE of them. An anomaly clears after CLEAR readi
 its test holding, so one good second does not end it (and one bad second does not start it).
 
 `AddConsumer` asks for one consumer more than the autoscaler would, within maxReplicas, for
-as long as the anomaly lasts: latency that rises without lag, work the group cannot keep up
-with, and a CPU limit that throttles the consumers are each relieved by one more consumer.
+as long as the anomaly lasts and HOLD seconds after it cleared: latency that rises without
+lag, work the group cannot keep up with, and a CPU limit that throttles the consumers are each
+relieved by one more consumer. The hold keeps the consumer that relieved it from leaving at
+once and bringing the anomaly back (a cycle of about 15 s without it).
 Errors and OOM kills are not: more consumers would fail the same way. Their action is None,
 and the message says what a person should change.
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 SPIKE_FACTOR = 3.0
 SPIKE_MS = 50.0  # a spike is also this far above the baseline: 1 ms to 3 ms is not one
@@ -41,6 +43,7 @@ ERROR_SHARE = 0.05
 MIN_MESSAGES = 20  # messages in a reading: fewer say nothing about an error rate
 THROTTLED_SHARE = 0.5
 CLEAR = 10  # readings without the test holding before an anomaly clears
+HOLD = 120.0  # seconds the extra consumer of an AddConsumer anomaly stays after it cleared
 
 FOR: dict[str, int] = {
     "LatencySpike": 5,
@@ -89,6 +92,7 @@ class Memory:
     last_lag: int | None = None
     ooms: frozenset[str] = frozenset()
     started: bool = False  # the first sample was seen (the OOM kills before it are old news)
+    relief_until: datetime | None = None  # the extra consumer stays until then (HOLD)
 
 
 def _tests(s: Sample, m: Memory) -> dict[str, str]:
@@ -139,9 +143,12 @@ def detect(m: Memory, s: Sample, now: datetime) -> tuple[Memory, list[Anomaly], 
             a = Anomaly(kind, now, f"{seen}; action: {_action_text(kind)}", ACTION[kind])
             active[kind] = a
             began.append(a)
+    relief_until = m.relief_until
     for kind in list(active):
         if quiet[kind] >= CLEAR:
             cleared.append(active.pop(kind))
+            if cleared[-1].action == "AddConsumer":
+                relief_until = now + timedelta(seconds=HOLD)
     baseline = m.baseline
     if s.p99_ms is not None and "LatencySpike" not in held and "LatencySpike" not in active:
         baseline = (*baseline, s.p99_ms)[-BASELINE:]
@@ -154,11 +161,14 @@ def detect(m: Memory, s: Sample, now: datetime) -> tuple[Memory, list[Anomaly], 
         last_lag=s.lag if s.lag is not None else m.last_lag,
         ooms=m.ooms | s.oom_killed,
         started=True,
+        relief_until=relief_until,
     )
     return memory, began, cleared
 
 
-def extra_consumers(m: Memory) -> int:
+def extra_consumers(m: Memory, now: datetime) -> int:
     """Consumers to ask for beyond the autoscaler's decision: one while any active anomaly's
-    action is AddConsumer."""
-    return 1 if any(a.action == "AddConsumer" for a in m.active.values()) else 0
+    action is AddConsumer, and until HOLD seconds after the last such one cleared."""
+    if any(a.action == "AddConsumer" for a in m.active.values()):
+        return 1
+    return 1 if m.relief_until is not None and now < m.relief_until else 0

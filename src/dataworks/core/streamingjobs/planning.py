@@ -116,7 +116,7 @@ def plan(
 
     watch, began = _anomalies(watch or anomalies.Memory(), spec, seen, now, events)
     replicas, decision, memory = _decide(spec, active.strategy, seen, current, memory=memory, now=now)
-    replicas, decision = _relief(spec, seen, watch, replicas, decision)
+    replicas, decision = _relief(spec, seen, watch, replicas, decision, now=now)
     last = st.last_decision
     if decision is not None and (
         last is None or (decision.replicas, decision.reason) != (last.replicas, last.reason)
@@ -188,10 +188,13 @@ def _relief(
     m: anomalies.Memory,
     replicas: int,
     decision: api.Decision | None,
+    *,
+    now: datetime,
 ) -> tuple[int, api.Decision | None]:
-    """One consumer more than the autoscaler decided while an anomaly asks for it (never over
-    a manual count, while suspended, or beyond maxReplicas and the partitions)."""
-    if not anomalies.extra_consumers(m) or decision is None or spec.replicas is not None or spec.suspend:
+    """One consumer more than the autoscaler decided while an anomaly asks for it, and for a
+    while after (never over a manual count, while suspended, or beyond maxReplicas and the
+    partitions)."""
+    if not anomalies.extra_consumers(m, now) or decision is None or spec.replicas is not None or spec.suspend:
         return replicas, decision
     b = seen.broker
     most = (
@@ -202,7 +205,8 @@ def _relief(
     if replicas >= most or replicas == 0:
         return replicas, decision
     kinds = ", ".join(sorted(k for k, a in m.active.items() if a.action == "AddConsumer"))
-    message = f"{decision.message}; one consumer more for {kinds}"
+    why = f"for {kinds}" if kinds else "until the hold after an anomaly ends"
+    message = f"{decision.message}; one consumer more {why}"
     return replicas + 1, decision.model_copy(
         update={"replicas": replicas + 1, "reason": "Anomaly", "message": message}
     )

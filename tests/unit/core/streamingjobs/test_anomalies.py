@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dataworks.core.streamingjobs.anomalies import Memory, Sample, detect, extra_consumers
+from dataworks.core.streamingjobs.anomalies import HOLD, Memory, Sample, detect, extra_consumers
 
 T0 = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
 NORMAL = Sample(p99_ms=5.0, processing_rate=1000, arrival_rate=1000, lag=0, error_share=0.0, messages=1000)
@@ -104,7 +104,23 @@ def test_the_spike_does_not_become_the_baseline() -> None:
 )
 def test_the_action(samples: list[Sample], extra: int, action: str) -> None:
     m, _ = replay(samples)
-    assert extra_consumers(m) == extra
+    assert extra_consumers(m, T0 + timedelta(seconds=len(samples))) == extra
     [a] = m.active.values()
     assert a.action == action
     assert "action: " in a.message
+
+
+def test_the_extra_consumer_stays_a_while_after_the_anomaly_clears() -> None:
+    """The consumer that relieved a spike does not leave at once (it would bring it back)."""
+    m, events = replay([NORMAL] * 30 + [spike(400)] * 10 + [NORMAL] * 10)
+    assert events == [(34, "began", "LatencySpike"), (49, "cleared", "LatencySpike")]
+    cleared_at = T0 + timedelta(seconds=49)
+    assert not m.active
+    assert extra_consumers(m, cleared_at + timedelta(seconds=HOLD - 1)) == 1
+    assert extra_consumers(m, cleared_at + timedelta(seconds=HOLD)) == 0
+
+
+def test_an_anomaly_without_an_action_leaves_no_hold() -> None:
+    m, _ = replay([NORMAL] * 5 + [Sample(error_share=0.3, messages=100)] * 6 + [NORMAL] * 12)
+    assert not m.active
+    assert m.relief_until is None
