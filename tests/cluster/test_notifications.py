@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
 from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.pipelines import create, manifest, patch_spec, step, wait_phase
-from tests.cluster.webhooks import Receiver
+from tests.cluster.webhooks import Receiver, configured
 
 
 @pytest.fixture
@@ -47,15 +46,10 @@ def receivers(
             {"name": "broken", "urlSecret": {"name": "dataworks-notifications", "key": "broken-url"}},
         ],
     }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    operator.stop()
-    own = Operator(cluster.kubeconfig, tmp_path / "operator.log", "--config", str(tmp_path / "config.yaml"))
-    own.start()
     try:
-        yield got
+        with configured(operator, cluster, config, tmp_path):
+            yield got
     finally:
-        own.stop()
-        operator.start()
         for r in got.values():
             r.close()
 

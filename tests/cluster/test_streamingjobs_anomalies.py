@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
 from lightkube import Client, codecs
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
@@ -29,7 +28,7 @@ from lightkube.resources.core_v1 import Secret
 from tests.cluster.conftest import REDIS_PASSWORD as PASSWORD
 from tests.cluster.conftest import Cluster, Operator
 from tests.cluster.streams import StreamingJob, reasons, until
-from tests.cluster.webhooks import Receiver
+from tests.cluster.webhooks import Receiver, configured
 from tests.local import services
 
 assert StreamingJob  # registers the kind with codecs.from_dict
@@ -77,15 +76,10 @@ def team(operator: Operator, cluster: Cluster, namespace: str, tmp_path: Path) -
         "notificationsNamespace": namespace,
         "notifications": [{"name": "team", "urlSecret": {"name": "hooks", "key": "url"}}],
     }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    operator.stop()
-    own = Operator(cluster.kubeconfig, tmp_path / "operator.log", "--config", str(tmp_path / "config.yaml"))
-    own.start()
     try:
-        yield hook
+        with configured(operator, cluster, config, tmp_path):
+            yield hook
     finally:
-        own.stop()
-        operator.start()
         hook.close()
 
 

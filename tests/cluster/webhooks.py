@@ -3,11 +3,18 @@ or (broken) answers 500 after a second."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from tests.cluster.conftest import Cluster, Operator
 
 
 class Receiver:
@@ -38,3 +45,17 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def configured(operator: Operator, cluster: Cluster, config: dict[str, Any], where: Path) -> Iterator[None]:
+    """The session's operator replaced, meanwhile, by one run with `config` (its notifications)."""
+    (where / "config.yaml").write_text(yaml.safe_dump(config))
+    operator.stop()
+    own = Operator(cluster.kubeconfig, where / "operator.log", "--config", str(where / "config.yaml"))
+    own.start()
+    try:
+        yield
+    finally:
+        own.stop()
+        operator.start()
