@@ -2,9 +2,10 @@
 
 The configuration is a YAML file (api/generator.py) or flags for the simple cases; flags
 override the file. The stream itself comes from core/streams/generating.py, so one seed and
-configuration give the same lines whatever the speed. With `--processes N`, worker `w` sends
-the symbols `i` with `i % N == w`, each symbol from one process, so every symbol keeps its
-order. A Rich progress line shows the current rate next to the schedule's.
+configuration give the same lines whatever the speed. With `--processes N`, each worker sends
+a share of the symbols that carries about 1/N of the messages (core/streams/generating.shares),
+each symbol from one process, so every symbol keeps its order. A Rich progress line shows
+the current rate next to the schedule's.
 """
 
 from __future__ import annotations
@@ -154,10 +155,10 @@ def _run(
 ) -> int:
     """Write this process's share; `ready`: the schedule starts FIRST_CHUNK_SECONDS after this
     process is ready to send (the broker connected), not at `realtime`."""
-    from dataworks.core.streams.generating import Generator
+    from dataworks.core.streams.generating import Generator, shares
     from dataworks.streams import sinks
 
-    only = None if part is None else {i for i in range(config.symbols.count) if i % part[1] == part[0]}
+    only = None if part is None else shares(config.symbols.count, part[1])[part[0]]
     sink = sinks.open_sink(output)
     if realtime is not None and ready:
         realtime = time.time() + FIRST_CHUNK_SECONDS

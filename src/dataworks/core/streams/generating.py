@@ -13,10 +13,8 @@ exactly the lines one process would, and each symbol in its order.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterator
-from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -55,8 +53,39 @@ class Chunk(NamedTuple):
         return self.arrivals[-1]
 
 
-# A line waiting to leave: (arrival, symbol, sequence number, copy, bytes); tuples sort in C.
-Pending = tuple[float, int, int, int, bytes]
+class Pending(NamedTuple):
+    """Lines waiting to leave, column by column, in order of (arrival, symbol, sequence number,
+    copy). Every process keeps every line, to count them, but only its own carry `data`
+    (another's is None): the columns cost a worker of `--processes N` little for the lines it
+    does not send."""
+
+    arrival: np.ndarray  # schedule seconds
+    symbol: np.ndarray
+    seq: np.ndarray
+    copy: np.ndarray  # 1 for a duplicate's second sending
+    data: np.ndarray  # bytes, or None for another process's line
+
+    @classmethod
+    def empty(cls) -> Pending:
+        ints = np.empty(0, np.int64)
+        return cls(np.empty(0), ints, ints, np.empty(0, np.int8), np.empty(0, object))
+
+    @property
+    def size(self) -> int:
+        return int(self.arrival.size)
+
+    def then(self, more: Pending) -> Pending:
+        """These and `more`, in order (a stable sort: the keys of two lines always differ)."""
+        both = [np.concatenate(pair) for pair in zip(self, more, strict=True)]
+        order = np.lexsort((both[3], both[2], both[1], both[0]))
+        return Pending(*(column[order] for column in both))
+
+    def due_before(self, t: float) -> int:
+        """How many arrive before schedule time `t`."""
+        return int(np.searchsorted(self.arrival, t, side="left"))
+
+    def split(self, cut: int) -> tuple[Pending, Pending]:
+        return Pending(*(c[:cut] for c in self)), Pending(*(c[cut:] for c in self))
 
 
 def symbol_name(i: int) -> str:
@@ -67,6 +96,20 @@ def weights(n: int) -> np.ndarray:
     """Each symbol's share of the rate: a few busy symbols and a long tail (Zipf, s=0.8)."""
     w = 1 / np.arange(1, n + 1) ** 0.8
     return np.asarray(w / w.sum())
+
+
+def shares(n: int, processes: int) -> list[set[int]]:
+    """The symbols each of `processes` workers sends, so that each sends about as many
+    messages: the busiest symbol first, each to the worker with the least so far. (Dealt by
+    `i % processes`, the first of 4 workers would send 36 % of 20 Zipf symbols' messages and
+    hold the others up.) Ties go to the lower worker, so the deal is the same every time."""
+    load = [0.0] * processes
+    out: list[set[int]] = [set() for _ in range(processes)]
+    for i, w in enumerate(weights(n).tolist()):  # weights fall with i: busiest first
+        k = min(range(processes), key=lambda j: (load[j], j))
+        out[k].add(i)
+        load[k] += w
+    return out
 
 
 class Generator:
@@ -97,7 +140,7 @@ class Generator:
         versions = [1, *(v.version for v in config.schema_versions)]
         self.version_at = np.asarray([v.at for v in config.schema_versions], dtype=float)
         self.templates_array = np.array([_templates(v, config) for v in versions], dtype=object)
-        self.pending: list[Pending] = []
+        self.pending = Pending.empty()
 
     def chunks(self) -> Iterator[Chunk]:
         """The lines in arrival order, one chunk per second of schedule time, up to `count`
@@ -105,17 +148,18 @@ class Generator:
         emitted, second = 0, 0
         end, count = self.c.duration_seconds, self.c.count
         while end is None or second < end:
-            self.pending += self._block(second)
-            self.pending.sort()  # mostly in order already: the late ones and the carried ones move
+            self.pending = self.pending.then(self._block(second))
             last = end is not None and second + 1 >= end
-            cut = len(self.pending) if last else bisect.bisect_left(self.pending, (second + 1.0,))
+            cut = self.pending.size if last else self.pending.due_before(second + 1.0)
             if count is not None and emitted + cut >= count:
                 cut, last = count - emitted, True
-            ready, self.pending = self.pending[:cut], self.pending[cut:]
+            ready, self.pending = self.pending.split(cut)
             emitted += cut
-            mine = [p for p in ready if p[4]]
-            if mine:
-                yield Chunk([p[4] for p in mine], [p[1] for p in mine], [p[0] for p in mine])
+            mine = self.mine[ready.symbol]
+            if mine.any():
+                yield Chunk(
+                    ready.data[mine].tolist(), ready.symbol[mine].tolist(), ready.arrival[mine].tolist()
+                )
             if last:
                 return
             second += 1
@@ -126,7 +170,7 @@ class Generator:
             for symbol, data in zip(chunk.symbols, chunk.data, strict=True):
                 yield Line(symbol, data)
 
-    def _block(self, s: int) -> list[Pending]:
+    def _block(self, s: int) -> Pending:
         c = self.c
         boost = c.patterns.bursts.multiplier if c.patterns.bursts and self.schedule.bursting(s) else 1.0
         d = drawing.draw(
@@ -140,30 +184,19 @@ class Generator:
         seq = self.sequence[d.symbol] + kept - before[d.symbol]
         self.sequence += np.diff(np.append(before, kept[-1] if d.size else 0))
         mine = self.mine[d.symbol] & keep
-        data: list[bytes] = [b""] * d.size  # another process's lines: counted, never formatted
+        data = np.empty(d.size, dtype=object)  # another process's lines: counted, never formatted
         if mine.any():
-            for j, line in zip(np.flatnonzero(mine).tolist(), self._format(d, mine, seq), strict=True):
-                data[j] = line
+            data[mine] = self._format(d, mine, seq)
         idx = np.flatnonzero(keep)
         copies = np.flatnonzero(keep & d.dup)
-        arrival = d.t + d.delay
-        out = list(
-            zip(
-                arrival[idx].tolist(),
-                d.symbol[idx].tolist(),
-                seq[idx].tolist(),
-                repeat(0),
-                [data[j] for j in idx.tolist()],
-            )
+        both = np.concatenate([idx, copies])
+        return Pending(
+            (d.t + d.delay)[both],
+            d.symbol[both],
+            seq[both],
+            np.repeat(np.array([0, 1], dtype=np.int8), [idx.size, copies.size]),
+            data[both],
         )
-        out += zip(
-            arrival[copies].tolist(),
-            d.symbol[copies].tolist(),
-            seq[copies].tolist(),
-            repeat(1),
-            [data[j] for j in copies.tolist()],
-        )
-        return out
 
     def _format(self, d: drawing.Second, mine: np.ndarray, seq: np.ndarray) -> list[bytes]:
         """The lines of the messages in `mine`, column by column."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dataworks.api.generator import GeneratorConfig
-from dataworks.core.streams.generating import Generator
+from dataworks.core.streams.generating import Generator, shares, weights
 
 
 def config(**kw: Any) -> GeneratorConfig:
@@ -44,12 +44,38 @@ def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_bytes() -> No
 def test_the_stream_does_not_depend_on_how_it_is_split_across_processes() -> None:
     c = config(late={"fraction": 0.05}, failures={"duplicates": 0.02})
     whole = lines(c)
-    parts = [lines(c, only={i for i in range(20) if i % 3 == w}) for w in range(3)]
+    dealt = shares(20, 3)
+    parts = [lines(c, only=symbols) for symbols in dealt]
     assert sorted(whole) == sorted(d for part in parts for d in part)
     # Each symbol comes from one process, in the order the single process sends it.
-    for w, part in enumerate(parts):
-        mine = [d for d in whole if int(json.loads(d)["symbol"][3:]) % 3 == w]
+    for symbols, part in zip(dealt, parts, strict=True):
+        mine = [d for d in whole if int(json.loads(d)["symbol"][3:]) in symbols]
         assert part == mine
+
+
+@pytest.mark.parametrize(
+    ("symbols", "processes", "most_over_mean"),
+    [  # the busiest worker's messages over the mean's; dealt by i % processes instead:
+        (20, 1, 1.0),
+        (20, 2, 1.02),  # 1.13
+        (20, 4, 1.02),  # 1.43: the first worker would send 36 % of the messages
+        (100, 8, 1.01),  # 1.67
+        (5, 4, 1.54),  # 1.97; the busiest symbol alone is 0.39 of the messages
+        (3, 4, None),  # more workers than symbols: one sends nothing
+    ],
+)
+def test_workers_get_symbols_that_carry_about_equal_shares(
+    symbols: int, processes: int, most_over_mean: float | None
+) -> None:
+    dealt = shares(symbols, processes)
+    assert sorted(i for part in dealt for i in part) == list(range(symbols))  # each symbol once
+    assert dealt == shares(symbols, processes)  # the same deal every time
+    w = weights(symbols)
+    loads = [float(w[sorted(part)].sum()) for part in dealt]
+    if most_over_mean is None:
+        assert sorted(len(part) for part in dealt) == [0, 1, 1, 1]
+    else:
+        assert max(loads) * processes <= most_over_mean + 0.005
 
 
 def test_count_and_duration_end_the_stream() -> None:
