@@ -271,6 +271,16 @@ def redis(base: Path, *, appendfsync: str | None = None, password: str | None = 
 
 
 KAFKA_LIB = Path(__file__).resolve().parents[2] / "test" / "kafka" / "lib"
+
+
+def with_kafka_tools(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) with Kafka's tools first on PATH, as a distribution's
+    bin/ would be: kafka-producer-perf-test.sh, the Kafka ceiling of `bench stream`."""
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{KAFKA_LIB.parent / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 KAFKA_CLUSTER_ID = "ZGF0YXdvcmtzLXRlc3RzAA"  # any 22-character base64url id; one per data dir
 
 

@@ -41,7 +41,8 @@ def test_the_chaos_scenario_loses_nothing_and_its_report_shows_four_plots(tmp_pa
     # scenario's 10K/s; the peaks are the broker's own counters, a second apart.
     assert s["ceiling"] > s["peakProduced"] > 5_000
     assert 0 < s["peakAcknowledged"] <= s["ceiling"]
-    assert "ceiling: redis-benchmark XADD/s, same run" in done.stdout
+    assert "ceiling: the broker's own tool, messages/s, same run" in done.stdout
+    assert s["ceilingTool"] == "redis-benchmark XADD, pipelined 64"
     assert [f["action"] for f in result["faults"]] == [
         "killConsumer",
         "restartRedis",
@@ -109,7 +110,8 @@ def test_the_kafka_scenario_loses_nothing_when_a_consumer_is_killed_at_the_peak(
     scenario, out = tmp_path / "kafka.yaml", tmp_path / "kafka.json"
     scenario.write_text(yaml.safe_dump(body))
     cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out), "--kafka", kafka_server.bootstrap]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    env = services.with_kafka_tools()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(out.read_text())
     assert result["scenario"]["kafka"]["bootstrap"] == kafka_server.bootstrap
@@ -117,6 +119,9 @@ def test_the_kafka_scenario_loses_nothing_when_a_consumer_is_killed_at_the_peak(
     assert s["lost"] == 0
     assert s["processed"] == s["producedMessages"] > 100_000
     assert s["outOfOrder"] == 0  # each symbol in one partition
+    # The ceiling: Kafka's producer perf tool into the same broker at the start, above the peak.
+    assert s["ceilingTool"] == "kafka-producer-perf-test"
+    assert s["ceiling"] > s["peakProduced"] > 5_000
     assert [f["action"] for f in result["faults"]] == ["killConsumer"]
     samples = result["samples"]
     assert all(x.get("lagExact") for x in samples if "lag" in x)

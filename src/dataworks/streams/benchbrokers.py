@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -30,6 +31,9 @@ from dataworks.streams.reportstore import read_kafka, read_redis, reports_key, r
 GROUP = "bench"  # the consumer group of every benchmark
 CEILING_COUNT = 200_000  # XADDs of the ceiling's measure
 CEILING_BYTES = 230  # about a generated price update's size
+KAFKA_CEILING_COUNT = 500_000  # records of the Kafka ceiling's measure (the JVM warms up first)
+# Kafka's producer perf tool: its name in Apache's distribution, then in Confluent's and Homebrew's.
+PERF_TOOLS = ("kafka-producer-perf-test.sh", "kafka-producer-perf-test")
 
 
 class Broker(Protocol):
@@ -41,7 +45,12 @@ class Broker(Protocol):
     def source(self, group: str) -> dict[str, Any]: ...
     def reading(self, group: str) -> dict[str, Any]: ...
     def processes(self) -> list[subprocess.Popen[bytes] | None]: ...
-    def ceiling(self) -> float | None: ...  # what the broker takes from a C client, messages/s
+    # What the broker takes from its own benchmark tool, messages/s (None without the tool),
+    # and the tool's name:
+    def ceiling(self) -> float | None: ...
+
+    ceiling_tool: str
+
     # What consumers on a cluster leave in the broker (cli/benchcluster.py):
     def published(self, group: str) -> dict[str, dict[str, Any]]: ...  # each one's latest second
     def reports(self, group: str) -> list[dict[str, Any]]: ...  # each process's last report
@@ -101,6 +110,8 @@ class RedisServer:
 
 class RedisBroker:
     """A Redis the benchmark starts (unless the scenario names one); its stream is emptied."""
+
+    ceiling_tool = "redis-benchmark XADD, pipelined 64"
 
     def __init__(self, scenario: Scenario, workdir: Path) -> None:
         self.setup, self.workdir = scenario.redis, workdir
@@ -202,6 +213,8 @@ class KafkaBroker:
     `<topic>-<unix time>`, created with the scenario's partitions, so no earlier run's messages
     or commits are read."""
 
+    ceiling_tool = "kafka-producer-perf-test"
+
     def __init__(self, scenario: Scenario, workdir: Path) -> None:
         assert scenario.kafka is not None
         self.setup = scenario.kafka
@@ -236,7 +249,33 @@ class KafkaBroker:
         return []
 
     def ceiling(self) -> float | None:
-        return None  # benchmarks/bench_consumer_kafka.py measures the client's own ceiling
+        """Kafka's own producer perf tool (the Java client Kafka ships, as a distribution's
+        bin/kafka-producer-perf-test.sh runs it), producing message-sized records as fast as it
+        can into a scratch topic with the run's partitions, idempotent, acknowledged by every
+        in-sync replica, as the generator produces: the rate this broker takes on this machine
+        now. None when the tool is not on PATH."""
+        from dataworks.streams.sinks import create_topic, delete_topic
+
+        tool = next((t for t in PERF_TOOLS if shutil.which(t)), None)
+        if tool is None:
+            return None
+        bootstrap, topic = self.setup.bootstrap, f"{self.topic}-ceiling"
+        create_topic(bootstrap, topic, self.setup.partitions)
+        cmd = [
+            *(tool, "--topic", topic, "--num-records", str(KAFKA_CEILING_COUNT)),
+            *("--record-size", str(CEILING_BYTES), "--throughput", "-1"),
+            *("--producer-props", f"bootstrap.servers={bootstrap}", "acks=all", "enable.idempotence=true"),
+            "linger.ms=5",  # as the generator's producer
+        ]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        finally:
+            delete_topic(bootstrap, topic)
+        # The last line sums the run: "500000 records sent, 95057.0 records/sec (20.84 MB/sec), ..."
+        rates = re.findall(r"records sent, ([\d.]+) records/sec", out)
+        return float(rates[-1]) if rates else None
 
     def reading(self, group: str) -> dict[str, Any]:
         try:

@@ -77,7 +77,7 @@ class Run:
     later: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (due, action)
     job: ConsumerJob | None = None  # a StreamingJob's consumers instead of a fixed group
     job_factory: JobFactory | None = None
-    ceiling: float | None = None  # the broker's XADD rate from a C client, measured at the start
+    ceiling: float | None = None  # what the broker takes from its own tool, measured at the start
 
     def start_consumer(self) -> None:
         name = f"c{len(self.consumers) + 1}"
@@ -324,6 +324,7 @@ def _result(r: Run, config: Any, *, producer_code: int | None) -> dict[str, Any]
         "producerExit": producer_code,
         **_peaks(r.samples),
         "ceiling": round(r.ceiling) if r.ceiling else None,
+        "ceilingTool": r.broker.ceiling_tool if r.ceiling else None,
     }
     return {
         "scenario": r.scenario.model_dump(mode="json", by_alias=True),

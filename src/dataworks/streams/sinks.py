@@ -15,6 +15,7 @@ A target is a URL or a path:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -239,6 +240,15 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         code = e.args[0].code() if e.args and hasattr(e.args[0], "code") else None
         if code != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    """Delete `topic`; a failure is left for the broker's retention (it is a scratch topic)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(kafkaconf.settings(bootstrap))
+    with contextlib.suppress(Exception):  # best effort: a leftover scratch topic harms no run
+        admin.delete_topics([topic])[topic].result(timeout=30)
 
 
 def open_sink(target: str) -> Sink:
