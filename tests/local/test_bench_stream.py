@@ -63,6 +63,30 @@ def test_the_chaos_scenario_loses_nothing_and_its_report_shows_four_plots(tmp_pa
     assert all('data-loaded="true"' in img for img in images), images  # every plot decoded and drawn
 
 
+def test_random_faults_strike_at_the_seconds_drawn_from_the_seed_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The shipped chaos-random scenario, its first 30 seconds: consumers killed and Redis
+    restarted at seconds drawn from its seed, each on time, and every message processed."""
+    from dataworks.core.streams.chaos import all_faults
+
+    body = yaml.safe_load((ROOT / "benchmarks" / "scenarios" / "chaos-random.yaml").read_text())
+    body["durationSeconds"] = 30
+    scenario, out = tmp_path / "random.yaml", tmp_path / "random.json"
+    scenario.write_text(yaml.safe_dump(body))
+    drawn = all_faults(bench.load(str(scenario)))
+    assert {f.action for f in drawn} == {"killConsumer", "restartRedis"}  # this seed's first 30 s
+    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert [(f["at"], f["action"]) for f in result["faults"]] == [(f.at, f.action) for f in drawn]
+    assert all(0 <= f["t"] - f["at"] < 1.5 for f in result["faults"]), result["faults"]
+    s = result["summary"]
+    assert s["lost"] == 0
+    assert s["processed"] == s["producedMessages"] > 100_000
+    assert s["claimed"] > 0
+    assert s["reconnects"] > 0
+
+
 def test_a_streamingjob_scenario_scales_its_consumers_and_loses_nothing(tmp_path: Path) -> None:
     """The consumers are a StreamingJob's, run here by the operator's own controller: a consumer
     killed at the peak of a 15x step is restarted in place, the backlog it leaves makes the
@@ -136,6 +160,21 @@ def test_every_shipped_scenario_is_valid(path: Path) -> None:
     assert scenario.generator_config().duration_seconds > 0
 
 
+def test_the_scenario_snippets_of_the_docs_are_valid() -> None:
+    """Each yaml block of docs/streaming-bench.md is part of a scenario: with a name and a
+    duration, it validates (and its random faults draw within the run)."""
+    from dataworks.api.benchscenario import Scenario
+    from dataworks.core.streams.chaos import all_faults
+
+    text = (ROOT / "docs" / "streaming-bench.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        scenario = Scenario.model_validate({"name": "doc", "durationSeconds": 60} | yaml.safe_load(block))
+        if scenario.random_faults is not None:
+            assert all_faults(scenario)
+
+
 def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None:
     cases = {
         "consumers: {count: 0}": "field consumers.count: Input should be greater than or equal to 1",
@@ -150,6 +189,9 @@ def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None
         "kafka: {bootstrap: 'kafka://k:9092'}": "field kafka.bootstrap",
         "kafka: {bootstrap: 'k:9092'}\nfaults: [{at: 1, action: restartRedis}]": "restartRedis: the bench",
         "kafka: {bootstrap: 'k:9092'}\nredis: {stream: other}": "give redis or kafka, not both",
+        "kafka: {bootstrap: 'k:9092'}\nrandomFaults: {every: {restartRedis: 9}}": "restartRedis: the bench",
+        "randomFaults: {every: {restartRedis: 2}}": "every.restartRedis (2 s) must be above 3 s",
+        "randomFaults: {every: {unplug: 5}}": "field randomFaults.every.unplug",
     }
     for body, message in cases.items():
         path = tmp_path / "bad.yaml"

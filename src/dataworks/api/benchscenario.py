@@ -2,8 +2,8 @@
 
 The broker, the generator's configuration (api/generator.py, paced in real time), the local
 consumer group (a fixed count, or a StreamingJob's autoscaled consumers), how long to produce,
-and the faults to inject at given seconds. Validated
-before anything starts, like every other input.
+and the faults to inject, at given seconds or at seconds drawn from a seed (core/streams/chaos.py).
+Validated before anything starts, like every other input.
 """
 
 from __future__ import annotations
@@ -59,16 +59,49 @@ class ConsumerSetup(Model):
         return self
 
 
+FaultAction = Literal["killConsumer", "restartRedis", "pauseProducer", "addConsumer"]
+
+
 class Fault(Model):
     """Something that goes wrong, `at` seconds after the producer starts."""
 
     at: float = Field(ge=0)
-    action: Literal["killConsumer", "restartRedis", "pauseProducer", "addConsumer"] = Field(
+    action: FaultAction = Field(
         description="killConsumer: SIGKILL one, a replacement starts a second later; restartRedis: "
         "stop it (SIGTERM) and start it again after `seconds`; pauseProducer: SIGSTOP for `seconds`; "
         "addConsumer: one more consumer."
     )
     seconds: float = Field(2.0, gt=0, description="How long a restart or a pause lasts.")
+
+
+def least_gap(action: str, seconds: float) -> float:
+    """The shortest time between two random faults of `action`: a restart or a pause is over
+    and a second has passed; a killed consumer's replacement has started (a second later)."""
+    return seconds + 1.0 if action in ("restartRedis", "pauseProducer") else 1.0
+
+
+class RandomFaults(Model):
+    """Faults at random times, drawn from `seed`: one seed, one sequence of faults (chaos that
+    can be run again). For each action the gaps are its least gap plus an exponential draw,
+    so they average `every[action]`."""
+
+    seed: int = Field(0, description="The one source of the faults' randomness.")
+    every: dict[FaultAction, float] = Field(
+        min_length=1, description="For each action, the mean seconds between two of its faults."
+    )
+    seconds: float = Field(2.0, gt=0, description="How long each restart or pause lasts.")
+    after: float = Field(5.0, ge=0, description="No random fault before this second (the group settles).")
+
+    @model_validator(mode="after")
+    def _gaps_fit(self) -> RandomFaults:
+        for action, mean in self.every.items():
+            least = least_gap(action, self.seconds)
+            if mean <= least:
+                raise ValueError(
+                    f"every.{action} ({mean:g} s) must be above {least:g} s: a fault of it must be over, "
+                    "and a second passed, before the next"
+                )
+        return self
 
 
 class Scenario(Model):
@@ -91,7 +124,15 @@ class Scenario(Model):
         "it), run on this machine by the operator's own controller, whose autoscaler sets the consumer "
         "count (consumers.count is then unused; consumers.commitEvery still applies).",
     )
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list, description="Faults at given seconds.")
+    random_faults: RandomFaults | None = Field(
+        None, description="Faults at random seconds, drawn from a seed, beside the given ones."
+    )
+
+    def actions(self) -> set[str]:
+        """Every action the run may inject, given or drawn."""
+        drawn = set(self.random_faults.every) if self.random_faults else set()
+        return {f.action for f in self.faults} | drawn
 
     @model_validator(mode="after")
     def _generator_is_valid(self) -> Scenario:
@@ -104,14 +145,14 @@ class Scenario(Model):
         if self.kafka is not None:
             if self.redis != RedisSetup():
                 raise ValueError("give redis or kafka, not both: the benchmark runs on one broker")
-            if any(f.action == "restartRedis" for f in self.faults):
+            if "restartRedis" in self.actions():
                 raise ValueError("restartRedis: the benchmark restarts only a Redis it started, not kafka")
         if self.streaming_job is not None:
             if "source" in self.streaming_job:
                 raise ValueError("streamingJob.source is set by the benchmark, from redis or kafka")
             source = {"redis": {"address": "redis://127.0.0.1:6379/0", "stream": "s", "group": "g"}}
             StreamingJobSpec.model_validate({**self.streaming_job, "source": source})
-            if any(f.action == "addConsumer" for f in self.faults):
+            if "addConsumer" in self.actions():
                 raise ValueError("addConsumer: with a streamingJob, its autoscaler sets the consumer count")
         return self
 

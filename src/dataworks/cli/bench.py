@@ -120,7 +120,7 @@ def _jobs(args: argparse.Namespace, scenario: Any) -> Any:
             f"scenario {scenario.name}: --cluster needs a Redis the pods can reach: --redis URL "
             "(the benchmark starts one only on this machine)"
         )
-    bad = [f.action for f in scenario.faults if f.action in ("addConsumer", "restartRedis")]
+    bad = [a for a in scenario.actions() if a in ("addConsumer", "restartRedis")]
     if bad:
         fail(
             f"scenario {scenario.name}: faults {', '.join(sorted(set(bad)))} are for a run here; on a "

@@ -33,7 +33,7 @@ import psutil
 import yaml
 
 from dataworks.api.benchscenario import Fault, Scenario
-from dataworks.core.streams import latency, sequences
+from dataworks.core.streams import chaos, latency, sequences
 from dataworks.core.streams.generating import Generator, symbol_name
 from dataworks.streams.benchbrokers import GROUP, Broker, open_broker
 
@@ -110,7 +110,7 @@ class Run:
         """Start a fault now; its second half (a replacement, a resume, a restart) is scheduled,
         never slept through, so sampling goes on every second."""
         now = time.monotonic()
-        record: dict[str, Any] = {"t": round(now - self.started, 2), "action": fault.action}
+        record: dict[str, Any] = {"t": round(now - self.started, 2), "at": fault.at, "action": fault.action}
         if fault.action == "killConsumer" and self.live():
             victim = self.live()[0]
             record["consumer"] = victim
@@ -273,7 +273,7 @@ def _drive(r: Run) -> None:
     """Sample every second and inject faults on time, until the producer is done and the group
     has drained (lag and pending 0), or `drainSeconds` after the producer stopped."""
     assert r.producer is not None
-    faults = sorted(r.scenario.faults, key=lambda f: f.at)
+    faults = chaos.all_faults(r.scenario)
     next_sample = r.started + 1
     producer_done: float | None = None
     while True:
