@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,30 @@ def test_random_faults_strike_at_the_seconds_drawn_from_the_seed_and_nothing_is_
     assert s["processed"] == s["producedMessages"] > 100_000
     assert s["claimed"] > 0
     assert s["reconnects"] > 0
+
+
+def test_consumers_run_under_their_resource_limits(tmp_path: Path) -> None:
+    """consumers.resources: each consumer in a cgroup of its own, as a kubelet would put it
+    (tests/local/test_cgroups.py checks the kernel enforces it): a consumer that would take more
+    is held to its quarter core, reports the throttled periods, and still loses nothing."""
+    scenario, out = tmp_path / "limited.yaml", tmp_path / "limited.json"
+    scenario.write_text(
+        "name: limited\n"
+        "durationSeconds: 8\n"
+        "generator: {seed: 3, rate: 40000}\n"
+        "consumers: {count: 1, batch: 10, resources: {limits: {cpu: 250m, memory: 512Mi}}}\n"
+    )
+    cmd = [*CLI, "bench", "stream", str(scenario), "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert result["summary"]["lost"] == 0
+    busy = [x for x in result["samples"] if x.get("processed") and x.get("lag")]  # work waiting
+    assert len(busy) >= 5, result["samples"]
+    cpu = [x["resources"]["consumers"]["user"] + x["resources"]["consumers"]["system"] for x in busy]
+    assert max(cpu) < 0.35, cpu  # a quarter core a second, with the sampling's slack
+    assert statistics.median(cpu) > 0.18, cpu  # and it used its quarter
+    assert statistics.median(x["throttled"] for x in busy) > 0.8, busy
 
 
 def test_a_streamingjob_scenario_scales_its_consumers_and_loses_nothing(tmp_path: Path) -> None:

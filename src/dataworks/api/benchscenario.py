@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from dataworks.api.generator import GeneratorConfig
 from dataworks.api.meta import Model
+from dataworks.api.pods import ResourceRequirements
 from dataworks.api.streamingjob import KAFKA_SERVERS, StreamingJobSpec
 
 
@@ -48,6 +49,11 @@ class ConsumerSetup(Model):
     block_ms: int = Field(100, ge=0, description="XREADGROUP BLOCK.")
     claim_idle_ms: int = Field(1000, ge=100, description="Claim a dead consumer's entries after this.")
     commit_every: float = Field(0.5, gt=0, description="Seconds between report commits (XACKs follow).")
+    resources: ResourceRequirements | None = Field(
+        None,
+        description="Each consumer's limits (cpu, memory), enforced as a kubelet does, by a cgroup of "
+        "its own: over its CPU it is throttled, over its memory it is OOM-killed.",
+    )
 
     @model_validator(mode="after")
     def _commit_before_claim(self) -> ConsumerSetup:

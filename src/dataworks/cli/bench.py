@@ -76,6 +76,26 @@ def load(path: str, kafka: str | None = None, redis: str | None = None) -> Any:
         fail(f"scenario {path}: field {field}: {msg}")
 
 
+def _confine(scenario: Any) -> Any:
+    """Each consumer of a fixed group under `consumers.resources`' limits, in a cgroup of its
+    own (local/cgroups.py); None without limits."""
+    resources = scenario.consumers.resources
+    if resources is None:
+        return None
+    from dataworks.local import cgroups
+
+    limits = cgroups.Limits.of({"resources": resources.model_dump(by_alias=True, exclude_none=True)})
+    if not limits:
+        return None
+    limiter = cgroups.default()
+
+    def confine(name: str, pid: int) -> Any:
+        group = limiter.start(f"bench-{scenario.name}-{name}-{pid}", limits, pid)
+        return group.remove if group is not None else None
+
+    return confine
+
+
 def cmd_bench_stream(args: argparse.Namespace) -> int:
     need_streams("bench stream")
     scenario = load(args.scenario, args.kafka, args.redis)
@@ -90,7 +110,8 @@ def cmd_bench_stream(args: argparse.Namespace) -> int:
         if not target.parent.is_dir():
             fail(f"cannot write {target}: directory {target.parent} does not exist")
     try:
-        result = benching.run(scenario, keep=Path(args.keep) if args.keep else None, jobs=jobs)
+        keep = Path(args.keep) if args.keep else None
+        result = benching.run(scenario, keep=keep, jobs=jobs, confine=_confine(scenario))
     except ValueError as e:  # a fault the scenario's broker cannot take, a name taken on the cluster
         fail(f"scenario {scenario.name}: {e}")
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -8,7 +8,10 @@ consumers the cluster would:
 - a process that exits is started again under the same pod name after a pause
   (restartPolicy Always: a consumer restarted in place re-reads its own pending entries);
 - scaling down stops the newest pods (SIGTERM, then SIGKILL after the grace period); a new
-  template (a strategy switch) replaces every pod, one by one, new before old.
+  template (a strategy switch) replaces every pod, one by one, new before old;
+- the container's `resources.limits` are enforced with a cgroup per process (local/cgroups.py),
+  and a process the OOM killer ended is reported as a kubelet does, `OOMKilled` in its
+  container's `lastState`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataworks.local import kubelet
+from dataworks.local import cgroups, kubelet
 
 GRACE_SECONDS = 10.0
 RESTART_SECONDS = 1.0
@@ -40,13 +43,22 @@ class LocalPod:
     proc: subprocess.Popen[bytes] | None = None
     exited_at: float | None = None
     restarts: int = 0
+    group: cgroups.Group | None = None  # its container's limits, while it runs
+    last_end: dict[str, Any] | None = None  # lastState.terminated of its container, once it ended
 
 
 class LocalDeployment:
     def __init__(
-        self, manifest: dict[str, Any], *, runner: Runner, logs: Path, wake: threading.Event
+        self,
+        manifest: dict[str, Any],
+        *,
+        runner: Runner,
+        logs: Path,
+        wake: threading.Event,
+        limiter: cgroups.Limiter | None = None,
     ) -> None:
         self.manifest, self.runner, self.logs, self.wake = manifest, runner, logs, wake
+        self.limiter = limiter or cgroups.default()
         self.pods: list[LocalPod] = []
         self.serial = 0
 
@@ -103,10 +115,20 @@ class LocalDeployment:
                 out.write(f"error: cannot start {runs.argv(0)[0]!r}: {e.strerror}\n".encode())
                 pod.proc, pod.exited_at = None, time.monotonic()
                 return
-        threading.Thread(target=self._reap, args=(pod.proc,), daemon=True).start()
+        (container,) = self.manifest["spec"]["template"]["spec"]["containers"]
+        limits = cgroups.Limits.of(container)
+        pod.group = self.limiter.start(f"{pod.name}-{pod.proc.pid}", limits, pod.proc.pid)
+        threading.Thread(target=self._reap, args=(pod, pod.proc), daemon=True).start()
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.wait()
+    def _reap(self, pod: LocalPod, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        group, pod.group = pod.group, None
+        oom = group is not None and group.oom_kills() > 0
+        if group is not None:
+            group.remove()
+        reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+        exit_code = 128 - code if code < 0 else code  # a signal's end, as a runtime reports it
+        pod.last_end = {"exitCode": exit_code, "reason": reason}
         self.wake.set()
 
     def _stop(self, pod: LocalPod) -> None:
@@ -138,10 +160,15 @@ class LocalDeployment:
 
     def pod_objects(self) -> list[dict[str, Any]]:
         labels = (self.manifest["spec"]["template"].get("metadata") or {}).get("labels") or {}
+        name = self.manifest["spec"]["template"]["spec"]["containers"][0]["name"]
         out = []
         for p in self.pods:
             alive = p.proc is not None and p.proc.poll() is None
             ready = [{"type": "Ready", "status": "True" if alive else "False"}]
+            container: dict[str, Any] = {"name": name, "restartCount": p.restarts, "ready": alive}
+            if p.last_end is not None:
+                container["lastState"] = {"terminated": p.last_end}
             out.append({"metadata": {"name": p.name, "labels": dict(labels)},
-                        "status": {"phase": "Running", "conditions": ready}})  # fmt: skip
+                        "status": {"phase": "Running", "conditions": ready,
+                                   "containerStatuses": [container]}})  # fmt: skip
         return out

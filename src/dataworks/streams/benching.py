@@ -59,6 +59,9 @@ class ConsumerJob(Protocol):
 
 # (spec, source, workdir, commit_every) -> the job, not started
 JobFactory = Callable[[dict[str, Any], dict[str, Any], Path, float], ConsumerJob]
+# (consumer name, pid) -> put the process under consumers.resources' limits; what undoes it
+# once the process is gone (the CLI gives local/cgroups.py's)
+Confine = Callable[[str, int], Callable[[], None] | None]
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Run:
     later: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (due, action)
     job: ConsumerJob | None = None  # a StreamingJob's consumers instead of a fixed group
     job_factory: JobFactory | None = None
+    confine: Confine | None = None
+    undo: list[Callable[[], None]] = field(default_factory=list)  # each consumer's confinement
     ceiling: float | None = None  # what the broker takes from its own tool, measured at the start
 
     def start_consumer(self) -> None:
@@ -96,6 +101,10 @@ class Run:
         self.consumers[name] = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=self._log(name), env=children_env()
         )
+        if self.confine is not None:
+            undo = self.confine(name, self.consumers[name].pid)
+            if undo is not None:
+                self.undo.append(undo)
 
     def _log(self, name: str) -> Any:
         return (self.workdir / f"{name}.log").open("wb")
@@ -148,10 +157,12 @@ class Run:
 
     def _consumer_stats(self) -> dict[str, Any]:
         """The consumers' per-second figures published since the last sample."""
-        processed, busy, p50, p99, p999 = 0, 0.0, [], [], []
+        processed, busy, p50, p99, p999, throttled = 0, 0.0, [], [], [], []
         for s in self._new_rows():
             processed += s["processed"]
             busy += s["busy"]
+            if s.get("throttled") is not None:  # under a CPU limit
+                throttled.append(s["throttled"])
             if s.get("p99") is not None:
                 p50.append(s["p50"])
                 p99.append(s["p99"])
@@ -159,6 +170,8 @@ class Run:
         out: dict[str, Any] = {"processed": processed, "busy": round(busy, 3)}
         if p99:  # across consumers, the worst: percentiles of parts do not combine
             out |= {"p50": max(p50), "p99": max(p99), "p999": max(p999)}
+        if throttled:  # the most throttled consumer's share of CPU periods
+            out["throttled"] = max(throttled)
         return out
 
     def _new_rows(self) -> list[dict[str, Any]]:
@@ -210,14 +223,21 @@ class Run:
         return out
 
 
-def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None = None) -> dict[str, Any]:
+def run(
+    scenario: Scenario,
+    *,
+    keep: Path | None = None,
+    jobs: JobFactory | None = None,
+    confine: Confine | None = None,
+) -> dict[str, Any]:
     """Run the scenario; its result (summary, samples, faults, correctness), as JSON data.
     `keep`: copy the working directory (logs, reports, per-second stats) there. `jobs` runs a
-    scenario's StreamingJob (the CLI gives the local runtime's)."""
+    scenario's StreamingJob (the CLI gives the local runtime's); `confine` puts each consumer
+    of a fixed group under `consumers.resources`."""
     if scenario.streaming_job is not None and jobs is None:
         raise ValueError(f"scenario {scenario.name} has a streamingJob, and no way to run one was given")
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{scenario.name}-"))
-    r = Run(scenario, workdir, open_broker(scenario, workdir), job_factory=jobs)
+    r = Run(scenario, workdir, open_broker(scenario, workdir), job_factory=jobs, confine=confine)
     try:
         config = _start(r)
         _drive(r)
@@ -239,6 +259,9 @@ def run(scenario: Scenario, *, keep: Path | None = None, jobs: JobFactory | None
         for proc in [r.producer, *r.consumers.values()]:
             if proc is not None and proc.poll() is None:
                 proc.kill()
+                proc.wait()
+        for undo in r.undo:
+            undo()
         r.broker.stop()
         if keep is not None:
             shutil.copytree(workdir, keep, dirs_exist_ok=True)

@@ -71,7 +71,20 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-CPU_STAT = "/sys/fs/cgroup/cpu.stat"  # cgroup v2, as a container sees its own
+def own_cpu_stat(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> str:
+    """The `cpu.stat` of this process's own cgroup: cgroup v1's cpu hierarchy when the process
+    is in one, else v2's (in a container, `0::/`: /sys/fs/cgroup/cpu.stat). On this machine a
+    container's limits are a group of their own (local/cgroups.py), found the same way."""
+    try:
+        with open(proc_cgroup) as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        return f"{root}/cpu.stat"
+    for _, controllers, path in lines:
+        if "cpu" in controllers.split(",") and os.path.isdir(f"{root}/cpu"):
+            return f"{root}/cpu{path.rstrip('/')}/cpu.stat"
+    v2 = [path for hid, controllers, path in lines if hid == "0" and not controllers]
+    return f"{root}{v2[0].rstrip('/')}/cpu.stat" if v2 else f"{root}/cpu.stat"
 
 
 class Stats:
@@ -85,7 +98,7 @@ class Stats:
         self,
         path: str | None,
         publish: Callable[[dict[str, Any]], None] | None = None,
-        cpu_stat: str = CPU_STAT,
+        cpu_stat: str | None = None,
     ) -> None:
         self.out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (kept for the run)
         self.publish = publish  # also given each second's row (a StreamingJob's consumers report it)
@@ -93,7 +106,7 @@ class Stats:
         self.busy = 0.0
         self.count = 0
         self.errors = 0
-        self.throttling = Throttling(cpu_stat)
+        self.throttling = Throttling(cpu_stat or own_cpu_stat())
         self.started = time.monotonic()
         self.histogram = np.zeros(latency.EDGES.size + 1, dtype=np.int64)
 
@@ -136,8 +149,9 @@ class Stats:
 
 
 class Throttling:
-    """The share of CPU periods throttled since the last call, from the cgroup v2 `cpu.stat`
-    of this process's container; None without a CPU limit (no periods) or without the file."""
+    """The share of CPU periods throttled since the last call, from the `cpu.stat` of this
+    process's cgroup (v1 and v2 name the counts alike); None without a CPU limit (no periods)
+    or without the file."""
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from dataworks.streams.brokering import report_of
-from dataworks.streams.processing import Stats, Throttling
+from dataworks.streams.processing import Stats, Throttling, own_cpu_stat
 
 
 def cpu_stat(path: Path, periods: int, throttled: int) -> None:
@@ -45,3 +47,25 @@ def test_a_row_counts_the_errors_and_the_operator_reads_them(tmp_path: Path) -> 
     report = report_of("c1", row)
     assert report is not None
     assert (report.errors, report.throttled) == (10, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("proc_cgroup", "v1", "expected"),
+    [
+        ("0::/\n", False, "cpu.stat"),  # a container's own view, cgroup v2
+        ("0::/dataworks/c1-42\n", False, "dataworks/c1-42/cpu.stat"),  # a group of this machine's
+        ("4:memory:/dataworks/c1-42\n1:cpu:/dataworks/c1-42\n0::/\n", True, "cpu/dataworks/c1-42/cpu.stat"),
+        ("2:cpu,cpuacct:/kubepods/pod9\n0::/\n", True, "cpu/kubepods/pod9/cpu.stat"),
+        ("1:cpu:/\n0::/\n", True, "cpu/cpu.stat"),  # v1, in the root group: no limit
+        (None, False, "cpu.stat"),  # no /proc here
+    ],
+)
+def test_the_cpu_stat_read_is_the_own_cgroups(
+    tmp_path: Path, proc_cgroup: str | None, v1: bool, expected: str
+) -> None:
+    where = tmp_path / "cgroup"
+    if proc_cgroup is not None:
+        where.write_text(proc_cgroup)
+    root = tmp_path / "sys"
+    (root / "cpu").mkdir(parents=True) if v1 else root.mkdir()
+    assert own_cpu_stat(str(where), str(root)) == f"{root}/{expected}"
