@@ -103,3 +103,36 @@ def test_a_pod_without_limits_gets_no_group(tmp_path: Path) -> None:
             assert cgroups.PARENT not in f.read()
     finally:
         d.terminate()
+
+
+def test_a_job_pod_over_its_memory_limit_fails_as_oom_killed(tmp_path: Path) -> None:
+    """A Job's try under `resources.limits.memory` is ended by the kernel; the Job fails (no
+    retries) and its pod says OOMKilled with exit code 137, as on a node."""
+    from datetime import UTC, datetime
+
+    from dataworks.local.jobs import Launcher, LocalJob
+
+    assert HERE is not None, "CI runs as root: the cgroup hierarchy must be writable"
+    container = {"name": "step", "resources": {"limits": {"memory": "128Mi"}}}
+    manifest = {
+        "metadata": {"name": "p-hog", "labels": {"dataworks.io/step": "hog", "dataworks.io/attempt": "1"}},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"containers": [container]}}},
+    }
+    launcher = Launcher(
+        argv=lambda i: [sys.executable, "-c", HOG],
+        env=lambda i, t: dict(os.environ),
+        cwd=tmp_path,
+        log=lambda i, t: tmp_path / f"w{i}.log",
+        limits=cgroups.Limits.of(container),
+    )
+    job = LocalJob(manifest, launcher=launcher, wake=threading.Event())
+    job.start(datetime.now(UTC))
+    deadline = time.monotonic() + 30
+    while job.view().state == "Active" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job.poll(datetime.now(UTC))
+    assert job.view().state == "Failed"
+    (pod,) = job.pods()
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["state"]["terminated"]["exitCode"] == 137
+    assert status["state"]["terminated"]["reason"] == "OOMKilled"

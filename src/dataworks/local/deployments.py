@@ -118,17 +118,18 @@ class LocalDeployment:
         (container,) = self.manifest["spec"]["template"]["spec"]["containers"]
         limits = cgroups.Limits.of(container)
         pod.group = self.limiter.start(f"{pod.name}-{pod.proc.pid}", limits, pod.proc.pid)
-        threading.Thread(target=self._reap, args=(pod, pod.proc), daemon=True).start()
+        threading.Thread(target=self._reap, args=(pod, pod.proc, pod.group), daemon=True).start()
 
-    def _reap(self, pod: LocalPod, proc: subprocess.Popen[bytes]) -> None:
+    def _reap(self, pod: LocalPod, proc: subprocess.Popen[bytes], group: cgroups.Group | None) -> None:
         code = proc.wait()
-        group, pod.group = pod.group, None
         oom = group is not None and group.oom_kills() > 0
         if group is not None:
             group.remove()
-        reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
-        exit_code = 128 - code if code < 0 else code  # a signal's end, as a runtime reports it
-        pod.last_end = {"exitCode": exit_code, "reason": reason}
+        if pod.proc is proc:  # not a later process of the pod's
+            pod.group = None
+            reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+            exit_code = 128 - code if code < 0 else code  # a signal's end, as a runtime reports it
+            pod.last_end = {"exitCode": exit_code, "reason": reason}
         self.wake.set()
 
     def _stop(self, pod: LocalPod) -> None:

@@ -5,7 +5,9 @@ The operator hands retries to Kubernetes: `backoffLimit` for a step,
 codes never (or only) worth retrying, `activeDeadlineSeconds` for timeouts.
 `LocalJob` reads those very fields from the Job manifest (`JobRules`), gives
 the same rules to local processes, and reports itself as the same `JobView`
-the planner reads, so `core.pipelines.planning` decides both.
+the planner reads, so `core.pipelines.planning` decides both. The container's
+`resources.limits` are enforced by a cgroup per try (local/cgroups.py), and a
+try the OOM killer ended is reported `OOMKilled`, as a kubelet reports it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Literal
 from dataworks.core.kit.clock import ts
 from dataworks.core.kit.jobs import JobState, JobView, one_line
 from dataworks.core.kit.labels import LABEL_ATTEMPT, LABEL_STEP
+from dataworks.local import cgroups
 
 PolicyAction = Literal["FailJob", "FailIndex", "Ignore", "Count"]
 DEFAULT_BACKOFF_LIMIT = 6  # the Job API's default
@@ -45,6 +48,8 @@ class Worker:
     failed: bool = False
     exit_codes: list[int] = field(default_factory=list)
     ended_at: str | None = None  # when its latest try was seen to end (microseconds: order matters)
+    group: cgroups.Group | None = None  # its container's limits, while its latest try runs
+    oom_killed: bool = False  # its latest try was ended by the OOM killer
 
     @property
     def running(self) -> bool:
@@ -61,6 +66,8 @@ class Launcher:
     cwd: Path
     log: Callable[[int, int], Path]
     termination: Callable[[int], Path] | None = None  # worker <index>'s termination message file
+    limits: cgroups.Limits = field(default_factory=cgroups.Limits)  # the container's resources.limits
+    limiter: cgroups.Limiter | None = None  # enforces them (default: this machine's)
 
 
 @dataclass(frozen=True)
@@ -156,11 +163,29 @@ class LocalJob:
                 w.done = w.failed = True
                 self.wake.set()
                 return
-        threading.Thread(target=self._reap, args=(w.proc,), daemon=True).start()
+        w.oom_killed = False
+        if self.launcher.limits:
+            limiter = self.launcher.limiter or cgroups.default()
+            w.group = limiter.start(
+                f"{self.rules.name}-{w.index}-{w.tries}-{w.proc.pid}", self.launcher.limits, w.proc.pid
+            )
+        threading.Thread(target=self._reap, args=(w, w.proc, w.group), daemon=True).start()
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
+    def _reap(self, w: Worker, proc: subprocess.Popen[bytes], group: cgroups.Group | None) -> None:
         proc.wait()
+        self._release(w, group)
         self.wake.set()
+
+    @staticmethod
+    def _release(w: Worker, group: cgroups.Group | None) -> None:
+        """After the try in `group` ended: whether the OOM killer ended it, and the group
+        removed. Once: the reaper and `poll`, whichever sees the end first, and never a later
+        try's group."""
+        if group is None or w.group is not group:
+            return
+        w.group = None
+        w.oom_killed = group.oom_kills() > 0
+        group.remove()
 
     def _signal(self, sig: int) -> None:
         for w in self.workers:
@@ -214,6 +239,7 @@ class LocalJob:
             # A process killed by signal N reports -N; a container runtime reports 128+N
             # (SIGKILL, as an OOM kill: 137), and the exit-code rules are written for that.
             code = w.proc.returncode if w.proc.returncode >= 0 else 128 - w.proc.returncode
+            self._release(w, w.group)  # before the pod is shown: an OOM kill is its reason
             w.exit_codes.append(code)
             w.ended_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             if code == 0:
@@ -324,7 +350,8 @@ class LocalJob:
             if not w.exit_codes:
                 continue
             code = w.exit_codes[-1]
-            terminated: dict[str, Any] = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+            reason = "Completed" if code == 0 else "OOMKilled" if w.oom_killed else "Error"
+            terminated: dict[str, Any] = {"exitCode": code, "reason": reason}
             written = self._termination_message(w)
             if written:
                 terminated["message"] = written

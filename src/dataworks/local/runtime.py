@@ -24,7 +24,7 @@ from typing import Any
 from dataworks.controllers.base import Controller
 from dataworks.core.kit.labels import JOB_NAME
 from dataworks.core.kit.plan import Actions, Event
-from dataworks.local import kubelet, runs
+from dataworks.local import cgroups, kubelet, runs
 from dataworks.local.deployments import LocalDeployment
 from dataworks.local.jobs import Launcher, LocalJob
 
@@ -172,6 +172,7 @@ class LocalRuntime:
             cwd=self.node.root,
             log=log,
             termination=runs_in.termination,
+            limits=cgroups.Limits.of(manifest["spec"]["template"]["spec"]["containers"][0]),
         )
         job = LocalJob(manifest, launcher=launcher, wake=self.wake)
         self.jobs[name] = job
