@@ -58,6 +58,9 @@ class CannotRetry(ValueError):
 
 def _pipeline_rerun(status: dict[str, Any], step: str | None) -> list[str]:
     if step:
+        phase = next((s.get("phase") for s in status.get("stepStatuses") or [] if s["name"] == step), None)
+        if phase == "Running":  # the operator would refuse it too (core/pipelines/retry.py)
+            raise CannotRetry(f"step {step} is running; retry it once it has ended, or cancel first")
         return [step]
     redo = {"Failed", "Skipped", "Cancelled"}
     rerun = [s["name"] for s in status.get("stepStatuses") or [] if s.get("phase") in redo]

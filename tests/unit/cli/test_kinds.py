@@ -100,6 +100,10 @@ def test_pipeline_retries_are_unchanged() -> None:
     )
     with pytest.raises(kinds.CannotRetry, match="no failed, skipped or cancelled step"):
         retry.rerun({"stepStatuses": [{"name": "a", "phase": "Completed"}]}, None)
+    running = {"stepStatuses": [{"name": "a", "phase": "Running"}, {"name": "b", "phase": "Failed"}]}
+    with pytest.raises(kinds.CannotRetry, match="step a is running; retry it once it has ended"):
+        retry.rerun(running, "a")
+    assert retry.rerun(running, "b") == ["b"]  # another step that ended can be retried meanwhile
 
 
 def test_get_renders_printer_columns_of_any_kind() -> None:

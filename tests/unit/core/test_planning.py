@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from dataworks.api import pipeline as api
+from dataworks.core.kit.clock import ts
 from dataworks.core.kit.plan import Meta
 from dataworks.core.pipelines import planning
 from tests.builders import pipelines as builders
@@ -255,11 +256,6 @@ def test_cancelling_a_finished_pipeline_or_clearing_shutdown_keeps_its_outcome()
     assert (cleared.status.phase, cleared.events, cleared.create) == ("Cancelled", [], [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a retry naming a running step starts attempt 2 beside attempt 1, whose Job is "
-    "neither deleted nor watched any more (decide: refuse the request, or delete the old Job)",
-)
 def test_a_retry_never_leaves_two_jobs_of_one_step_running() -> None:
     sim = Sim(make_pipeline("r").step("a"))
     sim.reconcile()  # a is running as r-a
@@ -267,13 +263,12 @@ def test_a_retry_never_leaves_two_jobs_of_one_step_running() -> None:
     plan = sim.reconcile()
     live = [name for name, j in sim.jobs.items() if j.step == "a" and j.state == "Active"]
     assert len(live) - len(plan.delete) <= 1, live
+    assert not plan.create  # refused: a Warning says why, and the request's id is spent
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "RetryRefused")]
+    assert "step a is running (attempt 1)" in plan.events[0].message
+    assert plan.status.last_retry_id == "again"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a retry after the pipeline's deadline announces StepRetrying, then leaves the "
-    "steps Waiting in a Failed pipeline (decide: restart the deadline clock, or refuse the retry)",
-)
 def test_a_retry_past_the_deadline_runs_its_steps_or_leaves_them_finished() -> None:
     sim = Sim(make_pipeline("dl").step("a").set(activeDeadlineSeconds=5))
     sim.reconcile()
@@ -282,6 +277,10 @@ def test_a_retry_past_the_deadline_runs_its_steps_or_leaves_them_finished() -> N
     sim.builder.set(retry={"id": "r1"})
     plan = sim.reconcile()
     assert plan.create or all(s.phase in api.TERMINAL_STEP_PHASES for s in plan.status.step_statuses)
+    # The retry starts the deadline clock again: a runs as attempt 2, the pipeline runs.
+    assert [c.step.name for c in plan.create] == ["a"]
+    assert plan.status.phase == "Running"
+    assert plan.status.start_time == ts(sim.now)
 
 
 def test_edits_to_started_steps_are_reported_and_edits_to_waiting_steps_apply() -> None:

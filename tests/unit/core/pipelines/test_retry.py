@@ -2,7 +2,8 @@
 no step it re-runs every failed, skipped and cancelled step; naming a step re-runs that step and
 only those of its (transitive) dependents that did not complete; a step that ran gets a new
 attempt (a new Job), one that never ran keeps its attempt; a re-run step and the pipeline forget
-the previous outcome; nothing is applied while the pipeline is being cancelled."""
+the previous outcome; nothing is applied while the pipeline is being cancelled; a request that
+names a running step is refused, and one that re-opens a finished pipeline restarts its deadline."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dataworks.core.kit.clock import ts
 from dataworks.core.pipelines import retry
 from tests.builders.pipelines import (
     PipelineBuilder,
@@ -147,3 +149,61 @@ def test_retry(spec: dict[str, Any], events: list[tuple[str, str, str]], last_id
     assert [(e.type, e.reason, e.message) for e in w.plan.events] == events
     assert w.status.last_retry_id == last_id
     assert w.old.last_retry_id is None  # the old status is never written to
+
+
+@pytest.mark.parametrize(
+    ("status", "request_", "refused"),
+    [
+        pytest.param(
+            make_status(phase="Running").step("a", "Running", job="p-a"),
+            {"id": "r1", "step": "a"},
+            "retry r1 refused: step a is running (attempt 1)",
+            id="named-running-step",
+        ),
+        pytest.param(
+            make_status(phase="Running").step("a", "Running", job="p-a").step("e", "Failed", job="p-e"),
+            {"id": "r1", "step": "e"},
+            None,
+            id="named-ended-step-while-another-runs",
+        ),
+        pytest.param(
+            make_status(phase="Running").step("a", "Running", job="p-a").step("e", "Failed", job="p-e"),
+            {"id": "r1"},
+            None,
+            id="unnamed-retries-only-ended-steps",
+        ),
+        pytest.param(
+            make_status(phase="Running").step("a", "Running", job="p-a").set(last_retry_id="r1"),
+            {"id": "r1", "step": "a"},
+            None,
+            id="spent-id-not-judged-again",
+        ),
+    ],
+)
+def test_a_retry_of_a_running_step_is_refused(
+    status: StatusBuilder, request_: dict[str, str], refused: str | None
+) -> None:
+    w = make_work(dag(retry=request_), status)
+    before = attempts(w)
+    retry.retry(w)
+    warnings = [e.message for e in w.plan.events if e.reason == "RetryRefused"]
+    if refused is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert warnings[0].startswith(refused)
+        assert attempts(w) == before  # nothing re-opened
+        assert w.status.last_retry_id == request_["id"]  # spent
+
+
+@pytest.mark.parametrize(
+    ("old_phase", "restarted"),
+    [("Failed", True), ("Cancelled", True), ("Completed", True), ("Running", False)],
+)
+def test_a_retry_that_reopens_a_finished_pipeline_restarts_its_deadline_clock(
+    old_phase: str, restarted: bool
+) -> None:
+    status = failed_run().set(phase=old_phase, start_time=stamp(0))
+    w = make_work(dag(retry={"id": "r"}), status)
+    retry.retry(w)
+    assert w.status.start_time == (ts(w.now) if restarted else stamp(0))
