@@ -54,6 +54,29 @@ def consumer(kafka: services.Kafka, topic: str, name: str, *args: str) -> subpro
     return p
 
 
+def assigned(kafka: services.Kafka, group: str) -> dict[str, int]:
+    """How many partitions each member of `group` holds now, by client id (none while the
+    group's coordinator is not ready)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    try:
+        described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except KafkaException as e:
+        not_ready = {
+            KafkaError.NOT_COORDINATOR,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        }
+        if e.args[0].code() not in not_ready and not e.args[0].retriable():
+            raise
+        return {}
+    return {
+        m.client_id: len(m.assignment.topic_partitions if m.assignment else []) for m in described.members
+    }
+
+
 def report_of(p: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
@@ -137,9 +160,12 @@ def test_two_consumers_share_the_partitions_and_the_operator_reads_their_figures
     args = ("--block-ms", "200", "--publish-stats")
     ps = [consumer(kafka_server, topic, n, *args) for n in ("c1", "c2")]
     deadline = time.monotonic() + 60
-    while set(read(kafka_server, topic).consumers) != {"c1", "c2"}:
-        assert time.monotonic() < deadline, "the consumers never joined the group"
+    # Listed as members is not yet holding partitions: wait until each holds two, or the first
+    # could take every message before the group's rebalance hands the second its own.
+    while sorted(assigned(kafka_server, "g").values()) != [2, 2]:
+        assert time.monotonic() < deadline, f"the partitions were never shared: {assigned(kafka_server, 'g')}"
         time.sleep(0.2)
+    assert set(read(kafka_server, topic).consumers) == {"c1", "c2"}
     sent = produce(kafka_server, topic, tmp_path, "--seed", "4", "--count", "30000", partitions=4)
     while True:  # both joined, everything processed and committed, and both reported
         reading = read(kafka_server, topic)
