@@ -295,6 +295,9 @@ class KafkaBroker:
                 "busy": rep.busy,
                 "p50": rep.p50_ms,
                 "p99": rep.p99_ms,
+                "cpuUser": rep.cpu_user,
+                "cpuSystem": rep.cpu_system,
+                "rss": rep.rss,
             }
             for rep in self.last_reports
         }

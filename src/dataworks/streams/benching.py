@@ -82,6 +82,7 @@ class Run:
     job_factory: JobFactory | None = None
     confine: Confine | None = None
     undo: list[Callable[[], None]] = field(default_factory=list)  # each consumer's confinement
+    own_resources: dict[str, Any] = field(default_factory=dict)  # a cluster's consumers' own figures
     ceiling: float | None = None  # what the broker takes from its own tool, measured at the start
 
     def start_consumer(self) -> None:
@@ -153,12 +154,17 @@ class Run:
         row |= self.broker.reading(GROUP)
         row |= self._consumer_stats()
         row |= self._resources()
+        if "consumers" in self.own_resources:  # a cluster's: from their own rows
+            row["resources"]["consumers"] = self.own_resources.pop("consumers")
         self.samples.append(row)
 
     def _consumer_stats(self) -> dict[str, Any]:
         """The consumers' per-second figures published since the last sample."""
         processed, busy, p50, p99, p999, throttled = 0, 0.0, [], [], [], []
-        for s in self._new_rows():
+        rows = self._new_rows()
+        if self.job is not None and self.job.reports_in_broker:
+            self._own_resources(rows)
+        for s in rows:
             processed += s["processed"]
             busy += s["busy"]
             if s.get("throttled") is not None:  # under a CPU limit
@@ -173,6 +179,17 @@ class Run:
         if throttled:  # the most throttled consumer's share of CPU periods
             out["throttled"] = max(throttled)
         return out
+
+    def _own_resources(self, rows: list[dict[str, Any]]) -> None:
+        """On a cluster, psutil cannot reach the consumers' pods: their CPU seconds and memory
+        come from the rows they publish (each its own `os.times()` and resident memory)."""
+        with_cpu = [r for r in rows if r.get("cpuUser") is not None]
+        if with_cpu:
+            self.own_resources["consumers"] = {
+                "user": round(sum(r["cpuUser"] for r in with_cpu), 3),
+                "system": round(sum(r.get("cpuSystem") or 0.0 for r in with_cpu), 3),
+                "rssMiB": round(sum(r.get("rss") or 0 for r in with_cpu) / 2**20, 1),
+            }
 
     def _new_rows(self) -> list[dict[str, Any]]:
         """Here, every line each consumer process appended to its stats file. On a cluster, each

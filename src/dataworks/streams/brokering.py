@@ -147,6 +147,9 @@ def report_of(consumer: str, row: Any) -> measuring.Report | None:
             p99_ms=row.get("p99"),
             errors=int(row.get("errors") or 0),
             throttled=row.get("throttled"),
+            cpu_user=row.get("cpuUser"),
+            cpu_system=row.get("cpuSystem"),
+            rss=row.get("rss"),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

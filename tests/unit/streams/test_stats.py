@@ -4,12 +4,13 @@ writes, as the kernel would)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from dataworks.streams.brokering import report_of
-from dataworks.streams.processing import Stats, Throttling, own_cpu_stat
+from dataworks.streams.processing import Stats, Throttling, own_cpu_stat, resident_bytes
 
 
 def cpu_stat(path: Path, periods: int, throttled: int) -> None:
@@ -69,3 +70,20 @@ def test_the_cpu_stat_read_is_the_own_cgroups(
     root = tmp_path / "sys"
     (root / "cpu").mkdir(parents=True) if v1 else root.mkdir()
     assert own_cpu_stat(str(where), str(root)) == f"{root}/{expected}"
+
+
+def test_a_row_carries_the_consumers_own_cpu_and_memory(tmp_path: Path) -> None:
+    rows: list[dict[str, object]] = []
+    s = Stats(None, rows.append, cpu_stat=str(tmp_path / "absent"))
+    end = time.process_time() + 0.2
+    while time.process_time() < end:  # work, so that the row has CPU seconds to show
+        pass
+    s.flush(force=True)
+    [row] = rows
+    assert 0.15 < float(row["cpuUser"]) + float(row["cpuSystem"]) < 2.0  # type: ignore[arg-type]
+    assert 10 * 2**20 < int(row["rss"]) < 4 * 2**30  # type: ignore[call-overload]
+    report = report_of("c1", row)
+    assert report is not None
+    assert report.rss == row["rss"]
+    assert report.cpu_user == row["cpuUser"]
+    assert resident_bytes(str(tmp_path / "absent")) is None

@@ -57,6 +57,9 @@ class Report:
     p99_ms: float | None = None
     errors: int = 0  # messages in that second that were errors (not JSON, no id)
     throttled: float | None = None  # share of its CPU periods throttled (None: no CPU limit)
+    cpu_user: float | None = None  # its own CPU seconds in that second (a benchmark reads them)
+    cpu_system: float | None = None
+    rss: int | None = None  # its resident memory, bytes
 
 
 @dataclass(frozen=True)
