@@ -128,18 +128,17 @@ class Group:
             return 0
         return int(fields.get("oom_kill", 0))
 
-    def throttled_periods(self) -> int:
-        try:
-            fields = dict(line.split()[:2] for line in (self.cpu / "cpu.stat").read_text().splitlines())
-        except OSError:
-            return 0
-        return int(fields.get("nr_throttled", 0))
-
     def remove(self) -> None:
         """Remove the group once its processes are gone (a group with a process stays)."""
         for d in {self.cpu, self.memory}:
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+    def end(self) -> bool:
+        """After its process ended: remove the group; whether the OOM killer ended it."""
+        oom = self.oom_kills() > 0
+        self.remove()
+        return oom
 
 
 class Limiter:

@@ -122,9 +122,7 @@ class LocalDeployment:
 
     def _reap(self, pod: LocalPod, proc: subprocess.Popen[bytes], group: cgroups.Group | None) -> None:
         code = proc.wait()
-        oom = group is not None and group.oom_kills() > 0
-        if group is not None:
-            group.remove()
+        oom = group is not None and group.end()
         if pod.proc is proc:  # not a later process of the pod's
             pod.group = None
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")

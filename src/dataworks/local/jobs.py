@@ -184,8 +184,7 @@ class LocalJob:
         if group is None or w.group is not group:
             return
         w.group = None
-        w.oom_killed = group.oom_kills() > 0
-        group.remove()
+        w.oom_killed = group.end()
 
     def _signal(self, sig: int) -> None:
         for w in self.workers:
