@@ -217,6 +217,7 @@ def test_a_bad_scenario_names_the_field_and_runs_nothing(tmp_path: Path) -> None
         "kafka: {bootstrap: 'k:9092'}\nrandomFaults: {every: {restartRedis: 9}}": "restartRedis: the bench",
         "randomFaults: {every: {restartRedis: 2}}": "every.restartRedis (2 s) must be above 3 s",
         "randomFaults: {every: {unplug: 5}}": "field randomFaults.every.unplug",
+        "consumers: {resources: {limits: {cpu: lots}}}": "field consumers.resources.limits.cpu",
     }
     for body, message in cases.items():
         path = tmp_path / "bad.yaml"

@@ -68,12 +68,22 @@ def load(path: str, kafka: str | None = None, redis: str | None = None) -> Any:
             fail(f"scenario {path}: --redis is for a scenario on Redis (one without a kafka: section)")
         raw["redis"] = {**(raw.get("redis") or {}), "url": redis}
     try:
-        return Scenario.model_validate(raw)
+        scenario = Scenario.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         msg = first["msg"].removeprefix("Value error, ")
         fail(f"scenario {path}: field {field}: {msg}")
+    from dataworks.core.kit.quantities import parse_quantity
+
+    resources = scenario.consumers.resources
+    for kind, values in (("requests", resources.requests), ("limits", resources.limits)) if resources else ():
+        for key, value in (values or {}).items():
+            try:
+                parse_quantity(value)
+            except ValueError as e:
+                fail(f"scenario {path}: field consumers.resources.{kind}.{key}: {e}")
+    return scenario
 
 
 def _confine(scenario: Any) -> Any:
